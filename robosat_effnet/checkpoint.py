@@ -1,0 +1,106 @@
+"""Self-describing checkpoints: the weights plus everything needed to rebuild and preprocess.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+`torch.load(..., weights_only=True)`:
+
+    {"format": "robosat_effnet", "version": "0.1.0", "spec": {...ModelSpec...},
+     "model": state_dict, "epoch": int, "metrics": {...}, ...training state...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robosat_effnet import __version__
+from robosat_effnet.errors import CheckpointError
+from robosat_effnet.io import atomic_path
+
+FORMAT = "robosat_effnet"
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class ModelSpec:
+    """What a checkpoint must say to rebuild its model and preprocess its inputs."""
+
+    backbone: str = "efficientnet-b0"
+    decoder: str = "unet"
+    classes: list[str] = field(default_factory=lambda: ["background", "foreground"])
+    colors: list[str] = field(default_factory=lambda: ["denim", "orange"])
+    in_channels: int = 3
+    bands: list[int] | None = None  # 1-based raster bands used as input; None: all, in order
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    tile_size: int = 512
+    output_stride: int = 32
+    version: str = __version__
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def build_from_spec(spec: ModelSpec) -> torch.nn.Module:
+    """A freshly initialised model of the architecture a spec describes."""
+    from robosat_effnet.models import build_model
+
+    return build_model(spec.backbone, decoder=spec.decoder, num_classes=spec.num_classes,
+                       in_channels=spec.in_channels, output_stride=spec.output_stride)
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: ModelSpec, **state: Any) -> Path:
+    """Write a checkpoint atomically (temp file + rename). `state` adds training state (epoch, optimizer, ...)."""
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    payload = {"format": FORMAT, "version": __version__, "spec": spec.to_dict(),
+               "model": module.state_dict(), **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint written by this package (safely: weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass --checkpoint with a .pth file from `rs-effnet train`")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many kinds for corrupt or unsafe files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot load checkpoint {path}: {first}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        keys = list(data) if isinstance(data, dict) else []
+        if any(str(k).startswith("module.") for k in keys) or "state_dict" in keys:
+            raise CheckpointError(
+                f"{path} is a robosat checkpoint (DataParallel ResNet50 U-Net without model config); "
+                "it cannot be used here: train a new model with `rs-effnet train`"
+            )
+        raise CheckpointError(f"{path} is not a robosat_effnet checkpoint; use a file written by `rs-effnet train`")
+    return data
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelSpec]:
+    """Rebuild the model a checkpoint describes, with its weights, in eval mode."""
+    data = load_checkpoint(path, map_location)
+    spec = ModelSpec.from_dict(data["spec"])
+    model = build_from_spec(spec)
+    try:
+        model.load_state_dict(data["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match its own model description: {str(e)[:200]}") from None
+    return model.to(map_location).eval(), spec

@@ -1,0 +1,119 @@
+"""Reading and writing image tiles, label tiles and masks; every write is atomic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from robosat_effnet.colors import NODATA_INDEX, make_palette
+from robosat_effnet.errors import DatasetError
+
+PIL_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
+TIFF_EXTENSIONS = {".tif", ".tiff"}
+IMAGE_EXTENSIONS = PIL_EXTENSIONS | TIFF_EXTENSIONS
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+    Readers never see a half-written file and an interrupted run leaves no partial output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image tile as an H x W x C array (uint8, or uint16 for 16-bit GeoTIFFs).
+
+    JPEG/PNG/WebP go through Pillow (alpha is dropped: it is not a band); TIFFs go through
+    rasterio and keep every band and their data type.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            import rasterio
+
+            with rasterio.open(path) as src:
+                return np.moveaxis(src.read(), 0, -1)
+        with Image.open(path) as image:
+            if image.mode in ("RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "1", "I;16"):
+                image = image.convert("L" if image.mode in ("1", "I;16") else "RGB")
+            elif image.mode == "LA":
+                image = image.convert("L")
+            array = np.asarray(image)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DatasetError(f"cannot read image {path}: {e}; re-create or remove the file") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def read_alpha(path: str | os.PathLike) -> np.ndarray | None:
+    """The alpha band of a PNG/WebP tile as an H x W bool array of valid pixels, or None if it has none."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("RGBA", "LA") and "transparency" not in image.info:
+                return None
+            return np.asarray(image.convert("RGBA"))[..., 3] > 0
+    except (OSError, UnidentifiedImageError) as e:
+        raise DatasetError(f"cannot read image {path}: {e}; re-create or remove the file") from None
+
+
+def read_label(path: str | os.PathLike) -> np.ndarray:
+    """Read a label tile (palette or greyscale PNG of class indices) as an H x W uint8 array."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("RGB", "RGBA"):
+                raise DatasetError(
+                    f"label {path} is an RGB image; labels must be palette or greyscale PNGs of class indices"
+                )
+            if image.mode == "1":
+                image = image.convert("L").point(lambda v: 1 if v else 0)
+            array = np.asarray(image)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DatasetError(f"cannot read label {path}: {e}; re-create or remove the file") from None
+    return array.astype(np.uint8, copy=False)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write an H x W x C image tile atomically: Pillow for png/webp/jpg, rasterio for tif."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            import rasterio
+
+            height, width, count = array.shape
+            profile = dict(driver="GTiff", height=height, width=width, count=count, dtype=array.dtype.name,
+                           compress="deflate")
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.write(np.moveaxis(array, -1, 0))
+        else:
+            image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+            image.save(tmp, format=_pil_format(path), **({"lossless": True} if path.suffix == ".webp" else {}))
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray, colors: list) -> None:
+    """Write an H x W array of class indices as a palette PNG; index 255 (no data) is transparent."""
+    image = Image.fromarray(mask.astype(np.uint8), mode="P")
+    image.putpalette(make_palette(colors))
+    transparency = bytes(255 if i != NODATA_INDEX else 0 for i in range(256))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", optimize=True, transparency=transparency)
+
+
+def _pil_format(path: Path) -> str:
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[path.suffix.lower()]

@@ -1,0 +1,266 @@
+"""EfficientNet (Tan & Le, 2019) written from the paper: MBConv blocks with squeeze-excitation,
+SiLU, stochastic depth and compound scaling of width, depth and resolution.
+
+Parameter names are our own; `weights.py` maps torchvision's published checkpoints onto them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import torch
+from torch import nn
+
+from robosat_effnet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the paper's Table 1 (the B0 baseline): MBConv<expand>, k x k, repeated `repeats` times."""
+
+    expand: int
+    kernel: int
+    stride: int
+    in_channels: int
+    out_channels: int
+    repeats: int
+
+
+# Table 1 of the paper: the EfficientNet-B0 baseline network (after the 3x3 stem of 32 channels).
+B0_STAGES = (
+    Stage(1, 3, 1, 32, 16, 1),
+    Stage(6, 3, 2, 16, 24, 2),
+    Stage(6, 5, 2, 24, 40, 2),
+    Stage(6, 3, 2, 40, 80, 3),
+    Stage(6, 5, 1, 80, 112, 3),
+    Stage(6, 5, 2, 112, 192, 4),
+    Stage(6, 3, 1, 192, 320, 1),
+)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Compound-scaling multipliers of one variant, plus its classifier dropout and BatchNorm settings."""
+
+    width: float
+    depth: float
+    resolution: int
+    dropout: float
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+
+
+# Published multipliers. B5-B7 were ported from TensorFlow, whose BatchNorm uses eps=1e-3 and
+# momentum 0.99 (PyTorch's 0.01): the published weights only reproduce with those settings.
+VARIANTS = {
+    "b0": Scaling(1.0, 1.0, 224, 0.2),
+    "b1": Scaling(1.0, 1.1, 240, 0.2),
+    "b2": Scaling(1.1, 1.2, 260, 0.3),
+    "b3": Scaling(1.2, 1.4, 300, 0.3),
+    "b4": Scaling(1.4, 1.8, 380, 0.4),
+    "b5": Scaling(1.6, 2.2, 456, 0.4, 1e-3, 0.01),
+    "b6": Scaling(1.8, 2.6, 528, 0.5, 1e-3, 0.01),
+    "b7": Scaling(2.0, 3.1, 600, 0.5, 1e-3, 0.01),
+}
+
+# The paper's grid-searched compound coefficients: depth alpha, width beta, resolution gamma.
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
+STOCHASTIC_DEPTH = 0.2
+
+
+def compound_scaling(phi: float) -> Scaling:
+    """Multipliers for any compound coefficient phi (depth alpha^phi, width beta^phi, resolution gamma^phi)."""
+    if not 0 <= phi <= 12:
+        raise ConfigError(f"compound coefficient phi={phi} is outside 0..12")
+    resolution = int(round(224 * GAMMA**phi / 8) * 8)
+    dropout = round(min(0.5, 0.2 + 0.3 * phi / 6), 3)  # 0.2 at B0 growing to 0.5, as the variants do
+    return Scaling(BETA**phi, ALPHA**phi, resolution, dropout)
+
+
+def scaling_for(variant: str) -> Scaling:
+    """The Scaling of 'b0'..'b7' (also 'efficientnet-b0'..)."""
+    key = variant.lower().removeprefix("efficientnet-").removeprefix("efficientnet_")
+    if key not in VARIANTS:
+        raise ConfigError(f"unknown EfficientNet variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    return VARIANTS[key]
+
+
+def round_channels(channels: float, width: float, divisor: int = 8) -> int:
+    """Scale a channel count by `width` and round to the nearest multiple of `divisor`, never losing >10%."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """Scale a stage's number of blocks by `depth`, rounding up."""
+    return int(math.ceil(repeats * depth))
+
+
+class ConvBNAct(nn.Sequential):
+    """Convolution (same padding, no bias), BatchNorm and an optional activation."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, dilation: int = 1,
+                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d, act: bool = True):
+        padding = (kernel - 1) // 2 * dilation
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, dilation=dilation, groups=groups, bias=False)
+        self.bn = norm(cout)
+        if act:
+            self.act = nn.SiLU(inplace=True)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: global pool, 1x1 reduce, SiLU, 1x1 expand, sigmoid gate."""
+
+    def __init__(self, channels: int, squeezed: int):
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeezed, 1)
+        self.expand = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.mean((2, 3), keepdim=True)
+        scale = torch.sigmoid(self.expand(nn.functional.silu(self.reduce(scale))))
+        return x * scale
+
+
+class StochasticDepth(nn.Module):
+    """Drop a residual branch for whole samples with probability p while training (Huang et al. 2016)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck: expand 1x1, depthwise k x k, squeeze-excite, project 1x1, residual."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, drop: float,
+                 norm: Callable[[int], nn.Module], dilation: int = 1):
+        super().__init__()
+        hidden = cin * expand
+        self.expand = ConvBNAct(cin, hidden, 1, norm=norm) if expand != 1 else None
+        self.depthwise = ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, dilation=dilation, norm=norm)
+        self.se = SqueezeExcite(hidden, max(1, cin // 4))  # squeeze relative to the block's input width
+        self.project = ConvBNAct(hidden, cout, 1, norm=norm, act=False)
+        self.residual = stride == 1 and cin == cout
+        self.drop = StochasticDepth(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.expand(x) if self.expand is not None else x
+        out = self.project(self.se(self.depthwise(out)))
+        return x + self.drop(out) if self.residual else out
+
+
+def build_body(scaling: Scaling, in_channels: int = 3, output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
+    """The stem and the seven scaled stages; returns (stem, stages, stride after each stage).
+
+    Where the running stride would pass `output_stride`, the stage keeps stride 1 and dilates its
+    depthwise convolutions instead, so deeper taps stay at `output_stride`.
+    """
+    norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
+    stem_channels = round_channels(32, scaling.width)
+    stem = ConvBNAct(in_channels, stem_channels, 3, stride=2, norm=norm)
+    repeats = [round_repeats(s.repeats, scaling.depth) for s in B0_STAGES]
+    total, index = sum(repeats), 0
+    stages, strides, stride, dilation = nn.ModuleList(), [], 2, 1
+    for stage, n in zip(B0_STAGES, repeats):
+        cin, cout = round_channels(stage.in_channels, scaling.width), round_channels(stage.out_channels, scaling.width)
+        step = stage.stride
+        if stride * step > output_stride:
+            dilation, step = dilation * step, 1
+        stride *= step
+        blocks = []
+        for i in range(n):
+            # The drop rate grows linearly with depth, from 0 at the first block towards 0.2.
+            drop = STOCHASTIC_DEPTH * index / total
+            blocks.append(MBConv(cin if i == 0 else cout, cout, stage.expand, stage.kernel,
+                                 step if i == 0 else 1, drop, norm, dilation))
+            index += 1
+        stages.append(nn.Sequential(*blocks))
+        strides.append(stride)
+    return stem, stages, strides
+
+
+def init_weights(module: nn.Module) -> None:
+    """He-normal (fan-out) convolutions, unit BatchNorm, small uniform classifier, zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.out_features)
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
+
+
+class EfficientNet(nn.Module):
+    """The ImageNet classifier: stem, stages, 1x1 head conv to 4x the last width, pool, dropout, linear."""
+
+    def __init__(self, scaling: Scaling, num_classes: int = 1000, in_channels: int = 3):
+        super().__init__()
+        self.scaling = scaling
+        self.stem, self.stages, _ = build_body(scaling, in_channels)
+        last = round_channels(B0_STAGES[-1].out_channels, scaling.width)
+        norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
+        self.head = ConvBNAct(last, 4 * last, 1, norm=norm)
+        self.dropout = nn.Dropout(scaling.dropout)
+        self.classifier = nn.Linear(4 * last, num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        x = self.head(x).mean((2, 3))
+        return self.classifier(self.dropout(x))
+
+
+class EfficientNetEncoder(nn.Module):
+    """Stem and stages without the head conv; forward returns the last feature map at each stride.
+
+    Taps are at strides (2, 4, 8, 16, 32), or with dilation (2, 4, 8, 16, 16) for output_stride=16
+    and (2, 4, 8, 8, 8) for output_stride=8.
+    """
+
+    def __init__(self, scaling: Scaling, in_channels: int = 3, output_stride: int = 32):
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ConfigError(f"output_stride must be 8, 16 or 32, not {output_stride}")
+        self.stem, self.stages, stage_strides = build_body(scaling, in_channels, output_stride)
+        # The last stage before each downsampling (and the final stage) is a tap.
+        nominal = [2]
+        for s in B0_STAGES:
+            nominal.append(nominal[-1] * s.stride)
+        nominal = nominal[1:]
+        self.tap_indices = [i for i in range(len(nominal)) if i == len(nominal) - 1 or nominal[i + 1] != nominal[i]]
+        self.strides = [stage_strides[i] for i in self.tap_indices]
+        self.out_channels = [round_channels(B0_STAGES[i].out_channels, scaling.width) for i in self.tap_indices]
+        self.in_channels = in_channels
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        taps = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.tap_indices:
+                taps.append(x)
+        return taps

@@ -1,0 +1,69 @@
+"""Slippy-map folders (`z/x/y.ext`, robosat's layout) and tile neighbourhoods, over mercantile."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import mercantile
+
+from robosat_effnet.errors import DatasetError
+from robosat_effnet.io import IMAGE_EXTENSIONS
+
+
+def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> dict[mercantile.Tile, Path]:
+    """All tiles of a slippy-map folder as {Tile: path}, sorted by (z, x, y).
+
+    Files and folders whose names are not integers (e.g. leftovers, `.tmp` files) are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"slippy-map folder {root} does not exist; pass a folder laid out as z/x/y.<ext>")
+    extensions = extensions or IMAGE_EXTENSIONS
+    found: dict[mercantile.Tile, Path] = {}
+    for z_dir in root.iterdir():
+        if not (z_dir.is_dir() and z_dir.name.isdigit()):
+            continue
+        for x_dir in z_dir.iterdir():
+            if not (x_dir.is_dir() and x_dir.name.isdigit()):
+                continue
+            for path in x_dir.iterdir():
+                if path.stem.isdigit() and path.suffix.lower() in extensions and not path.name.startswith("."):
+                    found[mercantile.Tile(int(x_dir.name), int(path.stem), int(z_dir.name))] = path
+    return dict(sorted(found.items(), key=lambda item: (item[0].z, item[0].x, item[0].y)))
+
+
+def tile_path(root: str | os.PathLike, tile: mercantile.Tile, ext: str) -> Path:
+    """The path of `tile` in a slippy-map folder: root/z/x/y.ext."""
+    return Path(root) / str(tile.z) / str(tile.x) / f"{tile.y}.{ext.lstrip('.')}"
+
+
+def neighbours(tile: mercantile.Tile) -> dict[tuple[int, int], mercantile.Tile]:
+    """The 8 neighbours of a tile keyed by (dx, dy); x wraps around the antimeridian, y stops at the poles."""
+    n = 2**tile.z
+    result = {}
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if (dx, dy) != (0, 0) and 0 <= tile.y + dy < n:
+                result[(dx, dy)] = mercantile.Tile((tile.x + dx) % n, tile.y + dy, tile.z)
+    return result
+
+
+def read_tiles_csv(path: str | os.PathLike) -> list[mercantile.Tile]:
+    """Read robosat's tiles.csv (`x,y,z` rows)."""
+    try:
+        with open(path, newline="") as f:
+            return [mercantile.Tile(int(x), int(y), int(z)) for x, y, z in csv.reader(f) if x.strip()]
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"cannot read tiles file {path}: {e}; expected rows of x,y,z integers") from None
+
+
+def write_tiles_csv(path: str | os.PathLike, tiles) -> None:
+    """Write tiles as robosat's tiles.csv (`x,y,z` rows), atomically."""
+    from robosat_effnet.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        for tile in tiles:
+            writer.writerow([tile.x, tile.y, tile.z])
