@@ -1,0 +1,199 @@
+"""Prediction numbers for `rs-effnet bench`: throughput end to end vs model only, and large-scene memory.
+
+    predict_throughput("best.pth", "tiles/")   # {"end_to_end_tiles_per_s": ..., "model_only_tiles_per_s": ...}
+    large_scene_peak_rss()                     # a generated 20000 x 20000 px GeoTIFF, peak RSS of predicting it
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mercantile
+import numpy as np
+import torch
+
+from robosat_effnet.predict.context import crop
+from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.tiles import BufferedTiles, predict_tiles
+from robosat_effnet.tiles import tile_files
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_size: int = 8, workers: int = 0,
+                       device: str | torch.device | None = None, border: int = 32, tta: bool = False,
+                       repeats: int = 3) -> dict:
+    """Tiles/s of `predict_tiles` from files to written masks, next to the model alone on the same tiles.
+
+    Model-only times the network (with the same batches, border, TTA and softmax/argmax) on inputs
+    already in memory; end-to-end adds reading, context assembly, normalisation and PNG writing.
+    Both are medians over `repeats` runs, alternated so that a slow moment hits both.
+    Returns {"end_to_end_tiles_per_s", "model_only_tiles_per_s", "tiles", "tile_px", "batch_size",
+    "device", "overhead"} where overhead = model-only / end-to-end (1.0: I/O fully hidden).
+    """
+    device = resolve_device(device)
+    network, spec = resolve_model(model, device)
+    files = tile_files(tiles_dir)
+    tiles = list(files)
+    dataset = BufferedTiles(files, tiles, border, spec)
+    images = [dataset[i]["image"] for i in range(len(tiles))]
+    predictor = Predictor(network, device=device, tta=tta)
+    batches = [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    if device.type == "cuda":
+        batches = [batch.pin_memory() for batch in batches]
+
+    def model_only() -> float:
+        start = time.perf_counter()
+        for batch in batches:
+            crop(predictor(batch), border).argmax(dim=1).to(torch.uint8).cpu()
+        _sync(device)
+        return time.perf_counter() - start
+
+    def end_to_end(out: Path) -> float:
+        start = time.perf_counter()
+        predict_tiles((network, spec), tiles_dir, out, border=border, tta=tta, batch_size=batch_size,
+                      workers=workers, device=device, overwrite=True, progress=False)
+        return time.perf_counter() - start
+
+    model_only()  # warm-up: allocator, cudnn autotuning
+    model_times, e2e_times = [], []
+    with tempfile.TemporaryDirectory(prefix="rs-effnet-bench-") as tmp:
+        for _ in range(repeats):
+            e2e_times.append(end_to_end(Path(tmp)))
+            model_times.append(model_only())
+    e2e = len(tiles) / statistics.median(e2e_times)
+    only = len(tiles) / statistics.median(model_times)
+    return {"end_to_end_tiles_per_s": e2e, "model_only_tiles_per_s": only, "tiles": len(tiles),
+            "tile_px": int(images[0].shape[-1]) - 2 * border, "batch_size": batch_size, "device": str(device),
+            "overhead": only / e2e}
+
+
+def write_synthetic_scene(path: str | os.PathLike, size: int, resolution: float = 0.5, crs: str = "EPSG:32636",
+                          origin: tuple[float, float] = (450000.0, 50000.0), block: int = 512) -> Path:
+    """A size x size px 3-band uint8 GeoTIFF (tiled, deflate), written block by block in bounded memory.
+
+    The content is a cheap pattern (squares, gradients, a fine texture): it exists to be read, not learnt.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+
+    profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=crs,
+                   transform=from_origin(*origin, resolution, resolution), tiled=True, blockxsize=block,
+                   blockysize=block, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
+    with rasterio.open(path, "w", **profile) as dst:
+        for _, window in dst.block_windows(1):
+            rows = np.arange(window.row_off, window.row_off + window.height)[:, None]
+            cols = np.arange(window.col_off, window.col_off + window.width)[None, :]
+            squares = ((rows // 97 + cols // 131) % 2 * 90).astype(np.uint8)
+            texture = ((rows * 7 + cols * 3) % 13 * 2).astype(np.uint8)  # fine detail that still compresses
+            base = np.stack([squares + (rows % 256 // 4).astype(np.uint8) + texture,
+                             squares + (cols % 256 // 4).astype(np.uint8) + texture,
+                             np.broadcast_to(squares, (window.height, window.width))])
+            dst.write(base, window=window)
+    return Path(path)
+
+
+# Runs its arguments as a command and prints the command's peak RSS (KiB on Linux) as the last line.
+# It exists because a child forked from this (large) process starts with this process's pages in its
+# high-water mark, which survives exec; a small launcher's children start small.
+_LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
+def _measure(command: list[str]) -> tuple[float, float]:
+    """(peak RSS in MiB of `command` including the children it waited for, wall seconds)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return int(done.stdout.strip().splitlines()[-1]) / 1024, seconds
+
+
+def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: int = 14, tile_size: int = 256,
+                         resolution: float = 0.5, batch_size: int = 4, checkpoint: str | os.PathLike | None = None,
+                         workdir: str | os.PathLike | None = None) -> dict:
+    """Peak memory of `rs-effnet predict scene.tif --zoom` on a generated size x size px scene, next to a
+    smaller baseline scene with the same settings, each run in its own subprocess.
+
+    Defaults take about two minutes on 2 CPU cores: 0.5 m pixels at zoom 14 (about 2.4 km tiles, so
+    each 256 px tile is a 10x downsampled window; 25 tiles for the large scene) with an untrained
+    efficientnet-b0. Memory is bounded by a tile's source window, the batch and GDAL's capped block
+    cache, so the two peaks should be close although the scenes differ more than 6-fold in size.
+    Returns {"scene_px", "scene_raw_mb", "scene_file_mb", "tiles", "peak_rss_mb", "seconds",
+    "baseline_scene_px", "baseline_raw_mb", "baseline_tiles", "baseline_peak_rss_mb", "zoom", "tile_size",
+    "batch_size"}; raw = uncompressed pixel bytes.
+    """
+    from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
+    from robosat_effnet.models import build_model
+
+    row: dict = {"zoom": zoom, "tile_size": tile_size, "batch_size": batch_size}
+    with tempfile.TemporaryDirectory(prefix="rs-effnet-scene-", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        if checkpoint is None:
+            checkpoint = save_checkpoint(tmp / "tiny.pth", build_model("efficientnet-b0", num_classes=2),
+                                         ModelSpec(tile_size=tile_size))
+        for prefix, side in (("baseline_", baseline_size), ("", size)):
+            scene = write_synthetic_scene(tmp / f"scene-{side}.tif", side, resolution)
+            out = tmp / f"masks-{side}"
+            command = [sys.executable, "-c", "from robosat_effnet.cli import main; main()", "predict", str(scene),
+                       str(out), "--checkpoint", str(checkpoint), "--zoom", str(zoom), "--tile-size", str(tile_size),
+                       "--batch-size", str(batch_size), "--workers", "0", "--device", "cpu", "--quiet"]
+            peak, seconds = _measure(command)
+            tiles = len(list(out.glob("*/*/*.png")))
+            if prefix:
+                row.update(baseline_scene_px=side, baseline_raw_mb=side * side * 3 / 2**20, baseline_tiles=tiles,
+                           baseline_peak_rss_mb=peak)
+            else:
+                row.update(scene_px=side, scene_raw_mb=side * side * 3 / 2**20,
+                           scene_file_mb=scene.stat().st_size / 2**20, tiles=tiles, peak_rss_mb=peak, seconds=seconds)
+            scene.unlink()
+    return row
+
+
+def throughput_rows(device: str | torch.device | None = None, tiles: int = 16, size: int = 512,
+                    batch_size: int = 8, repeats: int = 3) -> list[dict]:
+    """`predict_throughput` of an untrained efficientnet-b0 U-Net on generated JPEG tiles, for `rs-effnet bench`:
+    one row with and one without DataLoader workers."""
+    from robosat_effnet.checkpoint import ModelSpec
+    from robosat_effnet.io import write_image
+    from robosat_effnet.models import build_model
+    from robosat_effnet.tiles import tile_path
+
+    model = (build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=size))
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rs-effnet-tiles-") as tmp:
+        columns = max(1, int(tiles ** 0.5))
+        for i in range(tiles):  # neighbouring tiles, so context comes from real neighbours
+            coarse = rng.integers(40, 200, (size // 16, size // 16, 3), dtype=np.uint8)
+            image = np.kron(coarse, np.ones((16, 16, 1), np.uint8))
+            write_image(tile_path(tmp, mercantile.Tile(70000 + i % columns, 100000 + i // columns, 18), "jpg"), image)
+        for workers in (0, min(4, max(1, (os.cpu_count() or 1) // 2))):
+            numbers = predict_throughput(model, tmp, batch_size=batch_size, workers=workers, device=device,
+                                         repeats=repeats)
+            rows.append({"device": numbers["device"], "tiles": numbers["tiles"], "tile_px": numbers["tile_px"],
+                         "batch": batch_size, "workers": workers,
+                         "end_to_end_tiles_per_s": numbers["end_to_end_tiles_per_s"],
+                         "model_only_tiles_per_s": numbers["model_only_tiles_per_s"],
+                         "end_to_end_share": numbers["end_to_end_tiles_per_s"] / numbers["model_only_tiles_per_s"]})
+    return rows
+
+
+def large_scene_rows(size: int = 20480, **kwargs) -> list[dict]:
+    """`large_scene_peak_rss` as two rows (baseline scene, large scene) for `rs-effnet bench`."""
+    r = large_scene_peak_rss(size, **kwargs)
+    common = {"zoom": r["zoom"], "tile_px": r["tile_size"], "batch": r["batch_size"]}
+    return [{"scene_px": f"{r['baseline_scene_px']} x {r['baseline_scene_px']}", "raw_MB": r["baseline_raw_mb"],
+             "tiles": r["baseline_tiles"], "peak_RSS_MB": r["baseline_peak_rss_mb"], **common},
+            {"scene_px": f"{r['scene_px']} x {r['scene_px']}", "raw_MB": r["scene_raw_mb"], "tiles": r["tiles"],
+             "peak_RSS_MB": r["peak_rss_mb"], **common}]

@@ -1,0 +1,76 @@
+"""`rs-effnet features`: mask tiles to GeoJSON polygons, merged across tile borders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.errors import ConfigError, UnknownNameError
+
+
+def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, str]:
+    """--class values (names from dataset.toml, or class indices) -> {index: name}.
+
+    Without --class: every class but the first (background) of the dataset, or class 1 ("foreground")
+    without a dataset.
+    """
+    classes = None
+    if dataset is not None:
+        from robosat_effnet.config import load_dataset_config
+
+        classes = load_dataset_config(dataset).classes
+    if not names:
+        return {1: "foreground"} if classes is None else {i: name for i, name in enumerate(classes) if i > 0}
+    result = {}
+    for name in names:
+        if name.isdigit():
+            index = int(name)
+            if index > 254 or (classes is not None and index >= len(classes)):
+                raise ConfigError(f"class index {index} is out of range"
+                                  + (f" for {dataset} (0..{len(classes) - 1})" if classes is not None else ""))
+            result[index] = classes[index] if classes is not None else str(index)
+        elif classes is None:
+            raise ConfigError(f"class {name!r} is a name: pass --dataset dataset.toml to look it up, "
+                              "or give its index, e.g. --class 1")
+        elif name.lower() in (c.lower() for c in classes):
+            index = [c.lower() for c in classes].index(name.lower())
+            result[index] = classes[index]
+        else:
+            raise UnknownNameError(f"class {name!r} is not in {dataset}, whose classes are {', '.join(classes)}; "
+                                   "pick one of those")
+    return result
+
+
+@click.command("features")
+@click.argument("masks", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--class", "names", multiple=True,
+              help="Class to extract, by name (needs --dataset) or index; repeat for several. "
+                   "Default: every class but background.")
+@click.option("--dataset", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="dataset.toml naming the classes. Default: ./dataset.toml if there is one.")
+@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Drop polygons smaller than this, in square metres on the ground.")
+@click.option("--simplify", type=click.FloatRange(min=0), default=None,
+              help="Simplification tolerance in metres on the ground. Default: one pixel; 0: none.")
+@click.option("--zoom", type=click.IntRange(0, 30), default=None,
+              help="Use only the mask tiles of this zoom (default: all; several zooms are merged).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@reports_errors
+def cli(masks, out, names, dataset, min_area, simplify, zoom, quiet):
+    """Polygonise the mask tiles in MASKS (z/x/y.png, any zoom) into OUT, a lon/lat GeoJSON.
+
+    Polygons continuing across tile borders become one feature; properties: class, area_m2.
+    """
+    from robosat_effnet.geo.features import mask_features, write_geojson
+
+    if dataset is None and Path("dataset.toml").is_file():  # as `train` and `rasterize` do
+        dataset = "dataset.toml"
+    classes = resolve_classes(names, dataset)
+    report = mask_features(masks, classes, min_area=min_area, simplify=simplify, zoom=zoom, progress=not quiet)
+    write_geojson(out, report.features)
+    counts = ", ".join(f"{sum(f.class_name == n for f in report.features)} {n}" for n in classes.values())
+    click.echo(f"wrote {len(report.features)} features ({counts}) from {report.tiles} tiles to {out}"
+               + (f"; {report.dropped} below {min_area:g} m2 dropped" if report.dropped else ""))

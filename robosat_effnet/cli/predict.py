@@ -1,0 +1,145 @@
+"""`rs-effnet predict`: slippy-map tiles or a GeoTIFF scene in, slippy-map masks (or probabilities) out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from robosat_effnet.cli.options import (
+    batch_size_option,
+    checkpoint_option,
+    device_option,
+    reports_errors,
+    workers_option,
+)
+
+GEOTIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """'1,2,3' -> [1, 2, 3]."""
+    if value is None:
+        return None
+    try:
+        bands = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers, e.g. 1,2,3") from None
+    if not bands or min(bands) < 1:
+        raise click.BadParameter(f"{value!r}: bands are numbered from 1, e.g. 1,2,3")
+    return bands
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    from robosat_effnet.errors import ConfigError
+    from robosat_effnet.predict.runner import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def default_checkpoint(model_config: str) -> Path:
+    """best.pth in the checkpoint folder that `model_config` (robosat's model.toml) names."""
+    from robosat_effnet.config import load_model_config
+    from robosat_effnet.errors import ConfigError
+
+    path = Path(model_config)
+    if not path.is_file():
+        raise ConfigError(f"no --checkpoint given and no model config {path} in {Path.cwd()}; "
+                          "pass --checkpoint best.pth, or run where `rs-effnet train` ran")
+    folder = Path(load_model_config(path).checkpoint)
+    return folder if folder.suffix == ".pth" else folder / "best.pth"
+
+
+def default_workers() -> int:
+    """DataLoader workers: none on small machines (they would compete with inference), else up to 4."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores // 2)
+
+
+@click.command("predict")
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("output", type=click.Path(file_okay=False), required=False)
+@checkpoint_option
+@click.option("--model", "model_config", default="model.toml", show_default=True, type=click.Path(dir_okay=False),
+              help="robosat model config whose checkpoint folder holds best.pth (used without --checkpoint).")
+@click.option("--zoom", type=click.IntRange(0, 30), help="GeoTIFF: zoom level of the slippy-map tiles to write.")
+@click.option("--tile-size", type=click.IntRange(min=1), help="GeoTIFF: px per tile. Default: the checkpoint's.")
+@click.option("--bands", callback=_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
+              "else every band (GeoTIFF: every band but alpha).")
+@click.option("--geotiff", "geotiff_out", type=click.Path(dir_okay=False),
+              help="GeoTIFF: also write one mask on the scene's own grid to this file.")
+@click.option("--window", type=click.IntRange(min=32), default=512, show_default=True,
+              help="--geotiff: sliding-window size in px (a multiple of 32).")
+@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
+              help="--geotiff: px shared by neighbouring windows and blended.")
+@click.option("--max-tiles", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="GeoTIFF: refuse zooms that make more tiles than this.")
+@click.option("--border", type=click.IntRange(min=0), default=32, show_default=True,
+              help="px of context around each tile (from neighbours, mirrored where there are none).")
+@click.option("--masks/--probs", "masks", default=True, show_default=True,
+              help="Write class masks (palette PNG) or robosat probability tiles (for 3+ classes: one "
+                   "slippy map per class, OUTPUT/<class>/z/x/y.png).")
+@click.option("--tta", is_flag=True, help="Average over the 8 flips/rotations (8x slower).")
+@batch_size_option
+@workers_option
+@device_option
+@click.option("--overwrite", is_flag=True, help="Redo tiles already written (default: skip them, resuming).")
+@click.option("--shard", callback=_shard, help="i/n: predict only the i-th of n disjoint shares of the tiles.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@reports_errors
+def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, geotiff_out, window, overlap, max_tiles,
+        border, masks, tta, batch_size, workers, device, overwrite, shard, quiet):
+    """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it).
+
+    SOURCE is a slippy-map folder (z/x/y.<png|jpg|webp|tif>) or a GeoTIFF scene (any CRS; with --zoom
+    for tiles, --geotiff for one mask on its grid, or both). The checkpoint says how to build the model
+    and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
+    """
+    from robosat_effnet.errors import DatasetError
+    from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
+
+    source = Path(source)
+    is_scene = source.is_file()
+    if is_scene and source.suffix.lower() not in GEOTIFF_SUFFIXES:
+        raise click.UsageError(f"{source} is neither a slippy-map folder nor a GeoTIFF (.tif)")
+    if not is_scene and (zoom is not None or geotiff_out or tile_size):
+        raise click.UsageError("--zoom, --tile-size and --geotiff apply to a GeoTIFF SOURCE, not a tile folder")
+    if is_scene and zoom is None and not geotiff_out:
+        raise click.UsageError("a GeoTIFF SOURCE needs --zoom Z (slippy-map tiles) and/or --geotiff mask.tif")
+    checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(model_config)
+    name = source.stem if is_scene else source.resolve().name
+    out = Path(output) if output else source.resolve().parent / f"{name}-{'masks' if masks else 'probs'}"
+    common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, progress=not quiet,
+                  workers=default_workers() if workers is None else workers)
+    kind = "mask" if masks else "probability"
+    if not is_scene:
+        result = predict_tiles(checkpoint, source, out, border=border, probs=not masks, overwrite=overwrite,
+                               shard=shard, **common)
+        _report(result, kind)
+        if result.failed:
+            raise DatasetError(f"{len(result.failed)} tile(s) could not be read and were not predicted, "
+                               f"e.g. {result.failed[0]}")
+        return
+    if zoom is not None:
+        result = predict_geotiff(checkpoint, source, out, zoom, tile_size=tile_size, border=border,
+                                 probs=not masks, max_tiles=max_tiles, overwrite=overwrite, shard=shard, **common)
+        _report(result, kind)
+    # The single mask is not split: one writer (the first shard / rank 0) makes it.
+    first = (shard is None or shard[0] == 0) and int(os.environ.get("RANK", 0)) == 0
+    if geotiff_out and first:
+        common["batch_size"] = batch_size or 4
+        path = predict_mask_geotiff(checkpoint, source, geotiff_out, window=window, overlap=overlap,
+                                    overwrite=overwrite, **common)
+        click.echo(f"wrote the mask of {source} on its own grid to {path}")
+
+
+def _report(result, kind: str) -> None:
+    extra = [f"{result.skipped} already there" if result.skipped else "",
+             f"{result.empty} without data not written" if result.empty else ""]
+    details = "; ".join(e for e in extra if e)
+    speed = f" at {result.tiles_per_second:.1f} tiles/s" if result.written else ""
+    click.echo(f"wrote {result.written} {kind} tiles to {result.output}{speed}" + (f" ({details})" if details else ""))

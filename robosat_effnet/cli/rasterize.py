@@ -1,0 +1,54 @@
+"""`rs-effnet rasterize`: burn GeoJSON polygons into label tiles for a set of image tiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from robosat_effnet.cli.options import reports_errors
+
+
+@click.command("rasterize")
+@click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--tiles", "tiles", type=click.Path(exists=True), required=True,
+              help="Slippy-map folder of image tiles (labels get their sizes), or a tiles.csv of x,y,z rows.")
+@click.option("--dataset", type=click.Path(dir_okay=False), default="dataset.toml", show_default=True,
+              help="dataset.toml giving the classes and their colours.")
+@click.option("--class-property", default=None,
+              help="GeoJSON property naming each polygon's class (a name from dataset.toml). "
+                   "Without it, a two-class dataset burns every polygon as class 1.")
+@click.option("--size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Label size in px when --tiles is a tiles.csv (with a folder, each image's own size).")
+@click.option("--zoom", type=click.IntRange(0, 30), default=None,
+              help="Label only the tiles of this zoom (e.g. of a folder holding several zooms of the same ground).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@reports_errors
+def cli(geojson, out, tiles, dataset, class_property, size, zoom, quiet):
+    """Write OUT/z/x/y.png palette label tiles from the polygons in GEOJSON.
+
+    GEOJSON is lon/lat (EPSG:4326) unless it names another CRS in a "crs" member. Every tile of
+    --tiles gets a label, all background where no polygon falls.
+    """
+    from robosat_effnet.config import load_dataset_config
+    from robosat_effnet.geo.rasterize import image_sizes, rasterize_geojson
+    from robosat_effnet.tiles import read_tiles_csv, tile_files
+
+    config = load_dataset_config(dataset)
+    found = list(tile_files(tiles)) if Path(tiles).is_dir() else read_tiles_csv(tiles)
+    if zoom is not None:
+        found = [tile for tile in found if tile.z == zoom]
+    if not found:
+        at = f" at zoom {zoom}" if zoom is not None else ""
+        raise click.ClickException(f"no tiles{at} in {tiles}; pass a slippy-map folder of images or a tiles.csv")
+    if Path(tiles).is_dir():
+        files = tile_files(tiles)
+        sizes = image_sizes({tile: files[tile] for tile in found})
+    else:
+        sizes = {tile: (size, size) for tile in found}
+    report = rasterize_geojson(geojson, sizes, out, config.classes, config.colors, class_property=class_property,
+                               progress=not quiet)
+    skipped = f"; {report.skipped} non-polygon features left out" if report.skipped else ""
+    click.echo(f"wrote {len(report.tiles)} label tiles to {out}: {report.with_features} with polygons, "
+               f"{report.polygons_used} of {report.polygons_total} polygons inside the tiles{skipped}")

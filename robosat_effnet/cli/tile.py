@@ -1,0 +1,56 @@
+"""`rs-effnet tile`: cut a GeoTIFF of any CRS into slippy-map image tiles."""
+
+from __future__ import annotations
+
+import click
+
+from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
+
+
+def parse_bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """'3,2,1' -> [3, 2, 1] (1-based raster bands)."""
+    if value is None:
+        return None
+    try:
+        bands = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers, e.g. 1,2,3") from None
+    if not bands or min(bands) < 1:
+        raise click.BadParameter(f"{value!r}: bands are numbered from 1, e.g. 1,2,3")
+    return bands
+
+
+@click.command("tile")
+@click.argument("scene", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--zoom", type=click.IntRange(0, 30), required=True, help="Zoom level of the tiles.")
+@click.option("--size", type=click.IntRange(min=16), default=256, show_default=True, help="Tile size in px.")
+@click.option("--bands", callback=parse_bands, default=None,
+              help="1-based bands to keep, in order, e.g. 3,2,1. Default: every band but alpha.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Tile format. Default: png for 1 or 3 uint8 bands, tif (values kept) otherwise.")
+@click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
+              default="bilinear", show_default=True, help="How pixels are resampled into the tile grid.")
+@click.option("--max-tiles", type=click.IntRange(min=1), default=DEFAULT_MAX_TILES, show_default=True,
+              help="Refuse zooms that would make more tiles than this.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Threads reading and writing tiles. Default: up to 4.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@reports_errors
+def cli(scene, out, zoom, size, bands, fmt, resampling, max_tiles, workers, quiet):
+    """Cut SCENE (a GeoTIFF in any CRS) into OUT/z/x/y.{png,webp,tif} tiles.
+
+    Tiles without any data are skipped. Tiles only partly covered keep the missing pixels
+    transparent (png/webp alpha) or 0 with a mask (tif) and are listed in OUT/partial.csv
+    (x,y,z rows, robosat's tiles.csv format) so they can be left out of training.
+    """
+    from robosat_effnet.geo.tile import tile_geotiff
+
+    report = tile_geotiff(scene, out, zoom, size=size, bands=bands, fmt=fmt, resampling=resampling,
+                          max_tiles=max_tiles, workers=workers, progress=not quiet)
+    if not report.written:
+        raise click.ClickException(f"{scene} has no data at zoom {zoom}: every tile it touches is no-data; "
+                                   "check the file's nodata value and bands")
+    click.echo(f"wrote {len(report.written)} {report.format} tiles to {out} ({len(report.partial)} partly covered, "
+               f"listed in {report.partial_csv}; {report.empty} tiles without data skipped)")

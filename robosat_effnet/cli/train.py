@@ -1,0 +1,72 @@
+"""`rs-effnet train`: train on a robosat dataset with robosat's dataset.toml and model.toml."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import click
+
+from robosat_effnet.cli.options import batch_size_option, device_option, reports_errors, workers_option
+
+
+class _Echo(logging.Handler):
+    """Show the library's warnings (unknown config keys, no GPU, ...) as one line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+def show_warnings() -> None:
+    """Route the package logger's warnings to the terminal (once per process)."""
+    logger = logging.getLogger("robosat_effnet")
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        logger.addHandler(_Echo(logging.WARNING))
+
+
+@click.command("train")
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False), default="dataset.toml",
+              show_default=True, help="robosat dataset config (TOML).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default="model.toml", show_default=True,
+              help="robosat model config (TOML).")
+@click.option("--backbone", default=None, help="Encoder, e.g. b0..b7, efficientnet-b4, resnet50 [model.toml: backbone].")
+@click.option("--decoder", type=click.Choice(["unet", "fpn"]), default=None, help="Decoder [model.toml: decoder].")
+@click.option("--weights", default=None,
+              help="Encoder initialisation: none, imagenet or a .pth file [model.toml: weights].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs [model.toml: epochs].")
+@batch_size_option
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
+@device_option
+@workers_option
+@click.option("--resume", type=click.Path(dir_okay=False), default=None,
+              help="Continue from a checkpoint written by `rs-effnet train` (e.g. last.pth).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write checkpoints and history [model.toml: checkpoint].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
+@reports_errors
+def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, device, workers, resume,
+        checkpoint_dir, quiet):
+    """Train an EfficientNet segmentation model on a robosat slippy-map dataset.
+
+    robosat's dataset.toml and model.toml work unchanged; options override the files. Writes
+    checkpoint-NNNNN.pth, last.pth, best.pth, history.csv and history.png into the checkpoint folder.
+    Under `torchrun --nproc_per_node N` the same command trains on N processes (DistributedDataParallel).
+    """
+    show_warnings()
+    from robosat_effnet.config import load_dataset_config, load_model_config, validate_model_config
+    from robosat_effnet.train import train
+
+    dataset_cfg = load_dataset_config(dataset_path)
+    model_cfg = load_model_config(model_path)
+    overrides = dict(backbone=backbone, decoder=decoder, epochs=epochs, batch_size=batch_size, lr=lr,
+                     workers=workers)
+    model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if weights is not None:
+        model_cfg.weights = None if weights.lower() == "none" else weights
+    validate_model_config(model_cfg)
+
+    result = train(dataset_cfg, model_cfg, device=device, resume=resume, checkpoint_dir=checkpoint_dir,
+                   progress=not quiet)
+    if not quiet and result["history"]:
+        click.echo(f"best validation mIoU {result['best_miou']:.4f} (epoch {result['best_epoch']}); "
+                   f"checkpoints and history in {result['checkpoint_dir']}")

@@ -1,0 +1,220 @@
+"""Burn GeoJSON polygons into palette label tiles (robosat's `rasterize`), for exactly a given set of tiles.
+
+Geometries are read once, reprojected to web mercator and indexed in a shapely STRtree, so each
+tile only burns the few polygons that touch it: the cost grows with tiles + polygons, not their product.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mercantile
+import numpy as np
+
+from robosat_effnet.errors import ConfigError, DatasetError, UnknownNameError
+from robosat_effnet.io import write_mask
+from robosat_effnet.tiles import tile_path
+
+WEB_MERCATOR = "EPSG:3857"
+POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+@dataclass
+class LabelShapes:
+    """Polygons in web mercator with the class index each one burns."""
+
+    geometries: np.ndarray  # shapely geometries, EPSG:3857
+    classes: np.ndarray  # uint8 class index per geometry
+    source: Path
+    skipped: int = 0  # features that are not polygons (points, lines) and were left out
+
+
+@dataclass
+class RasterizeReport:
+    """What `rasterize_geojson` wrote."""
+
+    tiles: list[mercantile.Tile] = field(default_factory=list)
+    with_features: int = 0  # tiles where at least one polygon was burnt
+    polygons_used: int = 0  # polygons touching at least one tile
+    polygons_total: int = 0
+    skipped: int = 0  # non-polygon features left out
+
+
+def geojson_crs(data: dict, path: Path):
+    """The CRS a GeoJSON declares in its legacy `crs` member, or EPSG:4326 (RFC 7946's only CRS)."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    crs = data.get("crs")
+    if not crs:
+        return CRS.from_epsg(4326)
+    props = crs.get("properties", {}) if isinstance(crs, dict) else {}
+    name = props.get("name") or (f"EPSG:{props['code']}" if "code" in props else None)
+    try:
+        return CRS.from_user_input(name)
+    except (CRSError, TypeError):
+        raise DatasetError(
+            f"{path} declares a CRS this program cannot read ({json.dumps(crs)}); "
+            'use {"type": "name", "properties": {"name": "EPSG:<code>"}} or reproject it to EPSG:4326'
+        ) from None
+
+
+def load_label_shapes(
+    path: str | os.PathLike,
+    classes: list[str],
+    class_property: str | None = None,
+) -> LabelShapes:
+    """Read a GeoJSON's polygons, reproject them to web mercator and find each one's class index.
+
+    With `class_property`, a feature's value of that property must name one of `classes` (case is
+    ignored). Without it the dataset must have exactly two classes and every polygon burns class 1.
+    """
+    import shapely
+    from pyproj import Transformer
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features") or []
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, dict) and "coordinates" in data:
+        features = [{"type": "Feature", "geometry": data, "properties": {}}]
+    else:
+        raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
+    if class_property is None and len(classes) != 2:
+        raise ConfigError(
+            f"the dataset has {len(classes)} classes ({', '.join(classes)}); "
+            "pass --class-property naming the GeoJSON property that holds each polygon's class"
+        )
+    lookup = {name.lower(): i for i, name in enumerate(classes)}
+    geometries, indices, skipped = [], [], 0
+    for n, feature in enumerate(features):
+        geometry = (feature or {}).get("geometry")
+        if not geometry or geometry.get("type") not in POLYGONAL:
+            skipped += 1
+            continue
+        if class_property is None:
+            index = 1
+        else:
+            value = (feature.get("properties") or {}).get(class_property)
+            if value is None:
+                raise DatasetError(f"feature {n} of {path} has no property {class_property!r}; "
+                                   "give every polygon a class or choose another --class-property")
+            if str(value).lower() not in lookup:
+                raise UnknownNameError(
+                    f"class {value!r} (feature {n} of {path}, property {class_property!r}) is not in the dataset's "
+                    f"classes {classes}; add it to dataset.toml or fix the GeoJSON"
+                )
+            index = lookup[str(value).lower()]
+        geometries.append(shapely.geometry.shape(geometry))
+        indices.append(index)
+    if not geometries:
+        raise DatasetError(f"{path} holds no polygons ({len(features)} features, none a Polygon or MultiPolygon); "
+                           "pass building/area outlines as polygons")
+    geometries = shapely.make_valid(np.array(geometries, dtype=object))
+    crs = geojson_crs(data, path)
+    if crs.to_epsg() == 4326:
+        xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
+        if max(abs(xmin), abs(xmax)) > 180 or max(abs(ymin), abs(ymax)) > 90:
+            raise DatasetError(
+                f"{path} is read as lon/lat (EPSG:4326, the GeoJSON default) but its coordinates reach "
+                f"({xmin:.0f}, {ymin:.0f})..({xmax:.0f}, {ymax:.0f}), which looks projected; reproject it to "
+                'EPSG:4326 or add a "crs" member naming its CRS'
+            )
+        # Web mercator stops short of the poles; clamp so the transform stays finite.
+        geometries = shapely.clip_by_rect(geometries, -180, -85.0511287798066, 180, 85.0511287798066)
+    transformer = Transformer.from_crs(crs, WEB_MERCATOR, always_xy=True)
+    geometries = shapely.transform(geometries, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    return LabelShapes(geometries, np.asarray(indices, dtype=np.uint8), path, skipped)
+
+
+def image_sizes(tiles: dict[mercantile.Tile, Path]) -> dict[mercantile.Tile, tuple[int, int]]:
+    """(height, width) of every image tile, read from file headers only."""
+    from PIL import Image, UnidentifiedImageError
+
+    sizes = {}
+    for tile, path in tiles.items():
+        try:
+            if path.suffix.lower() in (".tif", ".tiff"):
+                import rasterio
+
+                with rasterio.open(path) as src:
+                    sizes[tile] = (src.height, src.width)
+            else:
+                with Image.open(path) as image:
+                    sizes[tile] = (image.height, image.width)
+        except (OSError, UnidentifiedImageError) as e:
+            raise DatasetError(f"cannot read image tile {path}: {e}; re-create or remove it") from None
+    return sizes
+
+
+def burn_tile(shapes: LabelShapes, indices: np.ndarray, tile: mercantile.Tile, size: tuple[int, int]) -> np.ndarray:
+    """The label array of one tile: class indices of the polygons `indices` burnt on background 0."""
+    from rasterio.features import rasterize
+
+    from robosat_effnet.geo.tile import tile_transform
+
+    height, width = size
+    mask = np.zeros((height, width), dtype=np.uint8)
+    if len(indices) == 0:
+        return mask
+    # Higher class indices are burnt last so they win where classes overlap; stable keeps file order within a class.
+    order = indices[np.argsort(shapes.classes[indices], kind="stable")]
+    transform = tile_transform(tile, width, height)
+    pairs = ((shapes.geometries[i], int(shapes.classes[i])) for i in order)
+    return rasterize(pairs, out=mask, transform=transform, dtype=np.uint8)
+
+
+def rasterize_geojson(
+    geojson: str | os.PathLike,
+    tiles: dict[mercantile.Tile, tuple[int, int]],
+    out: str | os.PathLike,
+    classes: list[str],
+    colors: list,
+    class_property: str | None = None,
+    progress: bool = True,
+) -> RasterizeReport:
+    """Write `out/z/x/y.png` palette labels for every tile in `tiles` ({tile: (height, width)}).
+
+    Raises DatasetError (before writing anything) when no polygon touches any of the tiles,
+    which almost always means a wrong CRS or the wrong area/zoom.
+    """
+    import shapely
+
+    if not tiles:
+        raise DatasetError("no tiles to rasterize; pass --tiles with a slippy-map folder or a non-empty tiles.csv")
+    shapes = load_label_shapes(geojson, classes, class_property)
+    tree = shapely.STRtree(shapes.geometries)
+    order = list(tiles)
+    boxes = shapely.box(*np.array([mercantile.xy_bounds(t) for t in order]).T)
+    tile_idx, geom_idx = tree.query(boxes, predicate="intersects")
+    if len(geom_idx) == 0:
+        west, south, east, north = shapely.total_bounds(shapes.geometries)
+        raise DatasetError(
+            f"none of the {len(shapes.geometries)} polygons in {shapes.source} touches any of the {len(order)} tiles "
+            f"(polygons span web-mercator x {west:.0f}..{east:.0f}, y {south:.0f}..{north:.0f}); "
+            "check the GeoJSON's CRS and that the tiles cover the same area"
+        )
+    per_tile: dict[int, list[int]] = {}
+    for t, g in zip(tile_idx.tolist(), geom_idx.tolist()):
+        per_tile.setdefault(t, []).append(g)
+    report = RasterizeReport(polygons_used=len(set(geom_idx.tolist())), polygons_total=len(shapes.geometries),
+                             skipped=shapes.skipped, with_features=len(per_tile))
+    iterator = enumerate(order)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(order), desc="rasterize", unit="tile")
+    for i, tile in iterator:
+        indices = np.array(sorted(per_tile.get(i, [])), dtype=np.int64)
+        mask = burn_tile(shapes, indices, tile, tiles[tile])
+        write_mask(tile_path(out, tile, "png"), mask, colors)
+        report.tiles.append(tile)
+    return report

@@ -1,0 +1,179 @@
+"""Predicting a GeoTIFF scene (any CRS, uint8/uint16, any band count) into slippy-map mask tiles.
+
+Each web-mercator tile at the chosen zoom, grown by its context border, is read through a warped
+view (rasterio.vrt.WarpedVRT) in EPSG:3857 at the tile's exact bounds (mercantile.xy_bounds), so
+masks line up with the tile grid whatever the scene's projection. Only that window is read, so
+memory follows the tile size, not the scene size. Pixels outside the scene or flagged as no data
+(nodata value, mask or alpha band) become palette index 255 (transparent); a tile without any data
+is not written. Tiles whose pixels cannot be read are never written; the run then ends with one
+RasterError naming the file and the unreadable area.
+
+    result = predict_geotiff("best.pth", "scene.tif", "masks/", zoom=18)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import mercantile
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
+from rasterio.errors import RasterioError
+from rasterio.transform import from_bounds
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform as warp_transform, transform_bounds
+from rasterio.windows import Window, from_bounds as window_from_bounds
+from torch.utils.data import Dataset
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.errors import RasterError
+from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.raster import alpha_band, choose_bands, footprint_tiles, gdal_env, open_scene, \
+    unreadable_error
+from robosat_effnet.predict.runner import PredictResult, run, take_share
+from robosat_effnet.predict.writer import is_done
+from robosat_effnet.transforms import to_tensor
+
+MERCATOR = "EPSG:3857"
+
+
+def tile_transform(tile: mercantile.Tile, size: int, border: int) -> tuple:
+    """(affine transform, side in px) of `tile` grown by `border` px, at `size` px per tile, in EPSG:3857."""
+    left, bottom, right, top = mercantile.xy_bounds(tile)
+    res = (right - left) / size
+    side = size + 2 * border
+    bounds = (left - border * res, bottom - border * res, right + border * res, top + border * res)
+    return from_bounds(*bounds, side, side), side
+
+
+def resampling_scale(src: rasterio.DatasetReader, transform, side: int) -> dict[str, float]:
+    """GDAL warp options XSCALE/YSCALE (tile px per scene px) at the tile's centre.
+
+    GDAL otherwise estimates the resampling kernel's width per processing chunk from the source
+    window it reads, which shrinks where a tile hangs over the scene's edge: the same pixels would
+    then be resampled differently in different tiles (and in a cropped copy of the scene).
+    """
+    cx, cy = transform * (side / 2, side / 2)
+    try:
+        (sx,), (sy,) = warp_transform(MERCATOR, src.crs, [cx], [cy])
+        t = src.transform
+        xs, ys = warp_transform(src.crs, MERCATOR, [sx, sx + t.a, sx + t.b], [sy, sy + t.d, sy + t.e])
+    except (RasterioError, CPLE_BaseError, ValueError):
+        return {}
+    res = abs(transform.a)
+    scales = {"XSCALE": math.hypot(xs[1] - xs[0], ys[1] - ys[0]) / res,
+              "YSCALE": math.hypot(xs[2] - xs[0], ys[2] - ys[0]) / res}
+    return scales if all(math.isfinite(v) and v > 0 for v in scales.values()) else {}
+
+
+class WarpedTiles(Dataset):
+    """Web-mercator tiles of a scene with their context border, warped on the fly (runner protocol).
+
+    The scene is opened lazily in each process (GDAL handles must not cross a fork).
+    """
+
+    def __init__(self, path: str | os.PathLike, tiles: Sequence[mercantile.Tile], tile_size: int, border: int,
+                 bands: Sequence[int], spec: ModelSpec, resampling: Resampling = Resampling.bilinear):
+        self.path = str(path)
+        self.tiles = list(tiles)
+        self.tile_size, self.border, self.bands = tile_size, border, list(bands)
+        self.mean, self.std = spec.mean, spec.std
+        self.max_value = getattr(spec, "max_value", None)
+        self.resampling = resampling
+        self._src: rasterio.DatasetReader | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def source(self) -> rasterio.DatasetReader:
+        if self._src is None or self._pid != os.getpid():
+            self._src, self._pid = rasterio.open(self.path), os.getpid()
+        return self._src
+
+    def read(self, tile: mercantile.Tile) -> tuple[np.ndarray, np.ndarray]:
+        """(C x H x W pixels of the chosen bands, H x W bool validity) of `tile` with its border."""
+        src = self.source()
+        transform, side = tile_transform(tile, self.tile_size, self.border)
+        alpha = alpha_band(src)
+        # Without an alpha band, ask the warper for one: it marks both nodata and outside-the-scene pixels.
+        with gdal_env(), WarpedVRT(src, crs=MERCATOR, transform=transform, width=side, height=side,
+                                   resampling=self.resampling, add_alpha=alpha is None,
+                                   **resampling_scale(src, transform, side)) as vrt:
+            alpha_index = alpha if alpha is not None else vrt.count
+            data = vrt.read(self.bands + [alpha_index])
+        return data[:-1], data[-1] > 0
+
+    def __getitem__(self, index: int) -> dict:
+        tile = self.tiles[index]
+        try:
+            pixels, valid = self.read(tile)
+        except (RasterioError, CPLE_BaseError) as e:
+            return {"index": index, "image": None, "valid": None, "error": f"tile {tile}: {e}"}
+        b = self.border
+        center = valid[b:b + self.tile_size, b:b + self.tile_size] if b else valid
+        if not center.any():
+            return {"index": index, "image": None, "valid": None, "error": None}
+        image = to_tensor(np.moveaxis(pixels, 0, -1), self.mean, self.std, self.max_value)
+        return {"index": index, "image": image, "valid": None if center.all() else torch.from_numpy(center.copy()),
+                "error": None}
+
+
+def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str | os.PathLike, zoom: int, *,
+                    tile_size: int | None = None, border: int = 32, bands: Sequence[int] | None = None,
+                    probs: bool = False, tta: bool = False, max_tiles: int = 100_000, batch_size: int = 8,
+                    workers: int = 0, device: str | torch.device | None = None, overwrite: bool = False,
+                    shard: tuple[int, int] | None = None, progress: bool = True) -> PredictResult:
+    """Predict the slippy-map tiles at `zoom` covering `scene` into `output_dir`/z/x/y.png.
+
+    Args:
+        model: checkpoint path, (model, ModelSpec) pair, or a bare model.
+        tile_size: output px per tile (default: the checkpoint's tile_size).
+        border: px of real context read around each tile (tile_size + 2 x border: a multiple of 32).
+        bands: 1-based scene bands (default: the checkpoint's, else all but alpha).
+        max_tiles: refuse zooms making more tiles than this (TooManyTilesError, nothing written).
+        Others as in `predict_tiles`.
+    Raises RasterError (after writing every readable tile) when some of the scene cannot be read.
+    """
+    device = resolve_device(device)
+    network, spec = resolve_model(model, device)
+    tile_size = tile_size or spec.tile_size
+    if tile_size < 1 or border < 0:
+        raise RasterError(f"tile size {tile_size} must be positive and border {border} 0 or more px")
+    with open_scene(scene) as src:
+        chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
+        tiles = footprint_tiles(src, zoom, max_tiles)
+    output = Path(output_dir)
+    result = PredictResult(output=output)
+    share = take_share(tiles, shard)
+    result.tiles = len(share)
+    todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
+    result.skipped = len(share) - len(todo)
+    dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec)
+    predictor = Predictor(network, device=device, tta=tta)
+    run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result)
+    if result.failed:
+        with open_scene(scene) as src:
+            failed = [t for t in todo if any(line.startswith(f"tile {t}:") for line in result.failed)]
+            regions = [_source_window(src, t, tile_size, border) for t in failed]
+            raise unreadable_error(scene, src, chosen, f"{len(failed)} tile(s) reading from there were not written "
+                                   f"({result.written} others were)", regions)
+    return result
+
+
+def _source_window(src: rasterio.DatasetReader, tile: mercantile.Tile, tile_size: int, border: int):
+    """The scene's pixel window that a tile with its border is read from."""
+    transform, side = tile_transform(tile, tile_size, border)
+    left, top = transform * (0, 0)
+    right, bottom = transform * (side, side)
+    try:
+        bounds = transform_bounds(MERCATOR, src.crs, left, bottom, right, top, densify_pts=21)
+        return window_from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    except (RasterioError, CPLE_BaseError, ValueError):  # e.g. a rotated grid: look everywhere instead
+        return Window(0, 0, src.width, src.height)

@@ -1,0 +1,179 @@
+"""A single georeferenced mask of a scene, in the scene's own CRS and pixel grid.
+
+Sliding-window inference: windows of `window` px overlapping by `overlap` px are read straight
+from the scene (no warping), and their probabilities blended with a tapered weight: linear ramps
+across each overlap that sum to exactly 1, so every pixel's probability is a weighted mean of the
+windows covering it and window edges leave no seams. The mask is written block by block as soon as
+no later window can touch it, so memory holds a few windows plus an `overlap`-row strip, never the
+scene. Output: a tiled, deflate-compressed uint8 GeoTIFF with the class colour map and nodata 255.
+
+    predict_mask_geotiff("best.pth", "scene.tif", "mask.tif")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import rasterio
+import torch
+from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.colors import NODATA_INDEX, to_rgb
+from robosat_effnet.errors import RasterError
+from robosat_effnet.io import atomic_path
+from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
+from robosat_effnet.transforms import to_tensor
+
+
+def window_offsets(size: int, window: int, stride: int) -> list[int]:
+    """Offsets of windows of `window` px every `stride` px that together cover `size` px."""
+    count = 1 if size <= window else math.ceil((size - window) / stride) + 1
+    return [i * stride for i in range(count)]
+
+
+def taper(count: int, index: int, window: int, overlap: int) -> np.ndarray:
+    """1-D weight of window `index` of `count`: ramps across the overlaps it shares with neighbours.
+
+    The rising ramp (i + 0.5) / overlap of one window and the falling ramp of the window before it
+    sum to 1 at every pixel, so the blended result needs no normalisation.
+    """
+    weight = np.ones(window, np.float32)
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1)
+    if index > 0 and overlap:
+        weight[:overlap] = ramp
+    if index < count - 1 and overlap:
+        weight[window - overlap:] = 1 - ramp
+    return weight
+
+
+class SceneWindows(Dataset):
+    """Square windows of a scene in row-major order, mirror-padded past its right/bottom edge."""
+
+    def __init__(self, path: str | os.PathLike, rows: list[int], cols: list[int], window: int,
+                 bands: Sequence[int], spec: ModelSpec):
+        self.path, self.rows, self.cols, self.window, self.bands = str(path), rows, cols, window, list(bands)
+        self.mean, self.std = spec.mean, spec.std
+        self.max_value = getattr(spec, "max_value", None)
+        self._src: rasterio.DatasetReader | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def window_of(self, index: int, width: int, height: int) -> Window:
+        row, col = divmod(index, len(self.cols))
+        y, x = self.rows[row], self.cols[col]
+        return Window(x, y, min(self.window, width - x), min(self.window, height - y))
+
+    def __getitem__(self, index: int) -> dict:
+        if self._src is None or self._pid != os.getpid():  # GDAL handles must not cross a fork
+            self._src, self._pid = rasterio.open(self.path), os.getpid()
+        src = self._src
+        w = self.window_of(index, src.width, src.height)
+        try:
+            with gdal_env():
+                pixels = src.read(self.bands, window=w)
+                valid = src.dataset_mask(window=w) > 0
+        except (RasterioError, CPLE_BaseError) as e:
+            return {"index": index, "image": None, "valid": None, "error": str(e), "window": w}
+        pad = ((0, self.window - int(w.height)), (0, self.window - int(w.width)))
+        mode = "reflect" if min(pixels.shape[1:]) > 1 else "edge"
+        pixels = np.pad(np.moveaxis(pixels, 0, -1), (*pad, (0, 0)), mode=mode)
+        valid = np.pad(valid, pad, constant_values=False)
+        image = to_tensor(pixels, self.mean, self.std, self.max_value)
+        return {"index": index, "image": image, "valid": torch.from_numpy(valid), "error": None, "window": w}
+
+
+def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str | os.PathLike, *,
+                         window: int = 512, overlap: int = 64, bands: Sequence[int] | None = None, tta: bool = False,
+                         batch_size: int = 4, workers: int = 0, device: str | torch.device | None = None,
+                         overwrite: bool = False, progress: bool = True) -> Path:
+    """Write the class mask of `scene` as a GeoTIFF on the scene's grid (see the module docstring).
+
+    `window` must be a multiple of 32 and `overlap` at most half of it. An existing `output` is kept
+    unless `overwrite`. Raises RasterError naming the unreadable area if the scene is damaged
+    (nothing is written then).
+    """
+    output = Path(output)
+    if output.exists() and not overwrite:
+        return output
+    if window < 32 or window % 32 or not 0 <= overlap <= window // 2:
+        raise RasterError(f"window {window} must be a multiple of 32 and overlap {overlap} between 0 and window/2")
+    device = resolve_device(device)
+    network, spec = resolve_model(model, device)
+    predictor = Predictor(network, device=device, tta=tta)
+    with open_scene(scene) as src, gdal_env():
+        chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
+        stride = window - overlap
+        rows, cols = window_offsets(src.height, window, stride), window_offsets(src.width, window, stride)
+        dataset = SceneWindows(scene, rows, cols, window, chosen, spec)
+        profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint8", crs=src.crs,
+                       transform=src.transform, nodata=NODATA_INDEX, tiled=True, blockxsize=256, blockysize=256,
+                       compress="deflate")
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list,
+                            pin_memory=device.type == "cuda")
+        with atomic_path(output) as tmp, rasterio.open(tmp, "w", **profile) as dst, \
+                tqdm(total=len(dataset), desc="mask", unit="window", disable=not progress) as bar:
+            dst.write_colormap(1, {**{i: (*to_rgb(c), 255) for i, c in enumerate(spec.colors)},
+                                   NODATA_INDEX: (0, 0, 0, 0)})
+            blender = _Blender(dst, len(rows), len(cols), window, overlap, spec.num_classes)
+            for items in loader:
+                failed = [item for item in items if item["error"]]
+                if failed:
+                    raise unreadable_error(scene, src, chosen, f"{output} was not written",
+                                           [item["window"] for item in failed])
+                probs = predictor(torch.stack([item["image"] for item in items])).cpu().numpy()
+                for item, prob in zip(items, probs):
+                    blender.add(item["index"], prob, item["valid"].numpy())
+                bar.update(len(items))
+    return output
+
+
+class _Blender:
+    """Accumulates tapered window probabilities and writes each block once it is final.
+
+    Window (r, c) owns rows [y0, y0 + stride) and cols [x0, x0 + stride) (the whole window for the
+    last row/column). That block is final once window (r, c) is added: the windows before it in this
+    row left their share in `carry_cols`, those of the previous row in `carry_rows`.
+    """
+
+    def __init__(self, dst, n_rows: int, n_cols: int, window: int, overlap: int, classes: int):
+        self.dst, self.n_rows, self.n_cols, self.window, self.overlap = dst, n_rows, n_cols, window, overlap
+        self.stride = window - overlap
+        self.span = (n_cols - 1) * self.stride + window
+        self.carry_rows = np.zeros((classes, overlap, self.span), np.float32)
+        self.next_rows = np.zeros_like(self.carry_rows)
+        self.carry_cols: np.ndarray | None = None
+
+    def add(self, index: int, probs: np.ndarray, valid: np.ndarray) -> None:
+        r, c = divmod(index, self.n_cols)
+        W, S, O = self.window, self.stride, self.overlap
+        y0, x0 = r * S, c * S
+        weighted = probs * (taper(self.n_rows, r, W, O)[:, None] * taper(self.n_cols, c, W, O)[None, :])
+        y_end = S if r < self.n_rows - 1 else W
+        x_end = S if c < self.n_cols - 1 else W
+        block = weighted[:, :y_end, :x_end].copy()
+        if c > 0 and O:
+            block[:, :, :O] += self.carry_cols
+        if r > 0 and O:
+            block[:, :O, :] += self.carry_rows[:, :, x0:x0 + x_end]
+        if c < self.n_cols - 1:
+            self.carry_cols = weighted[:, :y_end, S:W]
+        if r < self.n_rows - 1 and O:
+            self.next_rows[:, :, x0:x0 + W] += weighted[:, S:W, :]
+        if c == self.n_cols - 1:  # the row is done: its bottom overlap becomes the next row's top
+            self.carry_rows, self.next_rows = self.next_rows, np.zeros_like(self.next_rows)
+        mask = block.argmax(axis=0).astype(np.uint8)
+        mask[~valid[:y_end, :x_end]] = NODATA_INDEX
+        height, width = min(y_end, self.dst.height - y0), min(x_end, self.dst.width - x0)
+        self.dst.write(mask[None, :height, :width], window=Window(x0, y0, width, height))

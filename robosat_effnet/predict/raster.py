@@ -1,0 +1,137 @@
+"""Opening a GeoTIFF scene for prediction: checks, band choice, footprint tiles, unreadable areas.
+
+Shared by the slippy-map predictor (`predict.geotiff`) and the georeferenced mask (`predict.mosaic`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import mercantile
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
+from rasterio.errors import RasterioError
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from robosat_effnet.errors import RasterError, TooManyTilesError
+
+# GDAL's block cache defaults to 5% of RAM; a fixed cap keeps memory bounded on any machine
+# (used only when the user has not set GDAL_CACHEMAX).
+CACHE_MB = 256
+MERCATOR_LAT = 85.0511287798066
+
+
+def gdal_env() -> rasterio.Env:
+    """A rasterio.Env with a bounded GDAL block cache unless GDAL_CACHEMAX is set by the user."""
+    options = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": CACHE_MB}
+    return rasterio.Env(**options)
+
+
+def open_scene(path: str | os.PathLike) -> rasterio.DatasetReader:
+    """Open a raster for reading; a clear RasterError if it is missing, unreadable or has no CRS."""
+    path = Path(path)
+    if not path.is_file():
+        raise RasterError(f"scene {path} does not exist; pass a GeoTIFF file")
+    try:
+        src = rasterio.open(path)
+    except (RasterioError, CPLE_BaseError) as e:
+        raise RasterError(f"cannot open scene {path}: {e}; is it a GeoTIFF?") from None
+    if src.crs is None:
+        src.close()
+        raise RasterError(
+            f"scene {path} has no CRS (coordinate reference system), so it cannot be placed on the map; "
+            f"assign one, e.g. `gdal_edit.py -a_srs EPSG:32618 {path}`"
+        )
+    return src
+
+
+def alpha_band(src: rasterio.DatasetReader) -> int | None:
+    """The 1-based index of the scene's alpha band, if it has one."""
+    for index, interp in enumerate(src.colorinterp, start=1):
+        if interp == ColorInterp.alpha:
+            return index
+    return None
+
+
+def choose_bands(src: rasterio.DatasetReader, requested: Sequence[int] | None, from_spec: Sequence[int] | None,
+                 in_channels: int) -> list[int]:
+    """The 1-based bands to feed the network: `requested` (--bands), else the checkpoint's, else every
+    band that is not alpha. Raises RasterError when they do not exist or do not match `in_channels`."""
+    alpha = alpha_band(src)
+    bands = list(requested or from_spec or [b for b in range(1, src.count + 1) if b != alpha])
+    wrong = [b for b in bands if not 1 <= b <= src.count]
+    if wrong:
+        raise RasterError(f"scene {src.name} has bands 1..{src.count}; band(s) {wrong} do not exist: fix --bands")
+    if src.count < in_channels:
+        raise RasterError(
+            f"scene {src.name} has {src.count} band(s) but the checkpoint expects {in_channels}; "
+            f"use a checkpoint trained on {src.count}-band images"
+        )
+    if len(bands) != in_channels:
+        raise RasterError(
+            f"scene {src.name}: {len(bands)} band(s) {bands} selected but the checkpoint expects {in_channels}; "
+            f"pick {in_channels} with --bands, e.g. --bands {','.join(str(b) for b in range(1, in_channels + 1))}"
+        )
+    return bands
+
+
+def footprint_tiles(src: rasterio.DatasetReader, zoom: int, max_tiles: int) -> list[mercantile.Tile]:
+    """The web-mercator tiles at `zoom` that intersect the scene's bounding box (in lon/lat, with
+    densified edges so curved projected edges are covered). More than `max_tiles`: TooManyTilesError."""
+    if not 0 <= zoom <= 30:
+        raise TooManyTilesError(f"zoom {zoom} is out of range; use 0..30")
+    west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+    south, north = max(south, -MERCATOR_LAT), min(north, MERCATOR_LAT)
+    tiles = []
+    for tile in mercantile.tiles(west, south, east, north, zooms=zoom):
+        tiles.append(tile)
+        if len(tiles) > max_tiles:
+            raise TooManyTilesError(
+                f"scene {src.name} at zoom {zoom} makes more than {max_tiles} tiles; "
+                "use a lower --zoom or raise --max-tiles"
+            )
+    return tiles
+
+
+def unreadable_windows(src: rasterio.DatasetReader, bands: Sequence[int],
+                       regions: Sequence[Window] | None = None) -> list[Window]:
+    """The scene's internal blocks (those meeting `regions`, default all) whose pixels fail to read."""
+    bad = []
+    for _, block in src.block_windows(bands[0]):
+        if regions is not None and not any(_overlaps(block, region) for region in regions):
+            continue
+        try:
+            src.read(list(bands), window=block)
+        except (RasterioError, CPLE_BaseError):
+            bad.append(block)
+    return bad
+
+
+def _overlaps(a: Window, b: Window) -> bool:
+    return (a.col_off < b.col_off + b.width and b.col_off < a.col_off + a.width
+            and a.row_off < b.row_off + b.height and b.row_off < a.row_off + a.height)
+
+
+def describe_windows(src: rasterio.DatasetReader, windows: list[Window]) -> str:
+    """'pixel rows 512-1023, columns 512-1023 (bounds ... in EPSG:3857)' for each window, joined."""
+    parts = []
+    for w in windows:
+        left, bottom, right, top = rasterio.windows.bounds(w, src.transform)
+        parts.append(
+            f"pixel rows {int(w.row_off)}-{int(w.row_off + w.height) - 1}, columns {int(w.col_off)}-"
+            f"{int(w.col_off + w.width) - 1} (bounds {left:.2f}, {bottom:.2f}, {right:.2f}, {top:.2f} in {src.crs})"
+        )
+    return "; ".join(parts)
+
+
+def unreadable_error(path: str | os.PathLike, src: rasterio.DatasetReader, bands: Sequence[int],
+                     consequence: str, regions: Sequence[Window] | None = None) -> RasterError:
+    """One-line RasterError naming the file and its unreadable area (found by reading the blocks
+    that meet `regions`, the pixel windows whose reads failed), then `consequence`."""
+    bad = unreadable_windows(src, bands, regions)
+    where = describe_windows(src, bad) if bad else "some of its pixels"
+    return RasterError(f"scene {path} is damaged: cannot read {where}; {consequence}; re-create or re-download it")

@@ -1,0 +1,136 @@
+"""The loop both tile predictors share: pick this worker's tiles, read in DataLoader workers,
+infer in batches, write in the background, report.
+
+A tile dataset returns one dict per tile (so reading errors travel to the main process as data
+instead of multi-line worker tracebacks):
+
+    {"index": i, "image": C x H x W float tensor (tile + border) or None,
+     "valid": H x W bool tensor of pixels with data (None: all), "error": one-line str or None}
+
+`image` None with no error means the tile holds no data: nothing is written for it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import mercantile
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.colors import NODATA_INDEX
+from robosat_effnet.errors import ConfigError, DatasetError
+from robosat_effnet.predict.context import crop
+from robosat_effnet.predict.engine import Predictor
+from robosat_effnet.predict.writer import BackgroundWriter, is_done, probability_dirs, quantize, write_tile
+
+
+@dataclass
+class PredictResult:
+    """What a prediction run did. `failed` holds one line per tile that could not be read."""
+
+    output: Path
+    tiles: int = 0  # tiles this shard was responsible for
+    written: int = 0
+    skipped: int = 0  # outputs already there (resume)
+    empty: int = 0  # tiles without any data: not written
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def tiles_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'i/n' -> (i, n) with 0 <= i < n; None stays None."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"shard {text!r} must look like i/n, e.g. 0/4 for the first of four shares") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"shard {text!r}: need 0 <= i < n, e.g. 0/4 .. 3/4")
+    return index, count
+
+
+def take_share(tiles: Sequence[mercantile.Tile], shard: tuple[int, int] | None = None) -> list[mercantile.Tile]:
+    """This worker's disjoint share of `tiles` (sorted first, so every worker agrees on the split).
+
+    `shard` (i, n) takes every n-th tile from the i-th; under torchrun (RANK, WORLD_SIZE set) each
+    rank takes its part of that share, so `--shard` and torchrun combine.
+    """
+    index, count = shard or (0, 1)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    index, count = index * world + rank, count * world
+    ordered = sorted(tiles, key=lambda t: (t.z, t.x, t.y))
+    return ordered[index::count]
+
+
+def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
+        border: int, probs: bool, batch_size: int, workers: int, progress: bool, desc: str,
+        result: PredictResult) -> PredictResult:
+    """Predict every tile of `dataset` (item i is tiles[i]) and write its outputs under `output`."""
+    cuda = predictor.device.type == "cuda"
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list, pin_memory=cuda,
+                        persistent_workers=False, prefetch_factor=4 if workers else None)
+    classes = [index for index, _ in probability_dirs(output, spec.classes)] if probs else None
+    start = time.perf_counter()
+    try:
+        _loop(loader, tiles, predictor, spec, output, border, probs, classes, progress, desc, result)
+    except OSError as e:  # a full disk or a read-only folder: say where, without a traceback
+        raise DatasetError(f"cannot write predictions to {output}: {e}") from None
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
+          border: int, probs: bool, classes: list[int] | None, progress: bool, desc: str,
+          result: PredictResult) -> None:
+    with BackgroundWriter() as writer, tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress,
+                                            dynamic_ncols=True) as bar:
+        for items in loader:
+            groups: dict[tuple, list[dict]] = {}
+            for item in items:
+                if item["error"]:
+                    result.failed.append(item["error"])
+                elif item["image"] is None:
+                    result.empty += 1
+                else:  # tiles of one size go through the network together
+                    groups.setdefault(tuple(item["image"].shape), []).append(item)
+            for group in groups.values():
+                outputs = _infer(predictor, group, border, classes)
+                for item, array in zip(group, outputs):
+                    writer.submit(write_tile, output, tiles[item["index"]], array, spec.classes, spec.colors, probs)
+                result.written += len(group)
+            bar.update(len(items))
+
+
+def _infer(predictor: Predictor, group: list[dict], border: int, classes: list[int] | None) -> list:
+    """Masks (H x W uint8, 255 = no data) or quantised probabilities (K x H x W uint8) as numpy arrays.
+
+    argmax and quantisation run on the inference device, so only uint8 arrays travel back.
+    """
+    probs = crop(predictor(torch.stack([item["image"] for item in group])), border)
+    valid = None
+    if any(item["valid"] is not None for item in group):
+        everywhere = torch.ones(probs.shape[-2:], dtype=torch.bool)
+        valid = torch.stack([everywhere if item["valid"] is None else item["valid"] for item in group])
+        valid = valid.to(probs.device)
+    if classes is None:
+        out = probs.argmax(dim=1).to(torch.uint8)
+        if valid is not None:
+            out[~valid] = NODATA_INDEX
+    else:
+        out = quantize(probs[:, classes])
+        if valid is not None:  # probability tiles have no spare level for "no data": use 0
+            out *= valid[:, None].to(torch.uint8)
+    return list(out.cpu().numpy())

@@ -1,0 +1,137 @@
+"""Predicting a slippy-map folder (`z/x/y.<ext>`, robosat's layout) into mask or probability tiles.
+
+    result = predict_tiles("best.pth", "tiles/", "masks/")
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import mercantile
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.errors import DatasetError, RobosatEffnetError
+from robosat_effnet.io import read_alpha, read_image
+from robosat_effnet.predict.context import buffer_tile
+from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.runner import PredictResult, run, take_share
+from robosat_effnet.predict.writer import is_done
+from robosat_effnet.tiles import neighbours, tile_files
+from robosat_effnet.transforms import select_bands, to_tensor
+
+ALPHA_EXTENSIONS = {".png", ".webp"}
+
+
+class BufferedTiles(Dataset):
+    """Tiles of a slippy-map folder, each grown by `border` px of neighbour (or mirrored) context.
+
+    Items follow the runner's protocol (see `robosat_effnet.predict.runner`). Pixels whose alpha is 0
+    (RGBA/LA PNG or WebP tiles) are marked as no data. Each process keeps a small cache of decoded
+    tiles, since every tile is also read as context for up to 8 others.
+    """
+
+    def __init__(self, files: dict[mercantile.Tile, Path], tiles: Sequence[mercantile.Tile], border: int,
+                 spec: ModelSpec, bands: Sequence[int] | None = None, cache_size: int = 64):
+        self.files = files
+        self.tiles = list(tiles)
+        self.border = border
+        self.mean, self.std = spec.mean, spec.std
+        self.max_value = getattr(spec, "max_value", None)
+        self.in_channels = spec.in_channels
+        self.bands = list(bands) if bands else spec.bands
+        self.cache_size = cache_size
+        self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def read(self, path: Path) -> np.ndarray:
+        """A tile's pixels with the checkpoint's bands, as H x W x C (cached)."""
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        image = select_bands(read_image(path), self.bands)
+        if image.shape[-1] != self.in_channels:
+            raise DatasetError(
+                f"tile {path} has {image.shape[-1]} bands but the checkpoint expects {self.in_channels}; "
+                "pick them with --bands, e.g. --bands 1,2,3"
+            )
+        self._cache[path] = image
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return image
+
+    def context(self, path: Path | None, shape: tuple) -> np.ndarray | None:
+        """A neighbour's pixels, or None (mirror instead) if it is absent, unreadable or of another size;
+        an unreadable neighbour is reported when it is predicted itself."""
+        if path is None:
+            return None
+        try:
+            image = self.read(path)
+        except RobosatEffnetError:
+            return None
+        return image if image.shape == shape else None
+
+    def __getitem__(self, index: int) -> dict:
+        tile = self.tiles[index]
+        path = self.files[tile]
+        try:
+            center = self.read(path)
+            context = {}
+            for offset, neighbour in neighbours(tile).items():
+                context[offset] = self.context(self.files.get(neighbour), center.shape)
+            image = to_tensor(buffer_tile(center, context, self.border), self.mean, self.std, self.max_value)
+            alpha = read_alpha(path) if path.suffix.lower() in ALPHA_EXTENSIONS else None
+        except RobosatEffnetError as e:
+            return {"index": index, "image": None, "valid": None, "error": str(e)}
+        if alpha is not None and not alpha.any():
+            return {"index": index, "image": None, "valid": None, "error": None}
+        valid = None if alpha is None or alpha.all() else torch.from_numpy(alpha)
+        return {"index": index, "image": image, "valid": valid, "error": None}
+
+
+def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                  border: int = 32, probs: bool = False, tta: bool = False, bands: Sequence[int] | None = None,
+                  batch_size: int = 8, workers: int = 0, device: str | torch.device | None = None,
+                  overwrite: bool = False, shard: tuple[int, int] | None = None,
+                  progress: bool = True) -> PredictResult:
+    """Predict every tile of the slippy-map folder `input_dir` into `output_dir`/z/x/y.png.
+
+    Args:
+        model: checkpoint path, (model, ModelSpec) pair, or a bare model (default spec).
+        border: px of context on each side, from the 8 neighbours or mirrored; tile + 2 x border
+            should be a multiple of 32 (e.g. 512 + 2 x 32) so the network's grid matches the tiles'.
+        probs: write probability tiles (robosat's format, see `predict.writer`) instead of masks.
+        tta: average the 8 flips/rotations.
+        bands: 1-based channels to use (default: the checkpoint's, else all).
+        overwrite: redo tiles whose outputs exist (default: skip them, so reruns resume).
+        shard: (i, n) to predict only the i-th of n disjoint shares (also see RANK/WORLD_SIZE).
+    Tiles that cannot be read are listed in `result.failed` (others are still written).
+    """
+    if border < 0:
+        raise DatasetError(f"border {border} must be 0 or more px")
+    files = tile_files(input_dir)
+    if not files:
+        raise DatasetError(f"no image tiles in {input_dir}; expected a slippy-map folder z/x/y.<png|jpg|webp|tif>")
+    device = resolve_device(device)
+    network, spec = resolve_model(model, device)
+    output = Path(output_dir)
+    result = PredictResult(output=output)
+    share = take_share(list(files), shard)
+    result.tiles = len(share)
+    todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
+    result.skipped = len(share) - len(todo)
+    # Columns in blocks of 8, rows inside: a tile's neighbours are read close together (cache hits).
+    todo.sort(key=lambda t: (t.z, t.x // 8, t.y, t.x))
+    dataset = BufferedTiles(files, todo, border, spec, bands)
+    if todo:
+        dataset.read(files[todo[0]])  # wrong band counts fail here, before anything is written
+    predictor = Predictor(network, device=device, tta=tta)
+    return run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict",
+               result)

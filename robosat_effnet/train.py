@@ -1,0 +1,265 @@
+"""Training: AdamW with linear warm-up then cosine decay, validation metrics each epoch, checkpoints, resume.
+
+    >>> from robosat_effnet.train import train
+    >>> result = train("dataset.toml", "model.toml", device="cpu")
+    >>> result["best_miou"], result["best"]
+
+Writes into the checkpoint folder: `checkpoint-NNNNN.pth` after every epoch, `last.pth` (the newest),
+`best.pth` (highest validation mIoU), `history.csv` and `history.png`. A checkpoint holds the model spec,
+weights, optimizer, scheduler, AMP scaler, RNG states, metrics and the configs, and loads with
+`torch.load(weights_only=True)`; `resume=` continues from one exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from robosat_effnet.config import (DatasetConfig, ModelConfig, load_dataset_config, load_model_config,
+                                   spec_from_configs)
+from robosat_effnet.datasets import SegmentationTiles, check_dataset
+from robosat_effnet.distributed import DistInfo, ShardSampler, init_distributed, shutdown
+from robosat_effnet.engine import Engine
+from robosat_effnet.errors import CheckpointError, ConfigError
+from robosat_effnet.history import plot, write_csv
+from robosat_effnet.io import atomic_path
+from robosat_effnet.losses import WEIGHTED, build_loss, canonical_loss
+from robosat_effnet.metrics import scores
+from robosat_effnet.rng import get_rng_state, set_rng_state
+
+log = logging.getLogger("robosat_effnet")
+
+# Spec fields a resumed run must share with its checkpoint (the version may differ).
+RESUME_FIELDS = ("backbone", "decoder", "classes", "in_channels", "bands", "mean", "std", "tile_size")
+
+
+def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig | str | os.PathLike, *,
+          device: str | torch.device | None = None, resume: str | os.PathLike | None = None,
+          checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
+          stop_after: int | None = None) -> dict[str, Any]:
+    """Train a segmentation model as the two configs say; returns a summary of the run.
+
+    Args:
+        dataset_cfg, model_cfg: configs or paths to robosat's dataset.toml / model.toml.
+        device: "cpu", "cuda", "cuda:1"...; default: a GPU when model.toml's `cuda` allows and one exists.
+        resume: a checkpoint (e.g. last.pth) to continue from: same epochs count, same results.
+        checkpoint_dir: where to write; default: model.toml's `checkpoint` folder.
+        progress: progress bars and one summary line per epoch.
+        stop_after: stop once this many epochs are done (the schedule still spans all `epochs`), e.g. to
+            split a run in parts; resume the rest with `resume=`.
+    Returns:
+        {"best_miou", "best_epoch", "epochs_done", "checkpoint_dir", "best", "last", "history_path",
+        "history" (rows), "metrics" (last validation scores)}.
+    Raises RobosatEffnetError subclasses for bad configs, datasets or checkpoints, before writing anything.
+    """
+    if not isinstance(dataset_cfg, DatasetConfig):
+        dataset_cfg = load_dataset_config(dataset_cfg)
+    if not isinstance(model_cfg, ModelConfig):
+        model_cfg = load_model_config(model_cfg)
+    device = resolve_device(device, model_cfg.cuda)
+    info = init_distributed(device.type == "cuda")
+    try:
+        if info.enabled and device.type == "cuda":
+            device = torch.device("cuda", info.local_rank)
+        return _Run(dataset_cfg, model_cfg, device, info, progress).fit(resume, checkpoint_dir, stop_after)
+    finally:
+        shutdown(info)
+
+
+def resolve_device(requested: str | torch.device | None, cuda: bool | None) -> torch.device:
+    """The device to train on: `requested` if given, else CUDA when allowed and present, else CPU."""
+    if requested is not None:
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise ConfigError(f"unknown device {requested!r}; use cpu, cuda or cuda:<index>") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {requested} asked for, but no CUDA GPU is available; use --device cpu")
+        return device
+    if torch.cuda.is_available() and cuda is not False:
+        return torch.device("cuda")
+    if cuda:
+        log.warning("model.toml says cuda = true but no CUDA GPU is available: training on CPU")
+    return torch.device("cpu")
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Learning-rate multiplier at `step`: linear warm-up over `warmup` steps, then cosine decay to 0."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class _Run:
+    """One training run's state; `fit` is the whole loop."""
+
+    def __init__(self, dataset_cfg: DatasetConfig, model_cfg: ModelConfig, device: torch.device, info: DistInfo,
+                 progress: bool):
+        self.data, self.cfg, self.device, self.info = dataset_cfg, model_cfg, device, info
+        self.progress = progress and info.is_main
+        self.cuda = device.type == "cuda"
+        self.amp = model_cfg.amp and self.cuda
+        loss_name = canonical_loss(model_cfg.loss)
+        if loss_name in WEIGHTED and dataset_cfg.weights is None:
+            log.warning("%s: no [weights] values; the %s loss uses equal class weights (compute them with "
+                        "`rs-effnet weights`)", dataset_cfg.source or "dataset config", loss_name)
+        self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma).to(device)
+        samples = check_dataset(dataset_cfg, workers=max(1, model_cfg.workers), progress=self.progress)
+        self.spec = spec_from_configs(dataset_cfg, model_cfg)
+        options = dict(size=model_cfg.image_size, seed=model_cfg.seed)
+        self.train_set = SegmentationTiles.from_config(dataset_cfg, samples["training"], augment=model_cfg.augment,
+                                                       jitter=model_cfg.jitter, **options)
+        self.val_set = SegmentationTiles.from_config(dataset_cfg, samples["validation"], **options)
+        smallest = min(model_cfg.batch_size, math.ceil(len(self.train_set) / info.world_size))
+        if model_cfg.image_size < 64 and smallest < 2:  # the deepest features are 1 x 1 px
+            raise ConfigError(f"batch_size {smallest} at image_size {model_cfg.image_size} leaves BatchNorm one "
+                              "value per channel; use batch_size >= 2 (and as many tiles) or image_size >= 64")
+
+    def fit(self, resume: str | os.PathLike | None, checkpoint_dir: str | os.PathLike | None,
+            stop_after: int | None) -> dict[str, Any]:
+        cfg, info = self.cfg, self.info
+        state = self._load_resume(resume) if resume is not None else None
+        torch.manual_seed(cfg.seed)  # the same initial weights for a given seed
+        from robosat_effnet.models import build_model
+
+        model = build_model(self.spec.backbone, self.spec.decoder, self.spec.num_classes, self.spec.in_channels,
+                            weights=None if state else cfg.weights, output_stride=self.spec.output_stride)
+        model = model.to(self.device, memory_format=torch.channels_last if self.cuda else torch.preserve_format)
+        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
+        steps = self._steps_per_epoch()
+        total, warmup = steps * cfg.epochs, min(round(cfg.warmup * steps), steps * cfg.epochs // 2)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup))
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        start, history, best = 0, [], (-math.inf, 0)
+        if state:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            start, history, best = state["epoch"], list(state["history"]), (state["best_miou"], state["best_epoch"])
+        if info.enabled:
+            if self.cuda:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)
+
+        folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(cfg.checkpoint)
+        if info.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+        metrics: dict[str, Any] = {}
+        engine = Engine(self.device, self.spec.num_classes, self.amp, cfg.grad_clip, info, self.progress)
+        end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+        for epoch in range(start, end):
+            began = time.perf_counter()
+            train_loss, confusion = engine.train_one_epoch(model, self._loader(self.train_set, epoch, True),
+                                                           self.criterion, optimizer, scheduler, scaler,
+                                                           desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            train_scores = scores(confusion, self.data.classes)
+            val_loss, confusion = engine.evaluate(model, self._loader(self.val_set, 0, False), self.criterion)
+            metrics = {**scores(confusion, self.data.classes), "confusion": confusion.tolist()}
+            row = _history_row(epoch + 1, scheduler.get_last_lr()[0], train_loss, train_scores, val_loss, metrics,
+                               time.perf_counter() - began)
+            history.append(row)
+            if _better(metrics["miou"], best[0]):
+                best = (metrics["miou"], epoch + 1)
+            if info.is_main:
+                extra = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                             scaler=scaler.state_dict(), epoch=epoch + 1, rng=get_rng_state(), metrics=metrics,
+                             history=history, best_miou=best[0], best_epoch=best[1], model_config=cfg.to_dict(),
+                             dataset_config=_plain(self.data), world_size=info.world_size)
+                path = save_checkpoint(folder / "last.pth", model, self.spec, **extra)
+                if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
+                    _copy(path, folder / f"checkpoint-{epoch + 1:05d}.pth")
+                if best[1] == epoch + 1:
+                    _copy(path, folder / "best.pth")
+                write_csv(history, folder / "history.csv")
+                plot(history, folder / "history.png", self.data.classes)
+            if self.progress:
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+                           f"val mIoU {metrics['miou']:.4f}, MCC {metrics['mcc']:.4f}")
+        return {"best_miou": best[0], "best_epoch": best[1], "epochs_done": max(start, end),
+                "checkpoint_dir": folder, "best": folder / "best.pth", "last": folder / "last.pth",
+                "history_path": folder / "history.csv", "history": history, "metrics": metrics}
+
+    def _load_resume(self, path: str | os.PathLike) -> dict[str, Any]:
+        state = load_checkpoint(path)  # refuses robosat's own checkpoints with a clear message
+        if "optimizer" not in state or "epoch" not in state:
+            raise CheckpointError(f"{path} holds weights only, no training state; it cannot be resumed")
+        saved, wanted = ModelSpec.from_dict(state["spec"]).to_dict(), self.spec.to_dict()
+        differ = [f"{k} {saved[k]!r} vs {wanted[k]!r}" for k in RESUME_FIELDS if saved[k] != wanted[k]]
+        if differ:
+            raise CheckpointError(f"cannot resume from {path}: it was trained differently ({'; '.join(differ)}); "
+                                  "use the configs it was trained with, or train without --resume")
+        if state["epoch"] >= self.cfg.epochs:
+            raise ConfigError(f"{path} has already done {state['epoch']} epochs and epochs = {self.cfg.epochs}; "
+                              "raise epochs (--epochs) to train further")
+        return state
+
+    def _steps_per_epoch(self) -> int:
+        per_rank = math.ceil(len(self.train_set) / self.info.world_size)
+        return max(1, per_rank // self.cfg.batch_size)
+
+    def _loader(self, dataset: SegmentationTiles, epoch: int, training: bool) -> DataLoader:
+        # Shuffling and worker seeds come from a generator seeded by (seed, epoch) instead of the global RNG:
+        # an epoch looks the same whether the run started fresh or was resumed.
+        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        info, sampler = self.info, None
+        if training:
+            dataset.set_epoch(epoch)
+            if info.enabled:
+                sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=self.cfg.seed)
+                sampler.set_epoch(epoch)
+        elif info.enabled:
+            sampler = ShardSampler(len(dataset), info.rank, info.world_size)
+        per_rank = len(sampler) if sampler is not None else len(dataset)
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=training and sampler is None,
+                          sampler=sampler, generator=generator, num_workers=self.cfg.workers,
+                          pin_memory=self.cuda, drop_last=training and per_rank >= self.cfg.batch_size)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Weight decay on norm scales and biases only shrinks them towards zero; decay the weights only.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _history_row(epoch: int, lr: float, train_loss: float, train_scores: dict, val_loss: float, val: dict,
+                 seconds: float) -> dict[str, Any]:
+    row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_miou": train_scores["miou"],
+           "val_loss": val_loss, "val_miou": val["miou"], "val_mcc": val["mcc"], "val_accuracy": val["accuracy"]}
+    for key in ("iou", "precision", "recall"):
+        row.update({f"val_{key}_{name}": value for name, value in zip(val["classes"], val[key])})
+    row["seconds"] = round(seconds, 3)
+    return row
+
+
+def _better(miou: float, best: float) -> bool:
+    return not math.isnan(miou) and miou > best
+
+
+def _plain(config: DatasetConfig) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
+
+
+def _copy(source: Path, target: Path) -> None:
+    # A hard link costs nothing and stays valid: the next save replaces `source` by a new file (rename).
+    with atomic_path(target) as tmp:
+        try:
+            tmp.unlink()
+            os.link(source, tmp)
+        except OSError:  # file systems without hard links
+            shutil.copyfile(source, tmp)

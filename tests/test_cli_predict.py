@@ -1,0 +1,116 @@
+"""`rs-effnet predict` on the command line: defaults, outputs, usage and input errors, real scenes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mercantile
+import numpy as np
+import pytest
+import rasterio
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
+from robosat_effnet.cli import main
+from robosat_effnet.io import read_label, write_image
+from robosat_effnet.models import build_model
+from robosat_effnet.tiles import tile_files, tile_path
+
+DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "geotiff").is_dir(), reason="shared test data not available")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pth"
+    return save_checkpoint(path, build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=64))
+
+
+@pytest.fixture
+def tiles(tmp_path) -> Path:
+    root = tmp_path / "tiles"
+    image = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    for i in range(2):
+        write_image(tile_path(root, mercantile.Tile(70700 + i, 104100, 18), "png"), image[:, 64 * i:64 * (i + 1)])
+    return root
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["predict", *map(str, args)])
+
+
+def test_defaults_find_best_checkpoint_from_model_toml_and_say_where_they_wrote(tmp_path, tiles, checkpoint,
+                                                                               monkeypatch):
+    (tmp_path / "run").mkdir()
+    shutil.copy(checkpoint, tmp_path / "run" / "best.pth")
+    (tmp_path / "model.toml").write_text('[common]\ncheckpoint = "run"\nimage_size = 64\n')
+    monkeypatch.chdir(tmp_path)
+    result = invoke("tiles", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 mask tiles to tiles-masks" in result.output
+    assert set(tile_files(tmp_path / "tiles-masks")) == set(tile_files(tiles))
+    again = invoke("tiles", "--quiet")
+    assert again.exit_code == 0 and "wrote 0 mask tiles" in again.output and "2 already there" in again.output
+
+
+def test_probs_and_tta_on_the_command_line(tmp_path, tiles, checkpoint):
+    result = invoke(tiles, tmp_path / "probs", "--checkpoint", checkpoint, "--probs", "--tta", "--quiet",
+                    "--batch-size", "2", "--workers", "1", "--border", "0")
+    assert result.exit_code == 0, result.output
+    for path in tile_files(tmp_path / "probs").values():
+        with Image.open(path) as im:
+            assert im.mode == "P" and im.size == (64, 64)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--zoom", "3"], "apply to a GeoTIFF"),
+    (["--bands", "a,b"], "not a comma-separated list"),
+    (["--shard", "2/2"], "need 0 <= i < n"),
+    (["--shard", "x"], "must look like i/n"),
+])
+def test_usage_errors_exit_2(tiles, checkpoint, args, message):
+    result = invoke(tiles, "--checkpoint", checkpoint, *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiles, checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = invoke(tiles)
+    assert missing.exit_code == 1 and "no --checkpoint given and no model config" in missing.output
+    wrong = invoke(tiles, "--checkpoint", tmp_path / "nope.pth")
+    assert wrong.exit_code == 1 and "nope.pth does not exist" in wrong.output
+    bands = invoke(tiles, "--checkpoint", checkpoint, "--bands", "1,2", "--quiet")
+    assert bands.exit_code == 1 and "has 2 bands but the checkpoint expects 3" in bands.output
+    assert not (tmp_path / "tiles-masks").exists()
+    tile_path(tiles, mercantile.Tile(70701, 104101, 18), "png").write_bytes(b"broken")
+    broken = invoke(tiles, "--checkpoint", checkpoint, "--quiet")
+    assert broken.exit_code == 1 and "1 tile(s) could not be read" in broken.output
+    assert "Traceback" not in broken.output and len(tile_files(tmp_path / "tiles-masks")) == 2
+    for result in (missing, wrong, bands, broken):
+        assert result.output.count("Error:") == 1 and result.output.strip().count("\n") <= 1
+
+
+@needs_data
+def test_geotiff_scenes_on_the_command_line(tmp_path, checkpoint):
+    scene = DATA / "geotiff" / "RGBA.uint16.tif"
+    result = invoke(scene, tmp_path / "u16", "--checkpoint", checkpoint, "--zoom", "17", "--bands", "1,2,3",
+                    "--geotiff", tmp_path / "mask.tif", "--window", "256", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 mask tiles" in result.output and "2 without data not written" in result.output
+    with rasterio.open(tmp_path / "mask.tif") as mask, rasterio.open(scene) as src:
+        assert (mask.crs, mask.transform, mask.shape) == (src.crs, src.transform, src.shape)
+        # no data exactly where the alpha band says so
+        np.testing.assert_array_equal(mask.read(1) == 255, src.read(4) == 0)
+
+    assert invoke(scene, tmp_path / "x", "--checkpoint", checkpoint).exit_code == 2  # neither --zoom nor --geotiff
+    corrupt = invoke(DATA / "geotiff" / "corrupt.tif", tmp_path / "c", "--checkpoint", checkpoint, "--zoom", "18",
+                     "--border", "0", "--quiet")
+    assert corrupt.exit_code == 1 and "Traceback" not in corrupt.output
+    assert "corrupt.tif is damaged: cannot read pixel rows 512-1023, columns 512-1023" in corrupt.output
+    limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", checkpoint, "--zoom", "16",
+                   "--max-tiles", "1000")
+    assert limit.exit_code == 1 and "more than 1000 tiles" in limit.output and not (tmp_path / "big").exists()

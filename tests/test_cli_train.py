@@ -1,0 +1,179 @@
+"""`rs-effnet train` and `rs-effnet weights` from the command line: robosat's configs, bad inputs, weights."""
+
+import math
+import re
+import shutil
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import make_dataset
+from robosat_effnet.cli import main
+from test_datasets import BREAKS
+
+FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "data" / "robosat-fixtures"
+
+
+@pytest.fixture(autouse=True)
+def few_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: no OpenMP spinning when cores are shared
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *words):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if not line.startswith("warning:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), result.output
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+@pytest.fixture
+def small(tmp_path):
+    return make_dataset(tmp_path, n_train=4, n_val=2)
+
+
+def test_robosat_parking_configs_train(tmp_path):
+    """Acceptance: robosat's own TOMLs, with only paths and epochs changed, train on its parking tiles."""
+    if not FIXTURES.is_dir():
+        pytest.skip("../shared/data is absent")
+    for split in ("training", "validation"):  # the 4 parking tiles serve as both splits
+        (tmp_path / "parking" / split).mkdir(parents=True)
+        for kind in ("images", "labels"):
+            (tmp_path / "parking" / split / kind).symlink_to((FIXTURES / "parking" / kind).resolve())
+    dataset = (FIXTURES / "dataset-parking.toml").read_text().replace("/tmp/slippy-map-dir/", str(tmp_path / "parking"))
+    model = (FIXTURES / "model-unet.toml").read_text().replace("/tmp/pth/", str(tmp_path / "pth"))
+    model = re.sub(r"epochs\s*=\s*10", "epochs = 1", model)
+    (tmp_path / "dataset.toml").write_text(dataset)
+    (tmp_path / "model.toml").write_text(model)
+    began = time.perf_counter()
+    result = run("train", "--dataset", tmp_path / "dataset.toml", "--model", tmp_path / "model.toml",
+                 "--backbone", "b0")
+    print(f"parking: 1 epoch, 4 tiles of 512 px, batch 2 on CPU took {time.perf_counter() - began:.1f} s")
+    assert result.exit_code == 0, result.output
+    if not torch.cuda.is_available():  # cuda = true in robosat's file: a warning, then CPU
+        assert "warning: model.toml says cuda = true but no CUDA GPU is available" in result.output
+    assert "best validation mIoU" in result.output
+    names = {p.name for p in (tmp_path / "pth").iterdir()}
+    assert {"checkpoint-00001.pth", "last.pth", "best.pth", "history.csv", "history.png"} <= names
+    state = torch.load(tmp_path / "pth" / "last.pth", weights_only=True)
+    assert state["spec"]["classes"] == ["background", "parking"] and state["spec"]["tile_size"] == 512
+    assert state["model_config"]["loss"] == "Lovasz"
+
+
+@pytest.mark.parametrize("case", list(BREAKS))
+def test_bad_datasets_fail_cleanly(small, case):
+    breaker, words = BREAKS[case]
+    breaker(small.root)
+    result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet")
+    assert_one_line_error(result, *words)
+    assert not (small.dataset_toml.parent / "checkpoints").exists()
+
+
+def fake_robosat_checkpoints(folder: Path) -> list[Path]:
+    """robosat's two formats: a DataParallel state dict, and {epoch, state_dict, optimizer} (rs train)."""
+    state = {"module.encoder.conv1.weight": torch.zeros(64, 3, 7, 7)}
+    paths = [folder / "robosat-weights.pth", folder / "checkpoint-00010-of-00010.pth"]
+    torch.save(state, paths[0])
+    torch.save({"epoch": 10, "state_dict": state, "optimizer": {}}, paths[1])
+    return paths
+
+
+def test_robosat_checkpoints_are_refused(small, tmp_path):
+    for path in fake_robosat_checkpoints(tmp_path):
+        result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet",
+                     "--resume", path)
+        assert_one_line_error(result, str(path), "robosat checkpoint", "rs-effnet train")
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_resume_errors(trained_run, tmp_path):
+    data, last = trained_run["dataset"], trained_run["result"]["last"]
+    common = ["train", "--dataset", data.dataset_toml, "--model", data.model_toml, "--quiet", "--resume", last,
+              "--checkpoint-dir", tmp_path / "out"]
+    assert_one_line_error(run(*common), "already done 5 epochs", "--epochs")
+    assert_one_line_error(run(*common, "--epochs", "6", "--backbone", "b1"), "trained differently",
+                          "efficientnet-b1")
+    assert_one_line_error(run(*common[:-4], "--resume", tmp_path / "none.pth"), "does not exist")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--backbone", "b9"], ["unknown backbone", "b9", "efficientnet-b0"]),
+    (["--weights", "missing.pth"], ["missing.pth", "does not exist"]),
+    (["--device", "tpu:7"], ["device"]),
+])
+def test_bad_options_fail_cleanly(small, args, words):
+    result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet", *args)
+    assert_one_line_error(result, *words)
+    assert not (small.dataset_toml.parent / "checkpoints").exists()
+
+
+def test_unknown_loss_lists_the_valid_names(tmp_path):
+    data = make_dataset(tmp_path, n_train=1, n_val=1, model={"loss": "Hinge"})
+    assert_one_line_error(run("train", "--dataset", data.dataset_toml, "--model", data.model_toml),
+                          "Hinge", "CrossEntropy", "mIoU", "Focal", "Lovasz", "Dice")
+
+
+@pytest.mark.parametrize("args", [["--decoder", "deeplab"], ["--epochs", "0"], ["--batch-size", "0"],
+                                  ["--lr", "-1"], ["--workers", "-1"]])
+def test_usage_errors_exit_2(small, args):
+    result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, *args)
+    assert result.exit_code == 2, result.output
+
+
+def test_default_config_names_and_unknown_key_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run("train"), "dataset.toml", "does not exist", "--dataset")
+    data = make_dataset(tmp_path, n_train=1, n_val=1, model={"momentum": 0.9})
+    shutil.rmtree(data.root / "validation")
+    result = run("train", "--quiet")  # dataset.toml and model.toml from the current folder
+    assert "warning:" in result.output and "[common] momentum" in result.output
+    assert_one_line_error(result, "validation")
+
+
+def test_weights_command(small):
+    result = run("weights", "--dataset", small.dataset_toml, "--quiet")
+    assert result.exit_code == 0, result.output
+    values = tomllib.loads(result.output)["weights"]["values"]
+    from robosat_effnet.io import read_label
+
+    counts = [0, 0]
+    for path in (small.root / "training" / "labels").rglob("*.png"):
+        label = read_label(path)
+        counts[1] += int((label == 1).sum())
+        counts[0] += int((label == 0).sum())
+    total = sum(counts)
+    assert values == [round(1 / math.log(1.02 + c / total), 6) for c in counts]
+
+
+def test_weights_of_robosat_parking_as_toml(tmp_path):
+    if not FIXTURES.is_dir():
+        pytest.skip("../shared/data is absent")
+    (tmp_path / "ds" / "training").mkdir(parents=True)
+    (tmp_path / "ds" / "training" / "labels").symlink_to((FIXTURES / "parking" / "labels").resolve())
+    text = (FIXTURES / "dataset-parking.toml").read_text().replace("/tmp/slippy-map-dir/", str(tmp_path / "ds"))
+    (tmp_path / "dataset.toml").write_text(text)
+    result = run("weights", "--dataset", tmp_path / "dataset.toml", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("[weights]\n  values = [")
+    frequency = (63185 + 56756 + 10654) / (4 * 512 * 512)  # the fixture README's pixel counts
+    assert tomllib.loads(result.output)["weights"]["values"] == [
+        round(1 / math.log(1.02 + 1 - frequency), 6), round(1 / math.log(1.02 + frequency), 6)]
+
+
+def test_weights_command_errors(tmp_path):
+    data = make_dataset(tmp_path, n_train=1, n_val=1)
+    shutil.rmtree(data.root / "training" / "labels")
+    assert_one_line_error(run("weights", "--dataset", data.dataset_toml), "labels", "does not exist")

@@ -1,0 +1,121 @@
+"""The trainer: a tiny model learns, checkpoints are complete and safe to load, resume is exact, DDP works."""
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_dataset
+from robosat_effnet.checkpoint import load_model
+from robosat_effnet.config import load_dataset_config
+from robosat_effnet.datasets import SegmentationTiles, find_samples
+from robosat_effnet.history import read_csv
+from robosat_effnet.metrics import confusion_matrix, scores
+from robosat_effnet.train import lr_factor, train
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(autouse=True)
+def few_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: no OpenMP spinning when cores are shared
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tiny_model_learns(trained_run):
+    data = trained_run["dataset"]
+    model, spec = load_model(trained_run["checkpoint"])
+    config = load_dataset_config(data.dataset_toml)
+    tiles = SegmentationTiles.from_config(config, find_samples(config, "validation"))
+    images = torch.stack([tiles[i][0] for i in range(len(tiles))])
+    labels = torch.stack([tiles[i][1] for i in range(len(tiles))])
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    s = scores(confusion_matrix(predicted, labels, 2))
+    background = scores(confusion_matrix(torch.zeros_like(labels), labels, 2))  # the all-background baseline
+    assert background["iou"][1] == 0.0
+    assert s["iou"][1] > 0.5, s
+    assert s["miou"] > background["miou"] + 0.2
+    assert s["mcc"] > 0.5
+    assert trained_run["result"]["best_miou"] == pytest.approx(s["miou"], abs=1e-6)
+    assert spec.classes == ["background", "building"] and spec.tile_size == 64
+
+
+def test_checkpoint_is_complete_and_loads_safely(trained_run):
+    result = trained_run["result"]
+    folder = result["checkpoint_dir"]
+    epochs = len(result["history"])
+    assert {"best.pth", "last.pth", f"checkpoint-{epochs:05d}.pth", "history.csv", "history.png"} <= {
+        p.name for p in folder.iterdir()}
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    state = torch.load(folder / "last.pth", map_location="cpu", weights_only=True)
+    for key in ("spec", "model", "optimizer", "scheduler", "scaler", "epoch", "rng", "metrics", "history",
+                "best_miou", "model_config", "dataset_config", "version"):
+        assert key in state, key
+    assert state["epoch"] == epochs and state["spec"]["backbone"] == "efficientnet-b0"
+    assert state["model_config"]["loss"] == "CrossEntropy"
+    assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
+    assert sum(map(sum, state["metrics"]["confusion"])) == 8 * 64 * 64  # every validation pixel once
+    rows = read_csv(folder / "history.csv")
+    assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
+    assert {"train_loss", "val_loss", "val_miou", "val_mcc", "val_iou_building", "lr"} <= set(rows[0])
+    assert rows[-1]["val_miou"] == pytest.approx(state["metrics"]["miou"])
+    assert (folder / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factors = [lr_factor(step, total=10, warmup=4) for step in range(10)]
+    assert factors[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    assert factors[4] == 1.0 and all(a > b for a, b in zip(factors[4:], factors[5:]))
+    assert factors[9] == pytest.approx(0.5 * (1 + math.cos(math.pi * 5 / 6)))
+
+
+def test_resume_is_exact(tmp_path):
+    data = make_dataset(tmp_path, n_train=4, n_val=2, size=32, model={"epochs": 2, "batch_size": 2,
+                                                                      "warmup": 0.5, "jitter": 0.1})
+    straight = train(data.dataset_toml, data.model_toml, checkpoint_dir=tmp_path / "a", progress=False)
+    first = train(data.dataset_toml, data.model_toml, checkpoint_dir=tmp_path / "b", progress=False, stop_after=1)
+    assert first["epochs_done"] == 1 and not (tmp_path / "b" / "checkpoint-00002.pth").exists()
+    resumed = train(data.dataset_toml, data.model_toml, checkpoint_dir=tmp_path / "b", progress=False,
+                    resume=tmp_path / "b" / "last.pth")
+    a = torch.load(tmp_path / "a" / "last.pth", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pth", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 4
+    for row, again in zip(straight["history"], resumed["history"], strict=True):
+        for key in row.keys() - {"seconds"}:
+            assert row[key] == again[key] or (math.isnan(row[key]) and math.isnan(again[key])), key
+    assert read_csv(tmp_path / "b" / "history.csv")[0]["epoch"] == 1  # the history continues, not restarts
+
+
+def test_two_processes_with_gloo(tmp_path):
+    data = make_dataset(tmp_path, n_train=8, n_val=3, size=32, model={"epochs": 1, "batch_size": 2})
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads(1)
+        from robosat_effnet.cli import main
+        main(["train", "--dataset", {str(data.dataset_toml)!r}, "--model", {str(data.model_toml)!r},
+              "--device", "cpu", "--quiet"])
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / "checkpoints"
+    state = torch.load(folder / "last.pth", weights_only=True)
+    assert state["world_size"] == 2
+    # validation metrics are summed over ranks: each of the 3 tiles counted once, not 2 or 4
+    assert sum(map(sum, state["metrics"]["confusion"])) == 3 * 32 * 32
+    # 8 tiles, 2 ranks, batch 2: 2 steps per rank
+    assert state["scheduler"]["last_epoch"] == 2
+    assert len(read_csv(folder / "history.csv")) == 1
