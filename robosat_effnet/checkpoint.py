@@ -38,6 +38,7 @@ class ModelSpec:
     bands: list[int] | None = None  # 1-based raster bands used as input; None: all, in order
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    max_value: float | None = None  # uint16 value meaning 1.0 (None: 65535); uint8 is always / 255
     tile_size: int = 512
     output_stride: int = 32
     version: str = __version__

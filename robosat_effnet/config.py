@@ -246,7 +246,8 @@ def _read_toml(path: Path, schema: dict[str, dict[str, Any]], kind: str) -> dict
             if expected is None:
                 unknown.append(f"[{table}] {key}")
             elif not _has_type(value, expected):
-                raise ConfigError(f"{path}: [{table}] {key} = {value!r} has the wrong type; expected {_names(expected)}")
+                raise ConfigError(f"{path}: [{table}] {key} = {value!r} has the wrong type; "
+                                  f"expected {_names(expected)}")
             else:
                 result[table][key] = value
     if unknown:

@@ -38,13 +38,14 @@ class Settings:
     """What the demo builds; the defaults finish in under 10 minutes on 2 CPU cores."""
 
     out: Path = Path("demo")
-    size: int = 2048  # scene side in px (0.3 m each)
+    size: int = 1536  # scene side in px (0.3 m each): 49 z19 tiles, 25 of them whole
     zoom: int = 19  # 256 px tiles at z19 near the equator are 0.30 m/px: the scene's own resolution
     tile_size: int = 256
-    epochs: int = 12
-    batch_size: int = 4
-    lr: float = 0.002
+    epochs: int = 8
+    batch_size: int = 2
+    lr: float = 0.003
     loss: str = "CrossEntropy"
+    warmup: float = 1.0
     validation_every: int = 6  # every 6th whole training tile goes to validation
     seed: int = 0
 
@@ -125,6 +126,9 @@ def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: st
   # ours: data-loading worker processes; decoding 256 px PNGs is cheap next to a CPU training step.
   workers = 0
 
+  # ours: keep checkpoint-NNNNN.pth only every this many epochs (last.pth and best.pth are always written).
+  save_every = 4
+
 [opt]
   # Total epochs; raise it (or pass --epochs) and rerun to continue from last.pth.
   epochs = {s.epochs}
@@ -137,7 +141,7 @@ def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: st
   loss = '{s.loss}'
 
   # ours: epochs of linear warm-up.
-  warmup = 0.5
+  warmup = {s.warmup}
 
   # ours: the 8 flips/rotations of each training tile.
   augment = true

@@ -33,6 +33,7 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, classes: Seque
 
     matplotlib.use("Agg")  # no display on training machines
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in rows]
     figure = Figure(figsize=(10, 4), layout="constrained")
@@ -46,6 +47,7 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, classes: Seque
             iou_axes.plot(epochs, [_nan(row[key]) for row in rows], marker="o", label=label)
     iou_axes.set(xlabel="epoch", ylabel="IoU (validation)", title="IoU", ylim=(0, 1))
     for axes in (loss_axes, iou_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend()
     path = Path(path)

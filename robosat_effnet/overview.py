@@ -3,7 +3,8 @@
     >>> from robosat_effnet.overview import plot_overview
     >>> plot_overview("scene.tif", "predicted.geojson", "buildings.geojson", "history.csv", "overview.png")
 
-Everything is drawn with matplotlib's object API on the Agg backend, so it works on machines without a display.
+Everything is drawn with matplotlib's object API (Figure, not pyplot): it needs no display and leaves the
+backend of an interactive session (a notebook) alone.
 """
 
 from __future__ import annotations
@@ -87,9 +88,6 @@ def plot_overview(scene: str | os.PathLike, predicted: str | os.PathLike, truth:
         classes: class names whose per-class validation IoU columns are plotted.
         max_side: the scene is averaged down to at most this many px per side.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 

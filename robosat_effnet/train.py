@@ -4,10 +4,12 @@
     >>> result = train("dataset.toml", "model.toml", device="cpu")
     >>> result["best_miou"], result["best"]
 
-Writes into the checkpoint folder: `checkpoint-NNNNN.pth` after every epoch, `last.pth` (the newest),
-`best.pth` (highest validation mIoU), `history.csv` and `history.png`. A checkpoint holds the model spec,
-weights, optimizer, scheduler, AMP scaler, RNG states, metrics and the configs, and loads with
-`torch.load(weights_only=True)`; `resume=` continues from one exactly where it stopped.
+Writes into the checkpoint folder: `last.pth` after every epoch, `checkpoint-NNNNN.pth` every `save_every`
+epochs (default 1) and after the last, `best.pth` (highest validation mIoU), `history.csv` and
+`history.png`. A checkpoint holds the model spec, weights, optimizer, scheduler, AMP scaler, RNG states,
+metrics and the configs, and loads with `torch.load(weights_only=True)`; `resume=` continues from one
+exactly where it stopped.
+The batches themselves run in robosat_effnet.engine; torchrun/DDP plumbing is in robosat_effnet.distributed.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_defaults_find_best_checkpoint_from_model_toml_and_say_where_they_wrote(
     monkeypatch.chdir(tmp_path)
     result = invoke("tiles", "--quiet")
     assert result.exit_code == 0, result.output
-    assert "wrote 2 mask tiles to tiles-masks" in result.output
+    assert f"wrote 2 mask tiles to {(tmp_path / 'tiles-masks').resolve()}" in result.output
     assert set(tile_files(tmp_path / "tiles-masks")) == set(tile_files(tiles))
     again = invoke("tiles", "--quiet")
     assert again.exit_code == 0 and "wrote 0 mask tiles" in again.output and "2 already there" in again.output
@@ -97,10 +97,10 @@ def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiles, checkpoint, monkey
 @needs_data
 def test_geotiff_scenes_on_the_command_line(tmp_path, checkpoint):
     scene = DATA / "geotiff" / "RGBA.uint16.tif"
-    result = invoke(scene, tmp_path / "u16", "--checkpoint", checkpoint, "--zoom", "17", "--bands", "1,2,3",
+    result = invoke(scene, tmp_path / "u16", "--checkpoint", checkpoint, "--zoom", "16", "--bands", "1,2,3",
                     "--geotiff", tmp_path / "mask.tif", "--window", "256", "--quiet")
     assert result.exit_code == 0, result.output
-    assert "wrote 10 mask tiles" in result.output and "2 without data not written" in result.output
+    assert "wrote 4 mask tiles" in result.output and len(tile_files(tmp_path / "u16")) == 4
     with rasterio.open(tmp_path / "mask.tif") as mask, rasterio.open(scene) as src:
         assert (mask.crs, mask.transform, mask.shape) == (src.crs, src.transform, src.shape)
         # no data exactly where the alpha band says so

@@ -42,6 +42,12 @@ def random_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(path, build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=64))
 
 
+@pytest.fixture(scope="module")
+def random_model(random_checkpoint) -> tuple[nn.Module, ModelSpec]:
+    """The same, loaded once: (model, spec) pairs are accepted wherever a checkpoint path is."""
+    return load_model(random_checkpoint)
+
+
 def write_scene_tiles(root: Path, scene: np.ndarray, size: int = 64) -> list[mercantile.Tile]:
     """Cut an H x W x 3 scene into size px tiles at zoom 18, starting at tile (X0, Y0)."""
     tiles = []
@@ -186,21 +192,21 @@ def test_seams_tile_by_tile_matches_whole_scene_with_the_trained_model(tmp_path,
     assert diff.mean() < 0.25, diff.mean()
 
 
-def test_resume_skips_written_tiles_and_overwrite_redoes_them(tmp_path, random_checkpoint):
+def test_resume_skips_written_tiles_and_overwrite_redoes_them(tmp_path, random_model):
     write_scene_tiles(tmp_path / "in", np.random.default_rng(3).integers(0, 255, (64, 128, 3), dtype=np.uint8))
     out = tmp_path / "out"
-    assert predict_tiles(random_checkpoint, tmp_path / "in", out, border=0, progress=False).written == 2
+    assert predict_tiles(random_model, tmp_path / "in", out, border=0, progress=False).written == 2
     paths = sorted(out.rglob("*.png"))
     before = {p: p.stat().st_mtime_ns for p in paths}
     paths[1].unlink()
-    again = predict_tiles(random_checkpoint, tmp_path / "in", out, border=0, progress=False)
+    again = predict_tiles(random_model, tmp_path / "in", out, border=0, progress=False)
     assert (again.written, again.skipped) == (1, 1)
     assert paths[0].stat().st_mtime_ns == before[paths[0]]
-    assert predict_tiles(random_checkpoint, tmp_path / "in", out, border=0, overwrite=True, progress=False).written == 2
+    assert predict_tiles(random_model, tmp_path / "in", out, border=0, overwrite=True, progress=False).written == 2
     assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".png"]  # no temp files left
 
 
-def test_shards_and_torchrun_ranks_cover_each_tile_exactly_once(tmp_path, random_checkpoint, monkeypatch):
+def test_shards_and_torchrun_ranks_cover_each_tile_exactly_once(tmp_path, random_model, monkeypatch):
     tiles = [mercantile.Tile(x, y, 18) for x in range(5) for y in range(7)]
     shares = [take_share(tiles, (i, 3)) for i in range(3)]
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -215,13 +221,13 @@ def test_shards_and_torchrun_ranks_cover_each_tile_exactly_once(tmp_path, random
     monkeypatch.delenv("WORLD_SIZE")
     monkeypatch.delenv("RANK")
     write_scene_tiles(tmp_path / "in", np.random.default_rng(4).integers(0, 255, (64, 192, 3), dtype=np.uint8))
-    written = [predict_tiles(random_checkpoint, tmp_path / "in", tmp_path / "out", shard=(i, 2), border=0,
+    written = [predict_tiles(random_model, tmp_path / "in", tmp_path / "out", shard=(i, 2), border=0,
                              progress=False).written
                for i in range(2)]
     assert written == [2, 1] and len(list((tmp_path / "out").rglob("*.png"))) == 3
 
 
-def test_alpha_marks_no_data_and_unreadable_tiles_are_reported(tmp_path, random_checkpoint):
+def test_alpha_marks_no_data_and_unreadable_tiles_are_reported(tmp_path, random_model):
     rgba = np.random.default_rng(5).integers(0, 255, (64, 64, 4), dtype=np.uint8)
     rgba[..., 3] = 255
     rgba[:20, :, 3] = 0
@@ -233,7 +239,7 @@ def test_alpha_marks_no_data_and_unreadable_tiles_are_reported(tmp_path, random_
     empty[..., 3] = 0
     Image.fromarray(empty, "RGBA").save(tile_path(tmp_path / "in", mercantile.Tile(X0, Y0 + 1, ZOOM), "png"))
     tile_path(tmp_path / "in", mercantile.Tile(X0, Y0 + 2, ZOOM), "png").write_bytes(b"not a png")
-    result = predict_tiles(random_checkpoint, tmp_path / "in", tmp_path / "out", progress=False)
+    result = predict_tiles(random_model, tmp_path / "in", tmp_path / "out", progress=False)
     assert (result.written, result.empty, len(result.failed)) == (1, 1, 1)
     assert "not a png" not in result.failed[0] and f"{Y0 + 2}.png" in result.failed[0]
     mask = read_label(tile_path(tmp_path / "out", tile, "png"))
@@ -241,9 +247,9 @@ def test_alpha_marks_no_data_and_unreadable_tiles_are_reported(tmp_path, random_
 
 
 @pytest.mark.skipif(not (DATA / "robosat-fixtures").is_dir(), reason="shared test data not available")
-def test_robosat_parking_fixture_gives_four_512px_palette_masks(tmp_path, random_checkpoint):
+def test_robosat_parking_fixture_gives_four_512px_palette_masks(tmp_path, random_model):
     images = DATA / "robosat-fixtures" / "parking" / "images"
-    result = predict_tiles(random_checkpoint, images, tmp_path / "masks", border=0, batch_size=4,
+    result = predict_tiles(random_model, images, tmp_path / "masks", border=0, batch_size=4,
                            progress=False)
     written = sorted(p.relative_to(tmp_path / "masks") for p in (tmp_path / "masks").rglob("*.png"))
     expected = sorted(Path(str(t.z), str(t.x), f"{t.y}.png") for t in tile_files(images))
@@ -251,3 +257,12 @@ def test_robosat_parking_fixture_gives_four_512px_palette_masks(tmp_path, random
     for path in written:
         with Image.open(tmp_path / "masks" / path) as im:
             assert im.mode == "P" and im.size == (512, 512)
+
+
+def test_throughput_reports_end_to_end_next_to_model_only(tmp_path, random_model):
+    from robosat_effnet.bench_predict import predict_throughput
+
+    write_scene_tiles(tmp_path / "in", np.random.default_rng(8).integers(0, 255, (64, 128, 3), dtype=np.uint8))
+    numbers = predict_throughput(random_model, tmp_path / "in", batch_size=2, border=0, repeats=1)
+    assert (numbers["tiles"], numbers["tile_px"]) == (2, 64)
+    assert numbers["end_to_end_tiles_per_s"] > 0 and numbers["model_only_tiles_per_s"] > 0

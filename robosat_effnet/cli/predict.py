@@ -70,8 +70,11 @@ def default_workers() -> int:
 @click.option("--tile-size", type=click.IntRange(min=1), help="GeoTIFF: px per tile. Default: the checkpoint's.")
 @click.option("--bands", callback=_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
               "else every band (GeoTIFF: every band but alpha).")
+@click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
+              default="bilinear", show_default=True,
+              help="GeoTIFF: how pixels are warped into the tile grid (as the training tiles were cut).")
 @click.option("--geotiff", "geotiff_out", type=click.Path(dir_okay=False),
-              help="GeoTIFF: also write one mask on the scene's own grid to this file.")
+              help="GeoTIFF: also write one class mask on the scene's own grid to this file.")
 @click.option("--window", type=click.IntRange(min=32), default=512, show_default=True,
               help="--geotiff: sliding-window size in px (a multiple of 32).")
 @click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
@@ -91,7 +94,7 @@ def default_workers() -> int:
 @click.option("--shard", callback=_shard, help="i/n: predict only the i-th of n disjoint shares of the tiles.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, geotiff_out, window, overlap, max_tiles,
+def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap, max_tiles,
         border, masks, tta, batch_size, workers, device, overwrite, shard, quiet):
     """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it).
 
@@ -126,7 +129,8 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, geotif
         return
     if zoom is not None:
         result = predict_geotiff(checkpoint, source, out, zoom, tile_size=tile_size, border=border,
-                                 probs=not masks, max_tiles=max_tiles, overwrite=overwrite, shard=shard, **common)
+                                 probs=not masks, max_tiles=max_tiles, overwrite=overwrite, shard=shard,
+                                 resampling=resampling, **common)
         _report(result, kind)
     # The single mask is not split: one writer (the first shard / rank 0) makes it.
     first = (shard is None or shard[0] == 0) and int(os.environ.get("RANK", 0)) == 0

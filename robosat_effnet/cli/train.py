@@ -29,7 +29,8 @@ def show_warnings() -> None:
               show_default=True, help="robosat dataset config (TOML).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default="model.toml", show_default=True,
               help="robosat model config (TOML).")
-@click.option("--backbone", default=None, help="Encoder, e.g. b0..b7, efficientnet-b4, resnet50 [model.toml: backbone].")
+@click.option("--backbone", default=None,
+              help="Encoder, e.g. b0..b7, efficientnet-b4, resnet50 [model.toml: backbone].")
 @click.option("--decoder", type=click.Choice(["unet", "fpn"]), default=None, help="Decoder [model.toml: decoder].")
 @click.option("--weights", default=None,
               help="Encoder initialisation: none, imagenet or a .pth file [model.toml: weights].")

@@ -118,7 +118,8 @@ def load_label_shapes(
     if not geometries:
         raise DatasetError(f"{path} holds no polygons ({len(features)} features, none a Polygon or MultiPolygon); "
                            "pass building/area outlines as polygons")
-    geometries = shapely.make_valid(np.array(geometries, dtype=object))
+    # Repair self-intersections (common in digitised outlines) keeping only areas: a collapsed ring burns nothing.
+    geometries = shapely.make_valid(np.array(geometries, dtype=object), method="structure", keep_collapsed=False)
     crs = geojson_crs(data, path)
     if crs.to_epsg() == 4326:
         xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)

@@ -129,7 +129,8 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
                     tile_size: int | None = None, border: int = 32, bands: Sequence[int] | None = None,
                     probs: bool = False, tta: bool = False, max_tiles: int = 100_000, batch_size: int = 8,
                     workers: int = 0, device: str | torch.device | None = None, overwrite: bool = False,
-                    shard: tuple[int, int] | None = None, progress: bool = True) -> PredictResult:
+                    shard: tuple[int, int] | None = None, resampling: str = "bilinear",
+                    progress: bool = True) -> PredictResult:
     """Predict the slippy-map tiles at `zoom` covering `scene` into `output_dir`/z/x/y.png.
 
     Args:
@@ -138,6 +139,9 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         border: px of real context read around each tile (tile_size + 2 x border: a multiple of 32).
         bands: 1-based scene bands (default: the checkpoint's, else all but alpha).
         max_tiles: refuse zooms making more tiles than this (TooManyTilesError, nothing written).
+        resampling: how scene pixels are warped onto the tile grid (a rasterio Resampling name); use
+            what the training tiles were cut with (`rs-effnet tile --resampling`, bilinear by default).
+        probs: probability tiles as in `predict_tiles`; there, no-data pixels get probability 0.
         Others as in `predict_tiles`.
     Raises RasterError (after writing every readable tile) when some of the scene cannot be read.
     """
@@ -146,6 +150,8 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     tile_size = tile_size or spec.tile_size
     if tile_size < 1 or border < 0:
         raise RasterError(f"tile size {tile_size} must be positive and border {border} 0 or more px")
+    if resampling not in Resampling.__members__:
+        raise RasterError(f"unknown resampling {resampling!r}; use one of {', '.join(Resampling.__members__)}")
     with open_scene(scene) as src:
         chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
         tiles = footprint_tiles(src, zoom, max_tiles)
@@ -155,7 +161,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     result.tiles = len(share)
     todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
     result.skipped = len(share) - len(todo)
-    dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec)
+    dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec, Resampling[resampling])
     predictor = Predictor(network, device=device, tta=tta)
     run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result)
     if result.failed:

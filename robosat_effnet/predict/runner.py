@@ -95,9 +95,10 @@ def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, sp
 def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
           border: int, probs: bool, classes: list[int] | None, progress: bool, desc: str,
           result: PredictResult) -> None:
+    batches = iter(loader)  # start (fork) the DataLoader workers before the writer threads exist
     with BackgroundWriter() as writer, tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress,
                                             dynamic_ncols=True) as bar:
-        for items in loader:
+        for items in batches:
             groups: dict[tuple, list[dict]] = {}
             for item in items:
                 if item["error"]:
