@@ -46,10 +46,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() in TIFF_EXTENSIONS:
-            import rasterio
+            import warnings
 
-            with rasterio.open(path) as src:
-                return np.moveaxis(src.read(), 0, -1)
+            import rasterio
+            from rasterio.errors import NotGeoreferencedWarning
+
+            # Tiles are placed by their z/x/y path; a tif tile without georeferencing is normal.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    return np.moveaxis(src.read(), 0, -1)
         with Image.open(path) as image:
             if image.mode in ("RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "1", "I;16"):
                 image = image.convert("L" if image.mode in ("1", "I;16") else "RGB")

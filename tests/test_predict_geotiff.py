@@ -221,10 +221,3 @@ def test_georeferenced_mask_of_a_trained_model_matches_predicting_the_scene_at_o
     # measured with tiny b0 U-Nets trained on 64 px tiles: 0.96-1.0 (they see far past a window's edge)
     assert (blended == whole).mean() > 0.95
 
-
-def test_large_scene_memory_benchmark_runs_in_a_subprocess(tmp_path):
-    from robosat_effnet.bench_predict import large_scene_peak_rss
-
-    row = large_scene_peak_rss(640, baseline_size=320, zoom=17, tile_size=32, resolution=2.0, workdir=tmp_path)
-    assert row["tiles"] >= row["baseline_tiles"] >= 1 and row["scene_px"] == 640
-    assert 50 < row["baseline_peak_rss_mb"] and 50 < row["peak_rss_mb"] < 8000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from robosat_effnet.errors import ConfigError
@@ -22,6 +21,8 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         if output_stride not in _DILATE:
             raise ConfigError(f"output_stride must be 8, 16 or 32, not {output_stride}")
+        import torchvision  # imported here: it costs seconds and only this backbone needs it
+
         net = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=_DILATE[output_stride])
         if in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)

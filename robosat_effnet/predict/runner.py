@@ -80,7 +80,7 @@ def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, sp
         result: PredictResult) -> PredictResult:
     """Predict every tile of `dataset` (item i is tiles[i]) and write its outputs under `output`."""
     cuda = predictor.device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list, pin_memory=cuda,
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate, pin_memory=cuda,
                         persistent_workers=False, prefetch_factor=4 if workers else None)
     classes = [index for index, _ in probability_dirs(output, spec.classes)] if probs else None
     start = time.perf_counter()
@@ -92,40 +92,52 @@ def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, sp
     return result
 
 
+def collate(items: list[dict]) -> dict:
+    """A batch of tile items, stacked per tile size in the loader's worker (so pinned memory can be
+    used as is): {"groups": [{"index", "image", "valid"}], "failed": [str], "empty": int, "count": int}."""
+    batch: dict = {"groups": [], "failed": [], "empty": 0, "count": len(items)}
+    by_shape: dict[tuple, list[dict]] = {}
+    for item in items:
+        if item["error"]:
+            batch["failed"].append(item["error"])
+        elif item["image"] is None:
+            batch["empty"] += 1
+        else:  # tiles of one size go through the network together
+            by_shape.setdefault(tuple(item["image"].shape), []).append(item)
+    for group in by_shape.values():
+        valid = None
+        if any(item["valid"] is not None for item in group):
+            everywhere = torch.ones(group[0]["image"].shape[-2:], dtype=torch.bool)
+            valid = torch.stack([everywhere if item["valid"] is None else item["valid"] for item in group])
+        batch["groups"].append({"index": [item["index"] for item in group],
+                                "image": torch.stack([item["image"] for item in group]), "valid": valid})
+    return batch
+
+
 def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
           border: int, probs: bool, classes: list[int] | None, progress: bool, desc: str,
           result: PredictResult) -> None:
     batches = iter(loader)  # start (fork) the DataLoader workers before the writer threads exist
     with BackgroundWriter() as writer, tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress,
                                             dynamic_ncols=True) as bar:
-        for items in batches:
-            groups: dict[tuple, list[dict]] = {}
-            for item in items:
-                if item["error"]:
-                    result.failed.append(item["error"])
-                elif item["image"] is None:
-                    result.empty += 1
-                else:  # tiles of one size go through the network together
-                    groups.setdefault(tuple(item["image"].shape), []).append(item)
-            for group in groups.values():
+        for batch in batches:
+            result.failed += batch["failed"]
+            result.empty += batch["empty"]
+            for group in batch["groups"]:
                 outputs = _infer(predictor, group, border, classes)
-                for item, array in zip(group, outputs):
-                    writer.submit(write_tile, output, tiles[item["index"]], array, spec.classes, spec.colors, probs)
-                result.written += len(group)
-            bar.update(len(items))
+                for index, array in zip(group["index"], outputs):
+                    writer.submit(write_tile, output, tiles[index], array, spec.classes, spec.colors, probs)
+                result.written += len(outputs)
+            bar.update(batch["count"])
 
 
-def _infer(predictor: Predictor, group: list[dict], border: int, classes: list[int] | None) -> list:
+def _infer(predictor: Predictor, group: dict, border: int, classes: list[int] | None) -> list:
     """Masks (H x W uint8, 255 = no data) or quantised probabilities (K x H x W uint8) as numpy arrays.
 
     argmax and quantisation run on the inference device, so only uint8 arrays travel back.
     """
-    probs = crop(predictor(torch.stack([item["image"] for item in group])), border)
-    valid = None
-    if any(item["valid"] is not None for item in group):
-        everywhere = torch.ones(probs.shape[-2:], dtype=torch.bool)
-        valid = torch.stack([everywhere if item["valid"] is None else item["valid"] for item in group])
-        valid = valid.to(probs.device)
+    probs = crop(predictor(group["image"]), border)
+    valid = None if group["valid"] is None else group["valid"].to(probs.device, non_blocking=True)
     if classes is None:
         out = probs.argmax(dim=1).to(torch.uint8)
         if valid is not None:
