@@ -15,12 +15,21 @@ from PIL import Image
 
 from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
-from robosat_effnet.io import read_label, write_image
+from robosat_effnet.io import write_image
 from robosat_effnet.models import build_model
 from robosat_effnet.tiles import tile_files, tile_path
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "geotiff").is_dir(), reason="shared test data not available")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on shared cores OpenMP threads spinning against each other cost far more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +68,7 @@ def test_defaults_find_best_checkpoint_from_model_toml_and_say_where_they_wrote(
 
 def test_probs_and_tta_on_the_command_line(tmp_path, tiles, checkpoint):
     result = invoke(tiles, tmp_path / "probs", "--checkpoint", checkpoint, "--probs", "--tta", "--quiet",
-                    "--batch-size", "2", "--workers", "1", "--border", "0")
+                    "--batch-size", "2", "--workers", "0", "--border", "0")
     assert result.exit_code == 0, result.output
     for path in tile_files(tmp_path / "probs").values():
         with Image.open(path) as im:

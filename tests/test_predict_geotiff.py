@@ -21,7 +21,6 @@ from torch import nn
 from conftest import synthetic_tile
 from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.errors import RasterError, TooManyTilesError
-from robosat_effnet.io import read_label
 from robosat_effnet.predict import Predictor, predict_geotiff, predict_mask_geotiff
 from robosat_effnet.predict.mosaic import taper, window_offsets
 from robosat_effnet.predict.raster import footprint_tiles
@@ -30,6 +29,15 @@ from robosat_effnet.transforms import to_tensor
 
 GEOTIFF = Path(__file__).parents[1] / ".." / "shared" / "data" / "geotiff"
 needs_data = pytest.mark.skipif(not GEOTIFF.is_dir(), reason="shared test data not available")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: on shared cores OpenMP threads spinning against each other cost far more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pointwise_model(in_channels: int = 3) -> tuple[nn.Module, ModelSpec]:
@@ -207,7 +215,7 @@ def test_georeferenced_mask_matches_whole_scene_prediction(tmp_path):
 
 
 def test_georeferenced_mask_of_a_trained_model_matches_predicting_the_scene_at_once(tmp_path, trained_checkpoint):
-    image, _ = synthetic_tile(np.random.default_rng(3), 192, 2)
+    image, label = synthetic_tile(np.random.default_rng(3), 192, 2)
     profile = dict(driver="GTiff", width=192, height=192, count=3, dtype="uint8", crs="EPSG:3857",
                    transform=from_origin(0, 0, 0.3, 0.3))
     with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
@@ -218,6 +226,6 @@ def test_georeferenced_mask_of_a_trained_model_matches_predicting_the_scene_at_o
         blended = mask.read(1)
     model, spec = load_model(trained_checkpoint)
     whole = Predictor(model, device="cpu")(to_tensor(image, spec.mean, spec.std)[None])[0].argmax(0).numpy()
-    # measured with tiny b0 U-Nets trained on 64 px tiles: 0.96-1.0 (they see far past a window's edge)
-    assert (blended == whole).mean() > 0.95
+    # measured (seeds 3, 4): 0.9987-0.9990 agreement, 0.997-0.998 pixel accuracy against the labels
+    assert (blended == whole).mean() > 0.99 and (blended == label).mean() > 0.97
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mercantile
@@ -27,9 +26,10 @@ X0, Y0 = 70700, 104100
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _threads():
+def _one_thread():
+    """One torch thread: on shared cores OpenMP threads spinning against each other cost far more."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
@@ -126,8 +126,9 @@ def test_probabilities_for_three_classes_go_to_one_slippy_map_per_class(tmp_path
 
 
 def test_trained_model_masks_have_the_exact_tile_set_and_match_the_trainers_validation(tmp_path, trained_run):
-    """Same tiles out as in, palette masks in the class colours, and (predicting at the training tile
-    size) exactly the pixel accuracy the trainer measured on these tiles: preprocessing is shared."""
+    """Same tiles out as in, palette masks in the class colours; predicting at the training tile size
+    gives exactly the pixel accuracy the trainer measured on these tiles (preprocessing is shared),
+    and neighbour context (the default border) keeps it high."""
     root = trained_run["dataset"].root / "validation"
     result = predict_tiles(trained_run["checkpoint"], root / "images", tmp_path / "masks", border=0, batch_size=4,
                            workers=1, progress=False)
@@ -142,7 +143,11 @@ def test_trained_model_masks_have_the_exact_tile_set_and_match_the_trainers_vali
         correct += (read_label(path) == read_label(tile_path(root / "labels", tile, "png"))).sum()
     accuracy = correct / (len(outputs) * 64 * 64)
     trainer = load_checkpoint(trained_run["checkpoint"])["metrics"]["accuracy"]
-    assert accuracy == pytest.approx(trainer, abs=2e-3) and accuracy > 0.8
+    assert accuracy == pytest.approx(trainer, abs=2e-3)  # measured: equal, 0.9896
+    predict_tiles(trained_run["checkpoint"], root / "images", tmp_path / "context", progress=False)
+    correct = sum((read_label(path) == read_label(tile_path(root / "labels", tile, "png"))).sum()
+                  for tile, path in tile_files(tmp_path / "context").items())
+    assert correct / (len(outputs) * 64 * 64) > 0.97  # measured: 0.9929
 
 
 class LocalNet(nn.Sequential):
@@ -186,10 +191,10 @@ def test_seams_tile_by_tile_matches_whole_scene_with_the_trained_model(tmp_path,
     inner = (slice(32, -32), slice(32, -32))  # away from the scene's outer border
     agreement = ((tiled[inner] > 0.5) == (whole[inner] > 0.5)).mean()
     diff = np.abs(tiled[inner] - whole[inner])
-    # Measured on tiny b0 U-Nets trained on 64 px tiles: agreement 0.9997-1.0, mean |diff| 0.0006-0.16.
+    # Measured (seeds 7-9): agreement 0.998-0.9998, mean |diff| 0.010-0.012, max |diff| 0.055-0.066.
     # EfficientNet sees far beyond the 32 px border, so unlike LocalNet above this is close, not exact.
     assert agreement > 0.99, agreement
-    assert diff.mean() < 0.25, diff.mean()
+    assert diff.mean() < 0.03 and diff.max() < 0.2, (diff.mean(), diff.max())
 
 
 def test_resume_skips_written_tiles_and_overwrite_redoes_them(tmp_path, random_model):

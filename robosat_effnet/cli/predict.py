@@ -94,8 +94,8 @@ def default_workers() -> int:
 @click.option("--shard", callback=_shard, help="i/n: predict only the i-th of n disjoint shares of the tiles.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap, max_tiles,
-        border, masks, tta, batch_size, workers, device, overwrite, shard, quiet):
+def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap,
+        max_tiles, border, masks, tta, batch_size, workers, device, overwrite, shard, quiet):
     """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it).
 
     SOURCE is a slippy-map folder (z/x/y.<png|jpg|webp|tif>) or a GeoTIFF scene (any CRS; with --zoom

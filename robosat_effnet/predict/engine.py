@@ -98,7 +98,9 @@ class Predictor:
         if not self.tta:
             probs = self._probabilities(batch)
         else:  # average over the 8 symmetries of the square, each output turned back first
-            probs = sum(_undo(self._probabilities(dihedral(batch, k)), k) for k in range(DIHEDRAL)) / DIHEDRAL
+            # contiguous copies: strided views would make the CPU backend build new kernels for each layout
+            probs = sum(_undo(self._probabilities(dihedral(batch, k).contiguous()), k)
+                        for k in range(DIHEDRAL)) / DIHEDRAL
         return probs[..., :height, :width]
 
     def _probabilities(self, batch: torch.Tensor) -> torch.Tensor:

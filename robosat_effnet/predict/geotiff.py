@@ -59,7 +59,7 @@ def resampling_scale(src: rasterio.DatasetReader, transform, side: int) -> dict[
     window it reads, which shrinks where a tile hangs over the scene's edge: the same pixels would
     then be resampled differently in different tiles (and in a cropped copy of the scene).
     """
-    cx, cy = transform * (side / 2, side / 2)
+    cx, cy = _apply(transform, side / 2, side / 2)
     try:
         (sx,), (sy,) = warp_transform(MERCATOR, src.crs, [cx], [cy])
         t = src.transform
@@ -176,10 +176,15 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
 def _source_window(src: rasterio.DatasetReader, tile: mercantile.Tile, tile_size: int, border: int):
     """The scene's pixel window that a tile with its border is read from."""
     transform, side = tile_transform(tile, tile_size, border)
-    left, top = transform * (0, 0)
-    right, bottom = transform * (side, side)
+    left, top = _apply(transform, 0, 0)
+    right, bottom = _apply(transform, side, side)
     try:
         bounds = transform_bounds(MERCATOR, src.crs, left, bottom, right, top, densify_pts=21)
         return window_from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
     except (RasterioError, CPLE_BaseError, ValueError):  # e.g. a rotated grid: look everywhere instead
         return Window(0, 0, src.width, src.height)
+
+
+def _apply(t, col: float, row: float) -> tuple[float, float]:
+    """Map pixel (col, row) through affine transform `t` (spelled out: affine 3 deprecates `t * (x, y)`)."""
+    return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f

@@ -28,7 +28,7 @@ from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import Predictor
-from robosat_effnet.predict.writer import BackgroundWriter, is_done, probability_dirs, quantize, write_tile
+from robosat_effnet.predict.writer import BackgroundWriter, probability_dirs, quantize, write_tile
 
 
 @dataclass
@@ -107,7 +107,8 @@ def collate(items: list[dict]) -> dict:
     for group in by_shape.values():
         valid = None
         if any(item["valid"] is not None for item in group):
-            everywhere = torch.ones(group[0]["image"].shape[-2:], dtype=torch.bool)
+            shape = next(item["valid"].shape for item in group if item["valid"] is not None)
+            everywhere = torch.ones(shape, dtype=torch.bool)
             valid = torch.stack([everywhere if item["valid"] is None else item["valid"] for item in group])
         batch["groups"].append({"index": [item["index"] for item in group],
                                 "image": torch.stack([item["image"] for item in group]), "valid": valid})

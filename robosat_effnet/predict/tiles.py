@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from robosat_effnet.checkpoint import ModelSpec
-from robosat_effnet.errors import DatasetError, RobosatEffnetError
+from robosat_effnet.errors import ConfigError, DatasetError, RobosatEffnetError
 from robosat_effnet.io import read_alpha, read_image
 from robosat_effnet.predict.context import buffer_tile
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
@@ -58,7 +58,7 @@ class BufferedTiles(Dataset):
             return self._cache[path]
         image = select_bands(read_image(path), self.bands)
         if image.shape[-1] != self.in_channels:
-            raise DatasetError(
+            raise ConfigError(
                 f"tile {path} has {image.shape[-1]} bands but the checkpoint expects {self.in_channels}; "
                 "pick them with --bands, e.g. --bands 1,2,3"
             )
@@ -130,8 +130,14 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
     # Columns in blocks of 8, rows inside: a tile's neighbours are read close together (cache hits).
     todo.sort(key=lambda t: (t.z, t.x // 8, t.y, t.x))
     dataset = BufferedTiles(files, todo, border, spec, bands)
-    if todo:
-        dataset.read(files[todo[0]])  # wrong band counts fail here, before anything is written
+    for tile in todo[:8]:  # a wrong band count fails here, before anything is written
+        try:
+            dataset.read(files[tile])
+            break
+        except ConfigError:
+            raise
+        except DatasetError:  # unreadable: reported with the others after the run
+            continue
     predictor = Predictor(network, device=device, tta=tta)
     return run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict",
                result)
