@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Callable
 
 import click
@@ -36,3 +37,30 @@ workers_option = click.option(
     "--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes."
 )
 batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per batch.")
+
+
+def parse_bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """Click callback: '3,2,1' -> [3, 2, 1] (1-based raster bands)."""
+    if value is None:
+        return None
+    try:
+        bands = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers, e.g. 1,2,3") from None
+    if not bands or min(bands) < 1:
+        raise click.BadParameter(f"{value!r}: bands are numbered from 1, e.g. 1,2,3")
+    return bands
+
+
+class _Echo(logging.Handler):
+    """Show the library's warnings (unknown config keys, no GPU, ...) as one line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
+def show_warnings() -> None:
+    """Route the package logger's warnings to the terminal (once per process)."""
+    logger = logging.getLogger("robosat_effnet")
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        logger.addHandler(_Echo(logging.WARNING))

@@ -11,24 +11,12 @@ from robosat_effnet.cli.options import (
     batch_size_option,
     checkpoint_option,
     device_option,
+    parse_bands,
     reports_errors,
     workers_option,
 )
 
 GEOTIFF_SUFFIXES = {".tif", ".tiff"}
-
-
-def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    """'1,2,3' -> [1, 2, 3]."""
-    if value is None:
-        return None
-    try:
-        bands = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers, e.g. 1,2,3") from None
-    if not bands or min(bands) < 1:
-        raise click.BadParameter(f"{value!r}: bands are numbered from 1, e.g. 1,2,3")
-    return bands
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -68,7 +56,7 @@ def default_workers() -> int:
               help="robosat model config whose checkpoint folder holds best.pth (used without --checkpoint).")
 @click.option("--zoom", type=click.IntRange(0, 30), help="GeoTIFF: zoom level of the slippy-map tiles to write.")
 @click.option("--tile-size", type=click.IntRange(min=1), help="GeoTIFF: px per tile. Default: the checkpoint's.")
-@click.option("--bands", callback=_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
+@click.option("--bands", callback=parse_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
               "else every band (GeoTIFF: every band but alpha).")
 @click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
               default="bilinear", show_default=True,

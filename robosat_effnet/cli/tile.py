@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import parse_bands, reports_errors
 from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
-
-
-def parse_bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    """'3,2,1' -> [3, 2, 1] (1-based raster bands)."""
-    if value is None:
-        return None
-    try:
-        bands = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers, e.g. 1,2,3") from None
-    if not bands or min(bands) < 1:
-        raise click.BadParameter(f"{value!r}: bands are numbered from 1, e.g. 1,2,3")
-    return bands
 
 
 @click.command("tile")

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 import click
 
-from robosat_effnet.cli.options import batch_size_option, device_option, reports_errors, workers_option
-
-
-class _Echo(logging.Handler):
-    """Show the library's warnings (unknown config keys, no GPU, ...) as one line on stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"warning: {record.getMessage()}", err=True)
-
-
-def show_warnings() -> None:
-    """Route the package logger's warnings to the terminal (once per process)."""
-    logger = logging.getLogger("robosat_effnet")
-    if not any(isinstance(h, _Echo) for h in logger.handlers):
-        logger.addHandler(_Echo(logging.WARNING))
+from robosat_effnet.cli.options import (batch_size_option, device_option, reports_errors, show_warnings,
+                                        workers_option)
 
 
 @click.command("train")

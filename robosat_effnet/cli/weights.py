@@ -17,7 +17,7 @@ def cli(dataset_path, quiet):
 
     Paste the output into dataset.toml; the CrossEntropy, mIoU and Focal losses use it.
     """
-    from robosat_effnet.cli.train import show_warnings
+    from robosat_effnet.cli.options import show_warnings
     from robosat_effnet.config import load_dataset_config
     from robosat_effnet.datasets import class_weights
 
