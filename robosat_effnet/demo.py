@@ -336,7 +336,9 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
                 "outlines, and the training curves", bold=True)
     from robosat_effnet.overview import plot_overview
 
-    plot_overview(p["test_scene"], p["features"], p["test_buildings"], p["history"], p["overview"], iou=test_iou)
+    plot_overview(p["test_scene"], p["features"], p["test_buildings"], p["history"], p["overview"], iou=test_iou,
+                  title=f"rs-effnet demo: EfficientNet-B0 U-Net trained from scratch for {validation['epochs']} "
+                  "epochs, on a test town it has not seen")
     minutes = (time.perf_counter() - began) / 60
     click.echo("\n".join([
         f"wrote {p['overview']}", "",
@@ -368,7 +370,8 @@ def run_step(step: Step, stamps: str | os.PathLike) -> bool:
     Returns True when it ran. The stamp is written only after success, so a failed step reruns next time.
     """
     if is_fresh(step, stamps):
-        click.echo(f"up to date: {', '.join(map(str, step.outputs))}")
+        more = f" and {len(step.outputs) - 2} more" if len(step.outputs) > 2 else ""
+        click.echo(f"up to date: {', '.join(map(str, step.outputs[:2]))}{more}")
         return False
     if step.prepare is not None:
         click.echo(step.prepare())

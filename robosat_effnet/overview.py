@@ -76,7 +76,8 @@ def outline_segments(geojson: str | os.PathLike, crs: Any, transform: Any) -> li
 
 def plot_overview(scene: str | os.PathLike, predicted: str | os.PathLike, truth: str | os.PathLike,
                   history: str | os.PathLike | None, out: str | os.PathLike, *, iou: float | None = None,
-                  classes: Sequence[str] = ("background", "building"), max_side: int = 1024, dpi: int = 100) -> Path:
+                  classes: Sequence[str] = ("background", "building"), title: str | None = None,
+                  max_side: int = 1024, dpi: int = 100) -> Path:
     """Write a PNG: `scene` with the `predicted` outlines, the same with the `truth` outlines, and the curves.
 
     Args:
@@ -86,6 +87,7 @@ def plot_overview(scene: str | os.PathLike, predicted: str | os.PathLike, truth:
         out: the PNG to write (atomically).
         iou: shown in the predicted panel's title when given (e.g. the test building IoU).
         classes: class names whose per-class validation IoU columns are plotted.
+        title: a line above everything.
         max_side: the scene is averaged down to at most this many px per side.
     """
     from matplotlib.collections import LineCollection
@@ -98,17 +100,20 @@ def plot_overview(scene: str | os.PathLike, predicted: str | os.PathLike, truth:
               ("true", outline_segments(truth, crs, transform), TRUE_COLOR)]
     rows = read_csv(history) if history is not None else []
 
-    figure = Figure(figsize=(17 if rows else 12, 6.2), layout="constrained")
+    figure = Figure(figsize=(17 if rows else 12, 6.5 if title else 6.2), layout="constrained")
     grid = figure.add_gridspec(2, 3 if rows else 2, width_ratios=[1, 1, 0.8] if rows else [1, 1])
     for column, (name, rings, color) in enumerate(panels):
         axes = figure.add_subplot(grid[:, column])
         axes.imshow(image, interpolation="lanczos")
-        axes.add_collection(LineCollection(rings, colors=color, linewidths=1.0))
-        title = f"{name} buildings: {len(rings)} outlines"
+        axes.add_collection(LineCollection(rings, colors=color, linewidths=1.0), autolim=False)
+        axes.set(xlim=(-0.5, image.shape[1] - 0.5), ylim=(image.shape[0] - 0.5, -0.5))  # the scene, not beyond
+        heading = f"{name} buildings: {len(rings)} outlines"
         if name == "predicted" and iou is not None and not math.isnan(iou):
-            title += f" (IoU {iou:.3f})"
-        axes.set_title(title)
+            heading += f", IoU {iou:.3f}"
+        axes.set_title(heading)
         axes.set_axis_off()
+    if title:
+        figure.suptitle(title)
     if rows:
         _curves(figure.add_subplot(grid[0, 2]), figure.add_subplot(grid[1, 2]), rows, classes)
     path = Path(out)

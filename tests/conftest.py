@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 import torch
 
+from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.io import write_image, write_mask
+from robosat_effnet.models import build_model
 
 ZOOM, X0, Y0, COLUMNS = 18, 70760, 104110, 4
 CLASS_RGB = [(0, 0, 0), (235, 232, 220), (40, 90, 230), (230, 60, 40), (250, 220, 40)]  # index 0 unused
@@ -132,3 +134,20 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def trained_checkpoint(trained_run: dict[str, Any]) -> Path:
     """Path to best.pth of the session's tiny trained model (see trained_run)."""
     return trained_run["checkpoint"]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: where cores are shared, OpenMP threads spinning against each other cost far more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """An untrained 2-class b0 U-Net checkpoint (64 px tiles): enough for shapes, I/O, resume and shards."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pth"
+    return save_checkpoint(path, build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=64))

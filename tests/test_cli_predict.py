@@ -9,34 +9,18 @@ import mercantile
 import numpy as np
 import pytest
 import rasterio
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.io import write_image
-from robosat_effnet.models import build_model
 from robosat_effnet.tiles import tile_files, tile_path
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "geotiff").is_dir(), reason="shared test data not available")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on shared cores OpenMP threads spinning against each other cost far more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pth"
-    return save_checkpoint(path, build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=64))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -52,10 +36,10 @@ def invoke(*args: str):
     return CliRunner().invoke(main, ["predict", *map(str, args)])
 
 
-def test_defaults_find_best_checkpoint_from_model_toml_and_say_where_they_wrote(tmp_path, tiles, checkpoint,
+def test_defaults_find_best_checkpoint_from_model_toml_and_say_where_they_wrote(tmp_path, tiles, random_checkpoint,
                                                                                monkeypatch):
     (tmp_path / "run").mkdir()
-    shutil.copy(checkpoint, tmp_path / "run" / "best.pth")
+    shutil.copy(random_checkpoint, tmp_path / "run" / "best.pth")
     (tmp_path / "model.toml").write_text('[common]\ncheckpoint = "run"\nimage_size = 64\n')
     monkeypatch.chdir(tmp_path)
     result = invoke("tiles", "--quiet")
@@ -66,8 +50,8 @@ def test_defaults_find_best_checkpoint_from_model_toml_and_say_where_they_wrote(
     assert again.exit_code == 0 and "wrote 0 mask tiles" in again.output and "2 already there" in again.output
 
 
-def test_probs_and_tta_on_the_command_line(tmp_path, tiles, checkpoint):
-    result = invoke(tiles, tmp_path / "probs", "--checkpoint", checkpoint, "--probs", "--tta", "--quiet",
+def test_probs_and_tta_on_the_command_line(tmp_path, tiles, random_checkpoint):
+    result = invoke(tiles, tmp_path / "probs", "--checkpoint", random_checkpoint, "--probs", "--tta", "--quiet",
                     "--batch-size", "2", "--workers", "0", "--border", "0")
     assert result.exit_code == 0, result.output
     for path in tile_files(tmp_path / "probs").values():
@@ -81,22 +65,22 @@ def test_probs_and_tta_on_the_command_line(tmp_path, tiles, checkpoint):
     (["--shard", "2/2"], "need 0 <= i < n"),
     (["--shard", "x"], "must look like i/n"),
 ])
-def test_usage_errors_exit_2(tiles, checkpoint, args, message):
-    result = invoke(tiles, "--checkpoint", checkpoint, *args)
+def test_usage_errors_exit_2(tiles, random_checkpoint, args, message):
+    result = invoke(tiles, "--checkpoint", random_checkpoint, *args)
     assert result.exit_code == 2 and message in result.output
 
 
-def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiles, checkpoint, monkeypatch):
+def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiles, random_checkpoint, monkeypatch):
     monkeypatch.chdir(tmp_path)
     missing = invoke(tiles)
     assert missing.exit_code == 1 and "no --checkpoint given and no model config" in missing.output
     wrong = invoke(tiles, "--checkpoint", tmp_path / "nope.pth")
     assert wrong.exit_code == 1 and "nope.pth does not exist" in wrong.output
-    bands = invoke(tiles, "--checkpoint", checkpoint, "--bands", "1,2", "--quiet")
+    bands = invoke(tiles, "--checkpoint", random_checkpoint, "--bands", "1,2", "--quiet")
     assert bands.exit_code == 1 and "has 2 bands but the checkpoint expects 3" in bands.output
     assert not (tmp_path / "tiles-masks").exists()
     tile_path(tiles, mercantile.Tile(70701, 104101, 18), "png").write_bytes(b"broken")
-    broken = invoke(tiles, "--checkpoint", checkpoint, "--quiet")
+    broken = invoke(tiles, "--checkpoint", random_checkpoint, "--quiet")
     assert broken.exit_code == 1 and "1 tile(s) could not be read" in broken.output
     assert "Traceback" not in broken.output and len(tile_files(tmp_path / "tiles-masks")) == 2
     for result in (missing, wrong, bands, broken):
@@ -104,9 +88,9 @@ def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiles, checkpoint, monkey
 
 
 @needs_data
-def test_geotiff_scenes_on_the_command_line(tmp_path, checkpoint):
+def test_geotiff_scenes_on_the_command_line(tmp_path, random_checkpoint):
     scene = DATA / "geotiff" / "RGBA.uint16.tif"
-    result = invoke(scene, tmp_path / "u16", "--checkpoint", checkpoint, "--zoom", "16", "--bands", "1,2,3",
+    result = invoke(scene, tmp_path / "u16", "--checkpoint", random_checkpoint, "--zoom", "16", "--bands", "1,2,3",
                     "--geotiff", tmp_path / "mask.tif", "--window", "256", "--quiet")
     assert result.exit_code == 0, result.output
     assert "wrote 4 mask tiles" in result.output and len(tile_files(tmp_path / "u16")) == 4
@@ -115,11 +99,11 @@ def test_geotiff_scenes_on_the_command_line(tmp_path, checkpoint):
         # no data exactly where the alpha band says so
         np.testing.assert_array_equal(mask.read(1) == 255, src.read(4) == 0)
 
-    assert invoke(scene, tmp_path / "x", "--checkpoint", checkpoint).exit_code == 2  # neither --zoom nor --geotiff
-    corrupt = invoke(DATA / "geotiff" / "corrupt.tif", tmp_path / "c", "--checkpoint", checkpoint, "--zoom", "18",
+    assert invoke(scene, tmp_path / "x", "--checkpoint", random_checkpoint).exit_code == 2  # neither --zoom nor --geotiff
+    corrupt = invoke(DATA / "geotiff" / "corrupt.tif", tmp_path / "c", "--checkpoint", random_checkpoint, "--zoom", "18",
                      "--border", "0", "--quiet")
     assert corrupt.exit_code == 1 and "Traceback" not in corrupt.output
     assert "corrupt.tif is damaged: cannot read pixel rows 512-1023, columns 512-1023" in corrupt.output
-    limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", checkpoint, "--zoom", "16",
+    limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", random_checkpoint, "--zoom", "16",
                    "--max-tiles", "1000")
     assert limit.exit_code == 1 and "more than 1000 tiles" in limit.output and not (tmp_path / "big").exists()

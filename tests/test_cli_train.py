@@ -18,12 +18,7 @@ from test_datasets import BREAKS
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "data" / "robosat-fixtures"
 
 
-@pytest.fixture(autouse=True)
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: no OpenMP spinning when cores are shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args: str):

@@ -5,7 +5,6 @@ The full demo (minutes of training) is not run here; `make demo` is its test.
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from pathlib import Path
@@ -38,13 +37,14 @@ def scene(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_configs_are_robosat_tomls_that_load(tmp_path):
-    settings = demo.Settings(out=tmp_path, epochs=7, batch_size=3, lr=0.004, tile_size=256)
+    settings = demo.Settings(out=tmp_path, epochs=7, batch_size=3, lr=0.004, tile_size=256, warmup=0.5)
     dataset = load_dataset_config(demo.write_dataset_toml(tmp_path / "dataset.toml"))
     model = load_model_config(demo.write_model_toml(tmp_path / "model.toml", settings))
     assert dataset.dataset == (tmp_path / "dataset").resolve()  # relative to the file
     assert dataset.classes == ["background", "building"] and dataset.colors == ["denim", "orange"]
-    assert dataset.weights is None
-    assert (model.epochs, model.batch_size, model.lr, model.image_size) == (7, 3, 0.004, 256)
+    assert dataset.weights == [1.0, 1.0]
+    assert (model.epochs, model.batch_size, model.lr, model.image_size, model.warmup) == (7, 3, 0.004, 256, 0.5)
+    assert (model.workers, model.save_every, model.loss, model.augment) == (0, 4, "CrossEntropy", True)
     assert model.checkpoint == (tmp_path / "checkpoints").resolve()
     assert model.weights is None and model.backbone == "efficientnet-b0" and model.decoder == "unet"
     # robosat's own keys sit where robosat looks for them.
@@ -118,13 +118,39 @@ def test_rerun_of_a_stale_step_adds_overwrite(tmp_path, monkeypatch):
     ran = []
     monkeypatch.setattr(demo, "run_command", lambda args, name: ran.append(list(args)))
     step = demo.Step("predict", ["predict", "x"], [tmp_path / "masks"], rerun=["--overwrite"])
-    demo._run_step(step, tmp_path, 1, 1)
+    assert demo.run_step(step, tmp_path)
     (tmp_path / "masks").mkdir()
-    demo._run_step(step, tmp_path, 1, 1)  # fresh: nothing runs
+    (tmp_path / "masks" / "old.png").write_text("")
+    assert not demo.run_step(step, tmp_path)  # fresh: nothing runs
     os.utime(tmp_path / "predict", (1, 1))
     step.inputs = [tmp_path / "masks"]  # now newer than the stamp
-    demo._run_step(step, tmp_path, 1, 1)
+    assert demo.run_step(step, tmp_path)
     assert ran == [["predict", "x"], ["predict", "x", "--overwrite"]]
+    assert (tmp_path / "masks" / "old.png").exists()  # --overwrite redoes them in place
+
+
+def test_rerun_of_a_stale_step_without_rerun_args_clears_its_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "run_command", lambda args, name: None)
+    folder, upstream = tmp_path / "tiles", tmp_path / "upstream"
+    step = demo.Step("tile", ["tile", "x"], [folder], [upstream])
+    demo.run_step(step, tmp_path / "stamps")
+    folder.mkdir()
+    (folder / "z17.png").write_text("")  # e.g. a tile another zoom made
+    upstream.write_text("")
+    os.utime(tmp_path / "stamps" / "tile", (1, 1))
+    assert demo.run_step(step, tmp_path / "stamps")
+    assert not folder.exists()
+
+
+def test_prepare_runs_in_process_before_the_command(tmp_path, monkeypatch):
+    order = []
+    monkeypatch.setattr(demo, "run_command", lambda args, name: order.append("command"))
+    step = demo.Step("split", [], [tmp_path / "never"], prepare=lambda: order.append("prepare") or "split done")
+    assert demo.run_step(step, tmp_path)
+    assert order == ["prepare"]  # no arguments: no command
+    step = demo.Step("rasterize", ["rasterize"], [tmp_path / "never"], prepare=lambda: order.append("csv") or "")
+    demo.run_step(step, tmp_path)
+    assert order == ["prepare", "csv", "command"]
 
 
 @pytest.fixture
@@ -132,7 +158,7 @@ def trained(tmp_path, monkeypatch):
     """The demo's paths with model.toml (epochs 5) and a fake last.pth; run_command records instead of running."""
     from torch import nn
 
-    paths = demo.plan(demo.Settings(out=tmp_path, epochs=5))["paths"]
+    paths = demo.plan(demo.Settings(out=tmp_path, epochs=5))[0]
     demo.write_model_toml(paths["model_toml"], demo.Settings(out=tmp_path, epochs=5))
     paths["stamps"].mkdir(parents=True)
     ran = []
@@ -148,9 +174,9 @@ def trained(tmp_path, monkeypatch):
 
 def test_train_starts_fresh_without_last(trained):
     paths, ran, _ = trained
-    demo._train(paths, None)
+    assert demo._train(paths, None)
     assert ran == [["train", "--dataset", str(paths["dataset_toml"]), "--model", str(paths["model_toml"])]]
-    assert (paths["stamps"] / "train").is_file()
+    assert (paths["stamps"] / "train").is_file()  # predict and eval depend on it
 
 
 def test_train_resumes_from_last_and_skips_when_done(trained):
@@ -161,7 +187,7 @@ def test_train_resumes_from_last_and_skips_when_done(trained):
     assert ran[-1][-2:] == ["--resume", str(paths["last"])]
     checkpoint(5)
     ran.clear()
-    demo._train(paths, None)  # 5 of 5 epochs: nothing to do
+    assert not demo._train(paths, None)  # 5 of 5 epochs: nothing to do
     assert ran == []
     demo._train(paths, 8)  # more epochs asked for: continue
     assert ran == [["train", "--dataset", str(paths["dataset_toml"]), "--model", str(paths["model_toml"]),
@@ -235,10 +261,26 @@ def test_cli_help_names_the_output_folder():
     assert result.exit_code == 0 and "OUT" in result.output and "--epochs" in result.output
 
 
+def test_whole_tiles_leaves_out_partial_ones(tmp_path):
+    from robosat_effnet.tiles import read_tiles_csv, write_tiles_csv
+
+    tiles = sorted(mercantile.tiles(32.58, 0.34, 32.59, 0.35, zooms=[17]))
+    _tiles(tmp_path / "tiles", tiles, labels=False)
+    write_tiles_csv(tmp_path / "tiles" / "partial.csv", tiles[1:3])
+    whole = demo.whole_tiles(tmp_path / "tiles", tmp_path / "whole.csv")
+    assert whole == [tiles[0], *tiles[3:]]
+    assert read_tiles_csv(tmp_path / "whole.csv") == whole  # robosat's x,y,z rows
+    write_tiles_csv(tmp_path / "tiles" / "partial.csv", tiles)
+    with pytest.raises(demo.DemoError, match="partly covered"):
+        demo.whole_tiles(tmp_path / "tiles", tmp_path / "whole.csv")
+
+
 def test_printed_commands_are_the_public_ones(tmp_path):
-    work = demo.plan(demo.Settings(out=tmp_path))
-    names = [step.args[0] for step in work["steps"] + work["later"]]
+    paths, before, after = demo.plan(demo.Settings(out=tmp_path))
+    names = [step.args[0] for step in before + after]
     assert names == ["sample", "tile", "rasterize", "tile", "rasterize", "predict", "features", "eval"]
-    lines = [demo.command_line(step.args) for step in work["steps"]]
-    assert lines[0] == f"rs-effnet sample {tmp_path}/scenes --size 2048 --seed 0"
-    assert json.dumps(lines)  # plain strings
+    lines = [demo.command_line(step.args) for step in before + after]
+    assert lines[0] == f"rs-effnet sample {tmp_path}/scenes --size 1536 --seed 0"
+    assert lines[2] == (f"rs-effnet rasterize {tmp_path}/scenes/train/buildings.geojson {tmp_path}/labels/train "
+                        f"--tiles {tmp_path}/tiles/train-whole.csv --size 256 --dataset {tmp_path}/dataset.toml")
+    assert "--geotiff" in lines[5] and "--zoom 19" in lines[5]

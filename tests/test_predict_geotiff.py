@@ -31,13 +31,7 @@ GEOTIFF = Path(__file__).parents[1] / ".." / "shared" / "data" / "geotiff"
 needs_data = pytest.mark.skipif(not GEOTIFF.is_dir(), reason="shared test data not available")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on shared cores OpenMP threads spinning against each other cost far more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pointwise_model(in_channels: int = 3) -> tuple[nn.Module, ModelSpec]:

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from conftest import ZOOM, synthetic_tile
-from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, load_model, save_checkpoint
+from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, load_model
 from robosat_effnet.colors import make_palette
 from robosat_effnet.io import read_label, write_image
 from robosat_effnet.models import build_model
@@ -25,21 +25,7 @@ DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 X0, Y0 = 70700, 104100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on shared cores OpenMP threads spinning against each other cost far more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def random_checkpoint(tmp_path_factory) -> Path:
-    """An untrained 2-class b0 U-Net: enough for shapes, I/O, resume and shards."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "random.pth"
-    return save_checkpoint(path, build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=64))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

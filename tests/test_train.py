@@ -21,12 +21,7 @@ from robosat_effnet.train import lr_factor, train
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.fixture(autouse=True)
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: no OpenMP spinning when cores are shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tiny_model_learns(trained_run):

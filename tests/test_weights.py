@@ -1,6 +1,5 @@
 """Weights: torchvision files, our own checkpoints, the ImageNet cache, and what happens offline."""
 
-import os
 import urllib.error
 from pathlib import Path
 
