@@ -162,7 +162,10 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.expand(x) if self.expand is not None else x
         out = self.project(self.se(self.depthwise(out)))
-        return x + self.drop(out) if self.residual else out
+        if self.residual:
+            out = self.drop(out)
+            out += x  # in place: saves a full-size allocation per block
+        return out
 
 
 def build_body(scaling: Scaling, in_channels: int = 3, output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
