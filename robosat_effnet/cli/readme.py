@@ -18,7 +18,9 @@ def usage_markdown() -> str:
     from robosat_effnet.cli import main
 
     parts = []
-    ctx = click.Context(main, info_name="rs-effnet", terminal_width=100, max_content_width=100)
+    # The group's own context settings (e.g. -h as well as --help), as a real invocation gets them.
+    ctx = main.make_context("rs-effnet", ["--help"], resilient_parsing=True, terminal_width=100,
+                            max_content_width=100)
     for name in main.list_commands(ctx):
         command = main.get_command(ctx, name)
         with click.Context(command, info_name=name, parent=ctx, terminal_width=100, max_content_width=100) as sub:
