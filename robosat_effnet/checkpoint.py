@@ -78,7 +78,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load and validate a checkpoint written by this package (safely: weights_only=True)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass --checkpoint with a .pth file from `rs-effnet train`")
+        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pth file written by "
+                              "`rs-effnet train` (e.g. checkpoints/last.pth)")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many kinds for corrupt or unsafe files

@@ -2,7 +2,8 @@
 
 robosat's files work unchanged; every key robosat did not know is optional (see configs/ for a
 commented example of each). Relative paths in a file are taken relative to that file's folder, so
-a project folder can be moved; robosat's absolute paths work as they are.
+a project folder can be moved; robosat's absolute paths work as they are, and so do its relative ones
+(robosat read them from the current folder: used when only that path exists).
 
 dataset.toml::
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from robosat_effnet.colors import to_rgb
 from robosat_effnet.errors import ConfigError, UnknownNameError
 
 log = logging.getLogger("robosat_effnet")
@@ -126,8 +128,15 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     colors = list(common.get("colors") or DEFAULT_COLORS[: len(classes)])
     if len(colors) != len(classes):
         raise ConfigError(f"{path}: {len(classes)} classes but {len(colors)} colors; give one colour per class")
+    for color in colors:
+        try:
+            to_rgb(color)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: [common] colors: {e}") from None
     images = common.get("images", ["images"])
     images = [images] if isinstance(images, str) else [str(i) for i in images]
+    if not images or not all(images):
+        raise ConfigError(f"{path}: [common] images must name at least one image folder, e.g. ['images']")
     values = weights.get("values")
     if values is not None and (len(values) != len(classes) or not all(_is_number(v) for v in values)):
         raise ConfigError(f"{path}: [weights] values must be {len(classes)} numbers, one per class")
@@ -136,7 +145,9 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     if bands is not None and not (bands and all(isinstance(b, int) and b >= 1 for b in bands)):
         raise ConfigError(f"{path}: [common] bands must be a list of 1-based channel numbers, e.g. [1, 2, 3]")
     mean, std = common.get("mean"), common.get("std")
-    in_channels = common.get("in_channels") or (len(bands) if bands else len(mean) if mean else 3)
+    in_channels = common.get("in_channels", len(bands) if bands else len(mean) if mean else 3)
+    if in_channels < 1:
+        raise ConfigError(f"{path}: [common] in_channels = {in_channels} must be 1 or more")
     if bands and len(bands) != in_channels:
         raise ConfigError(f"{path}: in_channels = {in_channels} but bands lists {len(bands)}; make them agree")
     if in_channels != 3 and (mean is None or std is None):
@@ -167,6 +178,9 @@ def load_model_config(path: str | os.PathLike) -> ModelConfig:
     data = _read_toml(path, MODEL_KEYS, "model")
     values: dict[str, Any] = {**data.get("common", {}), **data.get("opt", {})}
     if "decay" in values:  # robosat's early name for weight decay
+        if "weight_decay" in values:
+            log.warning("%s: both decay and weight_decay are set; using weight_decay = %s", path,
+                        values["weight_decay"])
         values.setdefault("weight_decay", values.pop("decay"))
         values.pop("decay", None)
     if "checkpoint" in values:
@@ -175,12 +189,34 @@ def load_model_config(path: str | os.PathLike) -> ModelConfig:
         values["checkpoint"] = path.parent / "checkpoints"
     if values.get("weights", "").lower() in ("none", ""):
         values["weights"] = None
-    elif values.get("weights") not in (None, "imagenet"):
+    elif values["weights"].lower() == "imagenet":
+        values["weights"] = "imagenet"
+    else:
         values["weights"] = str(_resolve(path, values["weights"]))
     for key, value in values.items():
         if isinstance(value, int) and MODEL_KEYS["opt"].get(key) is float:
             values[key] = float(value)
     config = ModelConfig(**values, source=path)
+    validate_model_config(config)
+    return config
+
+
+def apply_overrides(config: ModelConfig, **overrides: Any) -> ModelConfig:
+    """A copy of `config` with the given keys replaced (None: keep the file's value), checked again.
+
+    `weights` takes the same values as in model.toml: 'none', 'imagenet' or a path.
+    """
+    values = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}")
+    if "weights" in values:
+        weights = str(values["weights"])
+        values["weights"] = None if weights.lower() in ("none", "") else \
+            "imagenet" if weights.lower() == "imagenet" else weights
+    if "checkpoint" in values:
+        values["checkpoint"] = Path(values["checkpoint"])
+    config = dataclasses.replace(config, **values)
     validate_model_config(config)
     return config
 
@@ -221,8 +257,7 @@ def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> Mod
         bands=list(dataset_cfg.bands) if dataset_cfg.bands else None, mean=list(dataset_cfg.mean),
         std=list(dataset_cfg.std), tile_size=model_cfg.image_size,
     )
-    if hasattr(spec, "max_value"):  # checkpoints record the uint16 scaling the inputs were trained with
-        spec.max_value = dataset_cfg.max_value
+    spec.max_value = dataset_cfg.max_value  # the uint16 scaling the inputs were trained with
     return spec
 
 
@@ -273,5 +308,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _resolve(toml: Path, value: str) -> Path:
+    """A path from a config file: absolute as it is; relative to the file's folder, or, when only that
+    exists, to the current folder (robosat's reading of relative paths)."""
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (toml.parent / path).resolve()
+    if path.is_absolute():
+        return path
+    beside = (toml.parent / path).resolve()
+    here = path.resolve()
+    return here if not beside.exists() and here.exists() else beside

@@ -10,6 +10,7 @@ are stacked channel-wise, tile by tile, as robosat's SlippyMapTilesConcatenation
 
 from __future__ import annotations
 
+import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image, read_label
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
+
+log = logging.getLogger("robosat_effnet")
 
 SPLITS = ("training", "validation")
 EXAMPLES = 3  # how many offending files an error message names
@@ -80,22 +83,33 @@ def find_samples(config: DatasetConfig, split: str) -> list[Sample]:
 
 
 def check_samples(samples: Sequence[Sample], num_classes: int, channels: int, bands: Sequence[int] | None = None,
-                  workers: int = 4, progress: bool = True, desc: str = "check") -> None:
+                  workers: int = 4, progress: bool = True, desc: str = "check",
+                  max_value: float | None = None) -> None:
     """Read every file once and raise DatasetError for the first kind of problem found.
 
     Problems: unreadable files, image/label size mismatch, label values >= num_classes, and a channel count
-    (after stacking and `bands`) other than `channels`, the model's input channels.
+    (after stacking and `bands`) other than `channels`, the model's input channels. uint16 images that use
+    less than a quarter of their range while no `max_value` is set get a warning: divided by 65535 they
+    would reach the network as an almost black image (12-bit sensors, reflectance 0..10000).
     """
     problems: dict[str, list[str]] = {}
+    peak = None
     with ThreadPoolExecutor(max(1, workers)) as pool:  # decoding releases the GIL; threads suffice
         results = pool.map(lambda s: _problems(s, num_classes, channels, bands), samples)
-        for found in tqdm(results, total=len(samples), desc=desc, unit="tile", disable=not progress, leave=False):
+        for found, tile_peak in tqdm(results, total=len(samples), desc=desc, unit="tile", disable=not progress,
+                                     leave=False):
             for kind, example in found:
                 problems.setdefault(kind, []).append(example)
+            if tile_peak is not None:
+                peak = max(peak or 0, tile_peak)
     for kind, fix in FIXES.items():
         if kind in problems:
             examples = problems[kind]
             raise DatasetError(f"{len(examples)} tile(s) with {kind} (first: {'; '.join(examples[:EXAMPLES])}); {fix}")
+    if peak is not None and max_value is None and peak < 65535 / 4:
+        log.warning("uint16 images reach at most %d of 65535 but are scaled by 65535 (nearly black to the network); "
+                    "set [common] max_value = %d in dataset.toml (e.g. 4095 for 12-bit data, 10000 for "
+                    "reflectance)", peak, peak)
 
 
 def check_dataset(config: DatasetConfig, splits: Sequence[str] = SPLITS, workers: int = 4,
@@ -104,7 +118,7 @@ def check_dataset(config: DatasetConfig, splits: Sequence[str] = SPLITS, workers
     found = {split: find_samples(config, split) for split in splits}
     for split, samples in found.items():
         check_samples(samples, config.num_classes, config.in_channels, config.bands, workers, progress,
-                      desc=f"check {split}")
+                      desc=f"check {split}", max_value=config.max_value)
     return found
 
 
@@ -192,14 +206,19 @@ def _require_same(have: dict, reference: dict, what: str, fix: str) -> None:
         raise DatasetError(f"{len(missing)} {what} (first: {names}); {fix}")
 
 
-def _problems(sample: Sample, num_classes: int, channels: int, bands: Sequence[int] | None) -> list[tuple[str, str]]:
+def _problems(sample: Sample, num_classes: int, channels: int,
+              bands: Sequence[int] | None) -> tuple[list[tuple[str, str]], int | None]:
+    """(problems of one sample as (kind, example) pairs, the peak value of its image if it is uint16)."""
     try:
         image = read_stacked(sample.images)
         label = read_label(sample.label)
     except DatasetError as e:
-        return [("unreadable files", str(e).split(";")[0].removeprefix("cannot read "))]
+        if "differ in size" in str(e):
+            return [("an image size different from the label size", str(e).split(";")[0])], None
+        return [("unreadable files", str(e).split(";")[0].removeprefix("cannot read "))], None
     except Exception as e:  # noqa: BLE001 - any decoder failure means the file is unusable
-        return [("unreadable files", f"{sample.images[0]} or {sample.label}: {type(e).__name__}: {e}")]
+        return [("unreadable files", f"{sample.images[0]} or {sample.label}: {type(e).__name__}: {e}")], None
+    peak = int(image.max()) if image.dtype == np.uint16 and image.size else None
     found = []
     if image.shape[:2] != label.shape:
         found.append(("an image size different from the label size",
@@ -214,4 +233,4 @@ def _problems(sample: Sample, num_classes: int, channels: int, bands: Sequence[i
     elif (len(bands) if bands else image.shape[-1]) != channels:
         used = f"bands {list(bands)}" if bands else f"{image.shape[-1]} channels"
         found.append((kind, f"{sample.images[0]} gives {used}, the model expects {channels}"))
-    return found
+    return found, peak

@@ -57,13 +57,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 with rasterio.open(path) as src:
                     return np.moveaxis(src.read(), 0, -1)
         with Image.open(path) as image:
-            if image.mode in ("RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "1", "I;16"):
-                image = image.convert("L" if image.mode in ("1", "I;16") else "RGB")
+            if image.mode in ("RGBA", "P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+                image = image.convert("L" if image.mode == "1" else "RGB")
             elif image.mode == "LA":
                 image = image.convert("L")
             array = np.asarray(image)
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DatasetError(f"cannot read image {path}: {e}; re-create or remove the file") from None
+    if array.dtype.kind in "iu" and array.dtype != np.uint8:  # 16-bit PNGs: keep their values, as uint16
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise DatasetError(f"image {path} holds values outside 0..65535; store it as uint8 or uint16")
+        array = array.astype(np.uint16)
     return array[..., None] if array.ndim == 2 else array
 
 
@@ -92,6 +96,12 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
             array = np.asarray(image)
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DatasetError(f"cannot read label {path}: {e}; re-create or remove the file") from None
+    if array.ndim != 2:
+        raise DatasetError(f"label {path} has {array.shape[-1]} channels; labels must be single-band PNGs of "
+                           "class indices")
+    if array.dtype != np.uint8 and array.size and (array.min() < 0 or array.max() > 255):
+        raise DatasetError(f"label {path} holds value {int(array.max())}; class indices must be 0..255 "
+                           "(re-create the label as an 8-bit palette or greyscale PNG)")
     return array.astype(np.uint8, copy=False)
 
 

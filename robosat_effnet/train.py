@@ -44,7 +44,7 @@ from robosat_effnet.rng import get_rng_state, set_rng_state
 log = logging.getLogger("robosat_effnet")
 
 # Spec fields a resumed run must share with its checkpoint (the version may differ).
-RESUME_FIELDS = ("backbone", "decoder", "classes", "in_channels", "bands", "mean", "std", "tile_size")
+RESUME_FIELDS = ("backbone", "decoder", "classes", "in_channels", "bands", "mean", "std", "max_value", "tile_size")
 
 
 def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig | str | os.PathLike, *,
@@ -160,7 +160,11 @@ class _Run:
 
         folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(cfg.checkpoint)
         if info.is_main:
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"cannot create the checkpoint folder {folder} ({e.strerror}); set checkpoint "
+                                  "in model.toml or --checkpoint-dir to a writable folder") from None
         metrics: dict[str, Any] = {}
         engine = Engine(self.device, self.spec.num_classes, self.amp, cfg.grad_clip, info, self.progress)
         end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)

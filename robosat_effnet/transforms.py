@@ -50,6 +50,21 @@ def to_tensor(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
     return (tensor - mean_) / std_
 
 
+def fill_nodata(image: torch.Tensor, valid: np.ndarray | torch.Tensor | None) -> torch.Tensor:
+    """Set the pixels of a normalised C x H x W image where `valid` (H x W) is False to 0, the mean colour.
+
+    Outside a scene or under its nodata the raw pixels are usually 0, which the network reads as a dark
+    object (a roof, a shadow) and answers with false detections along the edge; the mean colour is the
+    most neutral value a normalised input has.
+    """
+    if valid is None:
+        return image
+    invalid = ~torch.as_tensor(np.asarray(valid, dtype=bool))
+    if invalid.any():
+        image[:, invalid] = 0.0
+    return image
+
+
 def select_bands(image: np.ndarray, bands: Sequence[int] | None) -> np.ndarray:
     """Keep the 1-based channels `bands` of an H x W x C image, in that order (None: all)."""
     if not bands:

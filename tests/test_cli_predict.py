@@ -78,12 +78,19 @@ def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiles, random_checkpoint,
     assert wrong.exit_code == 1 and "nope.pth does not exist" in wrong.output
     bands = invoke(tiles, "--checkpoint", random_checkpoint, "--bands", "1,2", "--quiet")
     assert bands.exit_code == 1 and "has 2 bands but the checkpoint expects 3" in bands.output
+    absent = invoke(tiles, "--checkpoint", random_checkpoint, "--bands", "1,2,5", "--quiet")
+    assert absent.exit_code == 1 and "104100.png has 3 band(s) but bands [1, 2, 5]" in absent.output
+    nocrs = tmp_path / "nocrs.tif"
+    with rasterio.open(nocrs, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8") as dst:
+        dst.write(np.zeros((3, 64, 64), np.uint8))
+    unplaced = invoke(nocrs, tmp_path / "n", "--checkpoint", random_checkpoint, "--zoom", "10", "--quiet")
+    assert unplaced.exit_code == 1 and "has no CRS" in unplaced.output and not (tmp_path / "n").exists()
     assert not (tmp_path / "tiles-masks").exists()
     tile_path(tiles, mercantile.Tile(70701, 104101, 18), "png").write_bytes(b"broken")
     broken = invoke(tiles, "--checkpoint", random_checkpoint, "--quiet")
     assert broken.exit_code == 1 and "1 tile(s) could not be read" in broken.output
     assert "Traceback" not in broken.output and len(tile_files(tmp_path / "tiles-masks")) == 2
-    for result in (missing, wrong, bands, broken):
+    for result in (missing, wrong, bands, absent, unplaced, broken):
         assert result.output.count("Error:") == 1 and result.output.strip().count("\n") <= 1
 
 

@@ -115,6 +115,27 @@ def test_bad_options_fail_cleanly(small, args, words):
     assert not (small.dataset_toml.parent / "checkpoints").exists()
 
 
+def test_options_override_the_files(small, tmp_path):
+    """--decoder, --epochs, --batch-size, --lr and --checkpoint-dir reach the run (and its checkpoint)."""
+    out = tmp_path / "elsewhere"
+    result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet", "--decoder", "fpn",
+                 "--epochs", "2", "--batch-size", "2", "--lr", "0.01", "--checkpoint-dir", out)
+    assert result.exit_code == 0, result.output
+    state = torch.load(out / "last.pth", weights_only=True)
+    assert state["spec"]["decoder"] == "fpn" and state["epoch"] == 2
+    assert (state["model_config"]["batch_size"], state["model_config"]["lr"]) == (2, 0.01)
+    assert state["scheduler"]["last_epoch"] == 2 * 4 // 2  # 4 training tiles in batches of 2, for 2 epochs
+    assert not (small.dataset_toml.parent / "checkpoints").exists()  # model.toml's folder was overridden
+
+
+def test_checkpoint_folder_that_cannot_be_made(small, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet",
+                 "--checkpoint-dir", blocker / "sub")
+    assert_one_line_error(result, "cannot create the checkpoint folder", "--checkpoint-dir")
+
+
 def test_unknown_loss_lists_the_valid_names(tmp_path):
     data = make_dataset(tmp_path, n_train=1, n_val=1, model={"loss": "Hinge"})
     assert_one_line_error(run("train", "--dataset", data.dataset_toml, "--model", data.model_toml),

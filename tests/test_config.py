@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from robosat_effnet.checkpoint import IMAGENET_MEAN, ModelSpec
-from robosat_effnet.config import load_dataset_config, load_model_config, spec_from_configs
+from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config, spec_from_configs
 from robosat_effnet.errors import ConfigError, UnknownNameError
 
 ROOT = Path(__file__).parents[1]
@@ -57,6 +57,28 @@ def test_relative_paths_are_relative_to_the_toml(tmp_path):
     assert d.colors == ["denim", "orange"]  # robosat colours by default
 
 
+def test_relative_paths_fall_back_to_the_current_folder_as_robosat_read_them(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "tiles").mkdir()
+    monkeypatch.chdir(tmp_path)
+    d = load_dataset_config(write(tmp_path / "configs" / "d.toml", "[common]\ndataset = 'tiles'\nclasses = ['a', 'b']\n"))
+    assert d.dataset == tmp_path / "tiles"  # not beside the TOML, but where robosat looked: the current folder
+    (tmp_path / "configs" / "tiles").mkdir()
+    d = load_dataset_config(tmp_path / "configs" / "d.toml")
+    assert d.dataset == tmp_path / "configs" / "tiles"  # beside the TOML wins when both exist
+
+
+def test_command_line_overrides(tmp_path):
+    m = load_model_config(write(tmp_path / "m.toml", "[common]\nweights = 'ImageNet'\nbatch_size = 2\n"))
+    assert m.weights == "imagenet"
+    m2 = apply_overrides(m, backbone="b2", decoder="FPN", weights="none", epochs=3, batch_size=None,
+                         checkpoint=str(tmp_path / "ck"))
+    assert (m2.backbone, m2.decoder, m2.weights, m2.epochs, m2.batch_size) == ("efficientnet-b2", "fpn", None, 3, 2)
+    assert m2.checkpoint == tmp_path / "ck" and m.backbone == "efficientnet-b0"  # the original is unchanged
+    with pytest.raises(ConfigError, match="lr"):
+        apply_overrides(m, lr=-1.0)
+
+
 def test_our_keys_and_aliases(tmp_path):
     m = load_model_config(write(tmp_path / "m.toml", """
 [common]
@@ -103,6 +125,9 @@ def test_bad_model_configs(tmp_path, text, words):
     ("[common]\ndataset = 'x'\nclasses = ['a', 'b']\n[weights]\nvalues = [1.0]\n", ["[weights]"]),
     ("[common]\ndataset = 'x'\nclasses = ['a', 'b']\nin_channels = 4\n", ["mean and std", "4 values"]),
     ("[common]\ndataset = 'x'\nclasses = ['a', 'b']\nbands = [1, 2]\nin_channels = 3\n", ["bands"]),
+    ("[common]\ndataset = 'x'\nclasses = ['a', 'b']\nimages = []\n", ["images", "at least one"]),
+    ("[common]\ndataset = 'x'\nclasses = ['a', 'b']\nin_channels = 0\n", ["in_channels = 0"]),
+    ("[common]\ndataset = 'x'\nclasses = ['a', 'b']\ncolors = ['denim', 'nocolour']\n", ["colors", "nocolour"]),
 ])
 def test_bad_dataset_configs(tmp_path, text, words):
     with pytest.raises(ConfigError) as error:

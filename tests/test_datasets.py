@@ -100,6 +100,36 @@ def test_multiband_tif_with_bands(tmp_path):
     assert np.allclose(image[2].numpy() * config.std[2] + config.mean[2], red / 255, atol=1e-5)
 
 
+def test_dim_uint16_images_get_a_max_value_hint(tmp_path, caplog):
+    """12-bit data in uint16 tiles would be nearly black divided by 65535: a warning names max_value."""
+    from PIL import Image
+
+    data = make_dataset(tmp_path, n_train=2, n_val=1)
+    for path in data.root.rglob("images/*/*/*.png"):
+        twelve_bit = np.asarray(Image.open(path)).astype(np.uint16) * 16
+        write_image(path.with_suffix(".tif"), twelve_bit)
+        path.unlink()
+    config = load_dataset_config(data.dataset_toml)
+    with caplog.at_level("WARNING", logger="robosat_effnet"):
+        check_dataset(config, progress=False)
+    assert any("max_value" in r.getMessage() and "4080" in r.getMessage() for r in caplog.records), caplog.text
+    caplog.clear()
+    config.max_value = 4095.0
+    with caplog.at_level("WARNING", logger="robosat_effnet"):
+        check_dataset(config, progress=False)
+    assert not caplog.records
+
+
+def test_16_bit_png_labels_are_refused_not_wrapped(small):
+    """A label value of 256 must not read as 0 (background) and pass the checks."""
+    from PIL import Image
+
+    path = first_file(small.root / "training" / "labels")
+    Image.fromarray(np.full((64, 64), 256, np.uint16)).save(path)
+    with pytest.raises(DatasetError, match="holds value 256"):
+        check_dataset(load_dataset_config(small.dataset_toml), progress=False)
+
+
 def break_missing_split(root: Path):
     shutil.rmtree(root / "validation" / "labels")
 

@@ -67,6 +67,8 @@ def test_eval_matches_predicted_masks(tmp_path, validation):
     assert 0.2 < np.mean(pred == 1) < 0.8  # both classes predicted: a real comparison
     assert data["iou"] == pytest.approx(iou) and data["precision"] == pytest.approx(precision)
     assert data["recall"] == pytest.approx(recall)
+    dice = [2 * tp[k] / (np.sum(pred == k) + np.sum(target == k)) for k in (0, 1)]  # F1 = Dice, counted directly
+    assert data["f1"] == pytest.approx(dice)
     assert data["mcc"] == pytest.approx(mcc) and data["mcc_per_class"] == pytest.approx([mcc, mcc])
     assert np.sum(data["confusion"]) == target.size
     table = result.output

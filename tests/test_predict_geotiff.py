@@ -166,12 +166,41 @@ def test_no_crs_and_too_many_tiles_are_clear_errors_with_nothing_written(tmp_pat
         dst.write(np.zeros((3, 64, 64), np.uint8))
     with pytest.raises(RasterError, match="has no CRS"):
         predict_geotiff(pointwise_model(), tmp_path / "nocrs.tif", tmp_path / "out", zoom=10)
+    with pytest.raises(RasterError, match="has no CRS"):
+        predict_mask_geotiff(pointwise_model(), tmp_path / "nocrs.tif", tmp_path / "mask.tif")
+    assert not (tmp_path / "mask.tif").exists()
     profile.update(crs="EPSG:3857", transform=from_origin(0, 0, 100, 100))
     with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
         dst.write(np.zeros((3, 64, 64), np.uint8))
     with pytest.raises(TooManyTilesError, match="more than 50 tiles"):
         predict_geotiff(pointwise_model(), tmp_path / "scene.tif", tmp_path / "out", zoom=16, max_tiles=50)
     assert not (tmp_path / "out").exists()
+
+
+def test_pixels_without_data_reach_the_network_as_the_mean_colour(tmp_path):
+    """Outside the scene and under nodata the input is 0 (the normalised mean), not black: black reads as a
+    dark roof or shadow and gave false detections along scene edges."""
+    from robosat_effnet.predict.geotiff import WarpedTiles
+    from robosat_effnet.predict.mosaic import SceneWindows
+
+    tile = mercantile.Tile(309600, 261640, 19)
+    left, bottom, right, top = mercantile.xy_bounds(tile)
+    res = (right - left) / 64
+    pixels = np.full((3, 64, 96), 200, np.uint8)
+    pixels[:, :, :16] = 0  # nodata
+    profile = dict(driver="GTiff", width=96, height=64, count=3, dtype="uint8", crs="EPSG:3857", nodata=0,
+                   transform=from_origin(left + 16 * res, top, res, res))  # starts 16 px into the tile
+    with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
+        dst.write(pixels)
+    spec = pointwise_model()[1]
+    item = WarpedTiles(tmp_path / "scene.tif", [tile], 64, 0, [1, 2, 3], spec, Resampling.nearest)[0]
+    image, valid = item["image"], item["valid"].numpy()
+    assert not valid[:, :32].any() and valid[:, 32:].all()  # 16 px outside the scene + 16 px nodata
+    assert (image[:, :, :32] == 0).all()
+    expected = to_tensor(np.full((64, 32, 3), 200, np.uint8), spec.mean, spec.std)
+    torch.testing.assert_close(image[:, :, 32:], expected)
+    window = SceneWindows(tmp_path / "scene.tif", [0], [0], 96, [1, 2, 3], spec)[0]["image"]
+    assert (window[:, :, :16] == 0).all() and (window[:, :64, 16:] != 0).all()
 
 
 def test_tapered_windows_sum_to_one_and_cover_the_scene():
@@ -206,6 +235,14 @@ def test_georeferenced_mask_matches_whole_scene_prediction(tmp_path):
         assert mask.profile["tiled"] and mask.compression.value == "DEFLATE" and mask.nodata == 255
         assert mask.colormap(1)[1][:3] == (0xF9, 0x88, 0x6C) and mask.colormap(1)[255][3] == 0
         np.testing.assert_array_equal(mask.read(1), expected)
+
+    # A rerun keeps the mask it made; a file there that is not a mask of this scene is an error.
+    before = path.stat().st_mtime_ns
+    assert predict_mask_geotiff((model, spec), tmp_path / "scene.tif", path, progress=False) == path
+    assert path.stat().st_mtime_ns == before
+    (tmp_path / "other.tif").write_bytes(b"")
+    with pytest.raises(RasterError, match="other.tif exists but is not a mask of"):
+        predict_mask_geotiff((model, spec), tmp_path / "scene.tif", tmp_path / "other.tif", progress=False)
 
 
 def test_georeferenced_mask_of_a_trained_model_matches_predicting_the_scene_at_once(tmp_path, trained_checkpoint):

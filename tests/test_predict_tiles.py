@@ -236,6 +236,22 @@ def test_alpha_marks_no_data_and_unreadable_tiles_are_reported(tmp_path, random_
     mask = read_label(tile_path(tmp_path / "out", tile, "png"))
     assert (mask[:20] == 255).all() and (mask[20:] < 2).all()
 
+    # The network sees the tile's no-data pixels as the mean colour (0 once normalised), not as black.
+    from robosat_effnet.predict.tiles import BufferedTiles
+
+    spec = random_model[1]
+    item = BufferedTiles(tile_files(tmp_path / "in"), [tile], 8, spec)[0]
+    inner = item["image"][:, 8:-8, 8:-8]
+    assert (inner[:, :20] == 0).all()
+    torch.testing.assert_close(inner[:, 20:], to_tensor(rgba[20:, :, :3], spec.mean, spec.std))
+
+
+def test_take_share_needs_both_rank_and_world_size(monkeypatch):
+    tiles = [mercantile.Tile(x, 0, 18) for x in range(6)]
+    monkeypatch.setenv("RANK", "1")  # set by some launchers without WORLD_SIZE: not a torchrun share
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert take_share(tiles) == tiles and take_share(tiles, (1, 2)) == tiles[1::2]
+
 
 @pytest.mark.skipif(not (DATA / "robosat-fixtures").is_dir(), reason="shared test data not available")
 def test_robosat_parking_fixture_gives_four_512px_palette_masks(tmp_path, random_model):

@@ -114,3 +114,29 @@ def test_two_processes_with_gloo(tmp_path):
     # 8 tiles, 2 ranks, batch 2: 2 steps per rank
     assert state["scheduler"]["last_epoch"] == 2
     assert len(read_csv(folder / "history.csv")) == 1
+
+
+@pytest.mark.parametrize("loss", ["Focal", "mIoU", "Lovasz", "Dice"])
+def test_four_band_tifs_three_classes_and_every_loss_train_and_predict(tmp_path, loss):
+    """RGB + NIR uint16 GeoTIFF tiles, three classes, each loss: a run, a checkpoint that says so, masks."""
+    import numpy as np
+
+    from robosat_effnet.io import read_image, read_label, write_image
+    from robosat_effnet.predict import predict_tiles
+
+    data = make_dataset(tmp_path, n_train=4, n_val=2, size=32, num_classes=3, ext="tif",
+                        model={"epochs": 1, "batch_size": 2, "loss": loss},
+                        dataset={"in_channels": 4, "mean": [0.4] * 4, "std": [0.2] * 4, "max_value": 255})
+    for path in data.root.rglob("images/*/*/*.tif"):
+        rgb = read_image(path).astype(np.uint16)
+        write_image(path, np.concatenate([rgb, rgb[..., :1] // 2], axis=-1))  # a 4th, "NIR" band
+    result = train(data.dataset_toml, data.model_toml, device="cpu", progress=False)
+    model, spec = load_model(result["last"])
+    assert (spec.in_channels, spec.num_classes, spec.max_value) == (4, 3, 255)
+    assert model.encoder.stem.conv.in_channels == 4
+    assert math.isfinite(result["history"][0]["train_loss"])
+    out = predict_tiles(result["last"], data.root / "validation" / "images", tmp_path / "masks", border=0,
+                        progress=False)
+    assert out.written == 2
+    for path in (tmp_path / "masks").rglob("*.png"):
+        assert read_label(path).max() < 3

@@ -50,3 +50,6 @@ def main() -> None:
 
     A typical run: `rs-effnet train --backbone b4`, then `rs-effnet predict tiles/`.
     """
+    from robosat_effnet.cli.options import show_warnings
+
+    show_warnings()  # the library's warnings (unknown keys, merged zooms, ...) as one line each

@@ -122,11 +122,15 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
         _report(result, kind)
     # The single mask is not split: one writer (the first shard / rank 0) makes it.
     first = (shard is None or shard[0] == 0) and int(os.environ.get("RANK", 0)) == 0
-    if geotiff_out and first:
+    if geotiff_out and not first:
+        click.echo(f"{geotiff_out} is left to the first shard (--shard 0/n, rank 0)")
+    elif geotiff_out:
         common["batch_size"] = batch_size or 4
+        existed = Path(geotiff_out).exists() and not overwrite
         path = predict_mask_geotiff(checkpoint, source, geotiff_out, window=window, overlap=overlap,
                                     overwrite=overwrite, **common)
-        click.echo(f"wrote the mask of {source} on its own grid to {path}")
+        click.echo(f"kept the mask of {source} already in {path} (--overwrite to redo)" if existed
+                   else f"wrote the mask of {source} on its own grid to {path}")
 
 
 def _report(result, kind: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 from robosat_effnet.cli.options import (batch_size_option, device_option, reports_errors, show_warnings,
@@ -40,17 +38,12 @@ def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size
     Under `torchrun --nproc_per_node N` the same command trains on N processes (DistributedDataParallel).
     """
     show_warnings()
-    from robosat_effnet.config import load_dataset_config, load_model_config, validate_model_config
+    from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
     from robosat_effnet.train import train
 
     dataset_cfg = load_dataset_config(dataset_path)
-    model_cfg = load_model_config(model_path)
-    overrides = dict(backbone=backbone, decoder=decoder, epochs=epochs, batch_size=batch_size, lr=lr,
-                     workers=workers)
-    model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if weights is not None:
-        model_cfg.weights = None if weights.lower() == "none" else weights
-    validate_model_config(model_cfg)
+    model_cfg = apply_overrides(load_model_config(model_path), backbone=backbone, decoder=decoder, weights=weights,
+                                epochs=epochs, batch_size=batch_size, lr=lr, workers=workers)
 
     result = train(dataset_cfg, model_cfg, device=device, resume=resume, checkpoint_dir=checkpoint_dir,
                    progress=not quiet)

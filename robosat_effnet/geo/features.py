@@ -9,6 +9,7 @@ neighbour, so only those go through the union: the cost stays proportional to th
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections import defaultdict
@@ -135,6 +136,11 @@ def mask_features(
         at = f" at zoom {zoom}" if zoom is not None else ""
         raise DatasetError(f"no mask tiles (z/x/y.png){at} in {masks}; pass the folder `rs-effnet predict` or "
                            "`rs-effnet rasterize` wrote")
+    zooms = sorted({tile.z for tile in tiles})
+    if len(zooms) > 1:
+        logging.getLogger("robosat_effnet").warning(
+            "%s holds mask tiles of zooms %s; their polygons are merged (use --zoom to take one)", masks,
+            ", ".join(map(str, zooms)))
     to_lonlat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
     geod = Geod(ellps="WGS84")
     report = FeaturesReport(tiles=len(tiles))

@@ -96,24 +96,30 @@ def load_label_shapes(
     lookup = {name.lower(): i for i, name in enumerate(classes)}
     geometries, indices, skipped = [], [], 0
     for n, feature in enumerate(features):
-        geometry = (feature or {}).get("geometry")
-        if not geometry or geometry.get("type") not in POLYGONAL:
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") not in POLYGONAL:
             skipped += 1
             continue
         if class_property is None:
             index = 1
         else:
-            value = (feature.get("properties") or {}).get(class_property)
+            properties = feature.get("properties")
+            value = properties.get(class_property) if isinstance(properties, dict) else None
             if value is None:
                 raise DatasetError(f"feature {n} of {path} has no property {class_property!r}; "
                                    "give every polygon a class or choose another --class-property")
-            if str(value).lower() not in lookup:
+            index = class_index(value, lookup)
+            if index is None:
                 raise UnknownNameError(
                     f"class {value!r} (feature {n} of {path}, property {class_property!r}) is not in the dataset's "
-                    f"classes {classes}; add it to dataset.toml or fix the GeoJSON"
+                    f"classes {classes} (by name or index 1..{len(classes) - 1}); add it to dataset.toml or fix "
+                    "the GeoJSON"
                 )
-            index = lookup[str(value).lower()]
-        geometries.append(shapely.geometry.shape(geometry))
+        try:
+            geometries.append(shapely.geometry.shape(geometry))
+        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as e:
+            raise DatasetError(f"feature {n} of {path} has a broken {geometry.get('type')} geometry ({e}); "
+                               "fix or remove it") from None
         indices.append(index)
     if not geometries:
         raise DatasetError(f"{path} holds no polygons ({len(features)} features, none a Polygon or MultiPolygon); "
@@ -134,6 +140,15 @@ def load_label_shapes(
     transformer = Transformer.from_crs(crs, WEB_MERCATOR, always_xy=True)
     geometries = shapely.transform(geometries, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
     return LabelShapes(geometries, np.asarray(indices, dtype=np.uint8), path, skipped)
+
+
+def class_index(value: object, lookup: dict[str, int]) -> int | None:
+    """The class index a GeoJSON property value names: a class name (any case) or an index 0..C-1."""
+    if str(value).lower() in lookup:
+        return lookup[str(value).lower()]
+    number = value if isinstance(value, int) and not isinstance(value, bool) else \
+        int(value) if isinstance(value, str) and value.strip().isdigit() else None
+    return number if number is not None and 0 <= number < len(lookup) else None
 
 
 def image_sizes(tiles: dict[mercantile.Tile, Path]) -> dict[mercantile.Tile, tuple[int, int]]:

@@ -38,7 +38,7 @@ from robosat_effnet.predict.raster import alpha_band, choose_bands, footprint_ti
     unreadable_error
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
-from robosat_effnet.transforms import to_tensor
+from robosat_effnet.transforms import fill_nodata, to_tensor
 
 MERCATOR = "EPSG:3857"
 
@@ -120,7 +120,7 @@ class WarpedTiles(Dataset):
         center = valid[b:b + self.tile_size, b:b + self.tile_size] if b else valid
         if not center.any():
             return {"index": index, "image": None, "valid": None, "error": None}
-        image = to_tensor(np.moveaxis(pixels, 0, -1), self.mean, self.std, self.max_value)
+        image = fill_nodata(to_tensor(np.moveaxis(pixels, 0, -1), self.mean, self.std, self.max_value), valid)
         return {"index": index, "image": image, "valid": None if center.all() else torch.from_numpy(center.copy()),
                 "error": None}
 

@@ -32,7 +32,7 @@ from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
-from robosat_effnet.transforms import to_tensor
+from robosat_effnet.transforms import fill_nodata, to_tensor
 
 
 def window_offsets(size: int, window: int, stride: int) -> list[int]:
@@ -90,7 +90,7 @@ class SceneWindows(Dataset):
         mode = "reflect" if min(pixels.shape[1:]) > 1 else "edge"
         pixels = np.pad(np.moveaxis(pixels, 0, -1), (*pad, (0, 0)), mode=mode)
         valid = np.pad(valid, pad, constant_values=False)
-        image = to_tensor(pixels, self.mean, self.std, self.max_value)
+        image = fill_nodata(to_tensor(pixels, self.mean, self.std, self.max_value), valid)
         return {"index": index, "image": image, "valid": torch.from_numpy(valid), "error": None, "window": w}
 
 
@@ -100,12 +100,13 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
                          overwrite: bool = False, progress: bool = True) -> Path:
     """Write the class mask of `scene` as a GeoTIFF on the scene's grid (see the module docstring).
 
-    `window` must be a multiple of 32 and `overlap` at most half of it. An existing `output` is kept
-    unless `overwrite`. Raises RasterError naming the unreadable area if the scene is damaged
-    (nothing is written then).
+    `window` must be a multiple of 32 and `overlap` at most half of it. An existing mask of this scene at
+    `output` is kept unless `overwrite` (another file there is an error). Raises RasterError naming the
+    unreadable area if the scene is damaged (nothing is written then).
     """
     output = Path(output)
     if output.exists() and not overwrite:
+        _check_existing(output, scene)
         return output
     if window < 32 or window % 32 or not 0 <= overlap <= window // 2:
         raise RasterError(f"window {window} must be a multiple of 32 and overlap {overlap} between 0 and window/2")
@@ -137,6 +138,20 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
                     blender.add(item["index"], prob, item["valid"].numpy())
                 bar.update(len(items))
     return output
+
+
+def _check_existing(output: Path, scene: str | os.PathLike) -> None:
+    """Raise RasterError unless `output` is a one-band uint8 raster on `scene`'s grid (a mask made before)."""
+    with open_scene(scene) as src:
+        grid = (src.width, src.height, src.transform, src.crs)
+    try:
+        with rasterio.open(output) as dst:
+            same = (dst.width, dst.height, dst.transform, dst.crs) == grid and dst.count == 1 and \
+                dst.dtypes[0] == "uint8"
+    except (RasterioError, CPLE_BaseError):
+        same = False
+    if not same:
+        raise RasterError(f"{output} exists but is not a mask of {scene}; remove it or pass --overwrite")
 
 
 class _Blender:

@@ -6,6 +6,7 @@ Shared by the slippy-map predictor (`predict.geotiff`) and the georeferenced mas
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +14,7 @@ import mercantile
 import rasterio
 from rasterio.enums import ColorInterp
 from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
@@ -37,7 +38,9 @@ def open_scene(path: str | os.PathLike) -> rasterio.DatasetReader:
     if not path.is_file():
         raise RasterError(f"scene {path} does not exist; pass a GeoTIFF file")
     try:
-        src = rasterio.open(path)
+        with warnings.catch_warnings():  # a scene without georeferencing gets the error below instead
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(path)
     except (RasterioError, CPLE_BaseError) as e:
         raise RasterError(f"cannot open scene {path}: {e}; is it a GeoTIFF?") from None
     if src.crs is None:

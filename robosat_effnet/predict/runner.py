@@ -68,8 +68,9 @@ def take_share(tiles: Sequence[mercantile.Tile], shard: tuple[int, int] | None =
     rank takes its part of that share, so `--shard` and torchrun combine.
     """
     index, count = shard or (0, 1)
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    rank = int(os.environ.get("RANK", 0))
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    world = int(os.environ["WORLD_SIZE"]) if distributed else 1
+    rank = int(os.environ["RANK"]) if distributed else 0
     index, count = index * world + rank, count * world
     ordered = sorted(tiles, key=lambda t: (t.z, t.x, t.y))
     return ordered[index::count]

@@ -23,7 +23,7 @@ from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, 
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.tiles import neighbours, tile_files
-from robosat_effnet.transforms import select_bands, to_tensor
+from robosat_effnet.transforms import fill_nodata, select_bands, to_tensor
 
 ALPHA_EXTENSIONS = {".png", ".webp"}
 
@@ -56,7 +56,11 @@ class BufferedTiles(Dataset):
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        image = select_bands(read_image(path), self.bands)
+        image = read_image(path)
+        if self.bands and max(self.bands) > image.shape[-1]:
+            raise ConfigError(f"tile {path} has {image.shape[-1]} band(s) but bands {self.bands} asks for band "
+                              f"{max(self.bands)}; fix --bands")
+        image = select_bands(image, self.bands)
         if image.shape[-1] != self.in_channels:
             raise ConfigError(
                 f"tile {path} has {image.shape[-1]} bands but the checkpoint expects {self.in_channels}; "
@@ -93,6 +97,9 @@ class BufferedTiles(Dataset):
         if alpha is not None and not alpha.any():
             return {"index": index, "image": None, "valid": None, "error": None}
         valid = None if alpha is None or alpha.all() else torch.from_numpy(alpha)
+        if valid is not None:  # the tile's own no-data pixels show the network the mean colour (in place)
+            b = self.border
+            fill_nodata(image[:, b:image.shape[1] - b, b:image.shape[2] - b], valid)
         return {"index": index, "image": image, "valid": valid, "error": None}
 
 
