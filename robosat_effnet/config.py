@@ -187,12 +187,8 @@ def load_model_config(path: str | os.PathLike) -> ModelConfig:
         values["checkpoint"] = _resolve(path, values["checkpoint"])
     else:
         values["checkpoint"] = path.parent / "checkpoints"
-    if values.get("weights", "").lower() in ("none", ""):
-        values["weights"] = None
-    elif values["weights"].lower() == "imagenet":
-        values["weights"] = "imagenet"
-    else:
-        values["weights"] = str(_resolve(path, values["weights"]))
+    if "weights" in values:
+        values["weights"] = _weights(values["weights"], lambda file: str(_resolve(path, file)))
     for key, value in values.items():
         if isinstance(value, int) and MODEL_KEYS["opt"].get(key) is float:
             values[key] = float(value)
@@ -211,9 +207,7 @@ def apply_overrides(config: ModelConfig, **overrides: Any) -> ModelConfig:
     if unknown:
         raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}")
     if "weights" in values:
-        weights = str(values["weights"])
-        values["weights"] = None if weights.lower() in ("none", "") else \
-            "imagenet" if weights.lower() == "imagenet" else weights
+        values["weights"] = _weights(values["weights"])
     if "checkpoint" in values:
         values["checkpoint"] = Path(values["checkpoint"])
     config = dataclasses.replace(config, **values)
@@ -305,6 +299,14 @@ def _names(expected: Any) -> str:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _weights(value: Any, path: Any = str) -> str | None:
+    """The `weights` setting: None for 'none' (or empty), 'imagenet' (any case), else `path(value)`."""
+    text = str(value)
+    if text.lower() in ("none", ""):
+        return None
+    return "imagenet" if text.lower() == "imagenet" else path(text)
 
 
 def _resolve(toml: Path, value: str) -> Path:

@@ -122,6 +122,10 @@ def check_dataset(config: DatasetConfig, splits: Sequence[str] = SPLITS, workers
     return found
 
 
+class StackSizeError(DatasetError):
+    """The images of one tile, from several folders, differ in size."""
+
+
 def read_stacked(paths: Sequence[Path], max_value: float | None = None) -> np.ndarray:
     """The images of one tile from several folders, concatenated channel-wise into H x W x C.
 
@@ -132,7 +136,7 @@ def read_stacked(paths: Sequence[Path], max_value: float | None = None) -> np.nd
     if len(parts) == 1:
         return parts[0]
     if len({part.shape[:2] for part in parts}) > 1:
-        raise DatasetError(f"images of one tile differ in size: {', '.join(map(str, paths))}; re-create them")
+        raise StackSizeError(f"images of one tile differ in size: {', '.join(map(str, paths))}; re-create them")
     if len({part.dtype for part in parts}) > 1:
         parts = [part.astype(np.float32) / scale_factor(part.dtype, max_value) for part in parts]
     return np.concatenate(parts, axis=-1)
@@ -212,9 +216,9 @@ def _problems(sample: Sample, num_classes: int, channels: int,
     try:
         image = read_stacked(sample.images)
         label = read_label(sample.label)
+    except StackSizeError as e:
+        return [("an image size different from the label size", str(e).split(";")[0])], None
     except DatasetError as e:
-        if "differ in size" in str(e):
-            return [("an image size different from the label size", str(e).split(";")[0])], None
         return [("unreadable files", str(e).split(";")[0].removeprefix("cannot read "))], None
     except Exception as e:  # noqa: BLE001 - any decoder failure means the file is unusable
         return [("unreadable files", f"{sample.images[0]} or {sample.label}: {type(e).__name__}: {e}")], None

@@ -190,6 +190,7 @@ def best_validation(history: str | os.PathLike, name: str = "building") -> dict[
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` to `path` atomically (folders made as needed); returns `path`."""
     from robosat_effnet.io import atomic_path
 
     path = Path(path)

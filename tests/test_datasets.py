@@ -86,6 +86,11 @@ def test_stacked_folders_and_uint16_tifs(tmp_path):
     # uint8 RGB / 255 and uint16 NIR / max_value are each scaled to 0..1 before stacking
     assert image[3].allclose(torch.tensor((5000 / 10000 - 0.5) / 0.25))
     assert image[:3].min() >= -2 and image[:3].max() <= 2
+    # A NIR tile of another size than its RGB tile is a size problem, not an unreadable file.
+    nir = first_file(data.root / "training" / "nir")
+    write_image(nir, np.full((32, 32, 1), 5000, np.uint16))
+    with pytest.raises(DatasetError, match=r"size different.*differ in size.*" + nir.name):
+        check_dataset(config, progress=False)
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")

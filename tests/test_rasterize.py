@@ -122,6 +122,15 @@ def test_class_property_and_projected_crs(tmp_path):
         a, b = read_label(tile_files(tmp_path / "a")[tile]), read_label(tile_files(tmp_path / "b")[tile])
         assert np.array_equal(a[clear], want[clear]) and np.array_equal(b[clear], want[clear])
     assert 2 in want  # the pond overlaps the house and wins (higher class index)
+    # Class indices work as well as names (numeric class columns are common).
+    numbered = json.loads(json.dumps(features))
+    for f in numbered:
+        f["properties"]["kind"] = CLASSES.index(f["properties"]["kind"].lower())
+    result = invoke(write_geojson(tmp_path / "n.geojson", numbered), tmp_path / "n", "--tiles", images,
+                    "--dataset", config, "--class-property", "kind")
+    assert result.exit_code == 0, result.output
+    for tile in TILES:
+        assert np.array_equal(read_label(tile_files(tmp_path / "n")[tile]), read_label(tile_files(tmp_path / "a")[tile]))
 
 
 def test_tiles_csv_with_size_and_empty_tiles(tmp_path):
@@ -158,6 +167,14 @@ BAD_INPUTS = {
             "type": "Polygon", "coordinates": [[[10, 50], [10.001, 50], [10.001, 50.001], [10, 50]]]}}]},
         {}, "touches any of the 4 tiles"),
     "class not in config": (None, {"--class-property": "kind", "classes": CLASSES[:2]}, "'water'"),
+    "broken ring": (
+        {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
+            "type": "Polygon", "coordinates": [[[32.58, 0.34], [32.59, 0.34]]]}}]},
+        {}, "feature 0 of"),
+    "coordinates not numbers": (
+        {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
+            "type": "Polygon", "coordinates": "x"}}]},
+        {}, "broken Polygon geometry"),
     "several classes without property": (None, {"classes": CLASSES}, "--class-property"),
 }
 

@@ -23,6 +23,8 @@ from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import atomic_path, read_label
 from robosat_effnet.tiles import tile_files
 
+log = logging.getLogger("robosat_effnet")
+
 HALF_WORLD = math.pi * 6378137.0  # web mercator's x and y run from -HALF_WORLD to +HALF_WORLD metres
 EARTH_CIRCUMFERENCE = 2 * HALF_WORLD
 
@@ -138,7 +140,7 @@ def mask_features(
                            "`rs-effnet rasterize` wrote")
     zooms = sorted({tile.z for tile in tiles})
     if len(zooms) > 1:
-        logging.getLogger("robosat_effnet").warning(
+        log.warning(
             "%s holds mask tiles of zooms %s; their polygons are merged (use --zoom to take one)", masks,
             ", ".join(map(str, zooms)))
     to_lonlat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)

@@ -112,7 +112,7 @@ def load_label_shapes(
             if index is None:
                 raise UnknownNameError(
                     f"class {value!r} (feature {n} of {path}, property {class_property!r}) is not in the dataset's "
-                    f"classes {classes} (by name or index 1..{len(classes) - 1}); add it to dataset.toml or fix "
+                    f"classes {classes} (by name or index 0..{len(classes) - 1}); add it to dataset.toml or fix "
                     "the GeoJSON"
                 )
         try:
