@@ -22,6 +22,10 @@ COMMANDS = {
     "predict": "predict",
     "features": "features",
     "eval": "eval",
+    "score": "score",
+    "export": "export",
+    "study": "study",
+    "view": "view",
     "bench": "bench",
 }
 
