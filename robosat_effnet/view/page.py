@@ -1,0 +1,205 @@
+"""Writing the map page of `rs-effnet view`: imagery, mask overlay and outlines in one offline folder.
+
+    page = write_page("page/", "tiles/", masks="masks/", outlines="buildings.geojson", truth="osm.geojson")
+
+The folder holds everything the browser needs (Leaflet and its licence, the page, the tiles, the outlines),
+so it opens from disk or from `rs-effnet view --serve` without internet or a tile server:
+
+    index.html, view.js, view.css, leaflet.js, leaflet.css, LICENSE-leaflet.txt, images/   the page
+    data.js                       extent, zooms, class colours, outlines (GeoJSON, lon/lat)
+    tiles/images/z/x/y.<ext>      the image tiles (hard links where possible; GeoTIFF tiles become PNG)
+    tiles/masks/z/x/y.png         the mask tiles as RGBA overlays: background and no data transparent
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import mercantile
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from robosat_effnet.colors import NODATA_INDEX
+from robosat_effnet.errors import ConfigError, DatasetError
+from robosat_effnet.io import atomic_path, read_image, write_image
+from robosat_effnet.outputs.checks import check_separate, check_writable, writing
+from robosat_effnet.tiles import tile_files
+from robosat_effnet.view.outlines import LEGEND, OUTLINE_COLORS, load_outlines, match_outlines
+
+MARKER = ".rs-effnet-view"  # says a folder is a page written by this command (and so may be rewritten)
+STATIC = ("index.html", "view.js", "view.css", "leaflet.js", "leaflet.css", "LICENSE-leaflet.txt",
+          "images/layers.png", "images/layers-2x.png")
+BROWSER_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
+
+
+@dataclass
+class Page:
+    """What `write_page` wrote: the folder, the tiles it shows and the extent (west, south, east, north)."""
+
+    folder: Path
+    image_tiles: int
+    mask_tiles: int
+    outlines: int
+    truth: int
+    bounds: tuple[float, float, float, float]
+
+
+def write_page(out: str | os.PathLike, images: str | os.PathLike, masks: str | os.PathLike | None = None,
+               outlines: str | os.PathLike | None = None, truth: str | os.PathLike | None = None,
+               classes: list[str] | None = None, match_iou: float = 0.5, opacity: float = 0.5,
+               progress: bool = True) -> Page:
+    """Write the map page for a folder of image tiles, optional mask tiles and optional outlines.
+
+    `classes` names the mask's class indices (default "class 0", "class 1", ...). With both `outlines`
+    and `truth`, each outline is coloured by the SpaceNet matching of `rs-effnet score` (IoU >= `match_iou`):
+    true positives, false positives and missed buildings. `out` must be new, empty, or a page written
+    before; it may not lie inside an input folder.
+    """
+    out = Path(out)
+    inputs = [Path(p) for p in (images, masks, outlines, truth) if p is not None]
+    _check_out(out, inputs)
+    image_files = _tiles(images, "image")
+    mask_files = _tiles(masks, "mask") if masks is not None else {}
+    pred = load_outlines(outlines) if outlines is not None else None
+    true = load_outlines(truth) if truth is not None else None
+    if pred is not None and true is not None:
+        match_outlines(pred, true, match_iou)
+
+    check_writable(out)
+    with writing(out):
+        _write(out, image_files, mask_files, pred, true, classes, opacity, progress)
+    return Page(out, len(image_files), len(mask_files), len(pred["features"]) if pred else 0,
+                len(true["features"]) if true else 0, _bounds(image_files))
+
+
+def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, true: dict | None,
+           classes: list[str] | None, opacity: float, progress: bool) -> None:
+    (out / MARKER).touch()
+    static = resources.files("robosat_effnet.view") / "static"
+    for name in STATIC:
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes((static / name).read_bytes())
+
+    image_ext = _copy_images(image_files, out / "tiles" / "images", progress)
+    legend_classes = _write_overlays(mask_files, out / "tiles" / "masks", classes, progress) if mask_files else None
+    bounds = _bounds(image_files)
+    data = {
+        "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
+        "images": {"url": f"tiles/images/{{z}}/{{x}}/{{y}}{image_ext}", **_zooms(image_files)},
+        "masks": None if not mask_files else {"url": "tiles/masks/{z}/{x}/{y}.png", "classes": legend_classes,
+                                             **_zooms(mask_files)},
+        "outlines": pred, "truth": true, "opacity": opacity, "colors": OUTLINE_COLORS,
+        "legend": [entry for entry in LEGEND if _shown(entry["key"], pred, true)],
+    }
+    with atomic_path(out / "data.js") as tmp:
+        tmp.write_text("window.RS_VIEW = " + json.dumps(data, separators=(",", ":")) + ";\n")
+
+
+def _check_out(out: Path, inputs: list[Path]) -> None:
+    check_separate([out], inputs)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; the page needs a folder, e.g. view/")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ConfigError(f"{out} holds files that `rs-effnet view` did not write; pick a new or empty folder")
+
+
+def _tiles(folder: str | os.PathLike, kind: str) -> dict[mercantile.Tile, Path]:
+    files = tile_files(folder)
+    if not files:
+        raise DatasetError(f"no {kind} tiles (z/x/y.png, .jpg, .webp or .tif) in {folder}; "
+                           "pass a slippy-map folder as written by `rs-effnet tile` or `predict`")
+    return files
+
+
+def _zooms(files: dict[mercantile.Tile, Path]) -> dict[str, int]:
+    zooms = [tile.z for tile in files]
+    return {"minZoom": min(zooms), "maxZoom": max(zooms)}
+
+
+def _bounds(files: dict[mercantile.Tile, Path]) -> tuple[float, float, float, float]:
+    boxes = np.array([mercantile.bounds(tile) for tile in files])
+    return (float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max()))
+
+
+def _shown(key: str, pred: dict | None, true: dict | None) -> bool:
+    scored = pred is not None and true is not None
+    return {"outlines": pred is not None and not scored, "truth": true is not None and not scored,
+            "tp": scored, "fp": scored, "fn": scored}[key]
+
+
+def _copy_images(files: dict[mercantile.Tile, Path], root: Path, progress: bool) -> str:
+    """Link (or copy) browser-readable tiles into the page; other tiles (GeoTIFF, mixed formats) become PNG."""
+    suffixes = {path.suffix.lower() for path in files.values()}
+    keep = len(suffixes) == 1 and suffixes <= BROWSER_EXTENSIONS
+    ext = suffixes.pop() if keep else ".png"
+    stretch = None if keep else _stretch(list(files.values()))
+    for tile, path in tqdm(files.items(), desc="page: imagery", unit="tile", disable=not progress):
+        target = root / str(tile.z) / str(tile.x) / f"{tile.y}{ext}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if keep:
+            _link(path, target)
+        else:
+            write_image(target, _preview(read_image(path), stretch))
+    return ext
+
+
+def _link(source: Path, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # another filesystem, or links not allowed: copy
+            shutil.copyfile(source, tmp)
+
+
+def _stretch(paths: list[Path], sample: int = 64) -> tuple[float, float]:
+    """The 2nd and 98th percentiles of a sample of tiles: how >8-bit imagery is shown (as QGIS does)."""
+    step = max(1, len(paths) // sample)
+    values = np.concatenate([read_image(p)[..., :3].ravel() for p in paths[::step]])
+    low, high = np.percentile(values, [2, 98])
+    return float(low), float(max(high, low + 1))
+
+
+def _preview(image: np.ndarray, stretch: tuple[float, float]) -> np.ndarray:
+    rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    low, high = stretch
+    return (np.clip((rgb.astype(np.float32) - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+
+
+def _write_overlays(files: dict[mercantile.Tile, Path], root: Path, classes: list[str] | None,
+                    progress: bool) -> list[dict]:
+    """Mask tiles -> RGBA overlays in their own palette's colours, class 0 and no data transparent."""
+    seen: dict[int, str] = {}
+    for tile, path in tqdm(files.items(), desc="page: masks", unit="tile", disable=not progress):
+        try:
+            with Image.open(path) as image:
+                if image.mode != "P":
+                    raise DatasetError(f"mask {path} is not a palette PNG; give the masks written by "
+                                       "`rs-effnet predict` or the labels of `rs-effnet rasterize`")
+                index = np.asarray(image)
+                palette = np.array(image.getpalette()[:768] + [0] * (768 - len(image.getpalette()[:768])),
+                                   dtype=np.uint8).reshape(256, 3)
+        except OSError as e:
+            raise DatasetError(f"cannot read mask {path}: {e}; re-create or remove the file") from None
+        rgba = np.zeros(index.shape + (4,), dtype=np.uint8)
+        rgba[..., :3] = palette[index]
+        rgba[..., 3] = np.where((index == 0) | (index == NODATA_INDEX), 0, 255)
+        for value in np.unique(index):
+            if 0 < value < NODATA_INDEX and value not in seen:
+                seen[int(value)] = "#" + "".join(f"{int(c):02x}" for c in palette[value])
+        target = root / str(tile.z) / str(tile.x) / f"{tile.y}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(target, rgba)
+    names = classes or []
+    return [{"name": names[i] if i < len(names) else f"class {i}", "color": color}
+            for i, color in sorted(seen.items())]
