@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench clean readme
+.PHONY: install test demo bench clean readme browser mutants
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,19 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Break features on purpose in a copy of the project and check the tests notice (minutes; not part of test).
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
+
+# The browser test of `rs-effnet view` needs Chromium: the distribution's package, where we may install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+	  echo "note: Chromium is not installed and could not be; the browser test of rs-effnet view will skip"
 
 demo: $(STAMP)
 	$(BIN)/python -m robosat_effnet.demo demo

@@ -11,15 +11,17 @@ import platform
 import resource
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
+from robosat_effnet.calibration import calibrate_batchnorm
 from robosat_effnet.models import build_encoder, build_model, canonical_backbone
 
-DEFAULT_BACKBONES = ["efficientnet-b0", "efficientnet-b1", "efficientnet-b2", "efficientnet-b3",
-                     "efficientnet-b4", "resnet50"]
+# The compared networks of `rs-effnet bench`: backbone:decoder.
+DEFAULT_MODELS = "b0:unet,b2:unet,b4:unet,resnet50:unet,b0:fpn,b0:unet-lite"
 
 
 def machine() -> str:
@@ -71,21 +73,62 @@ def interleaved_timings(functions: dict[str, Callable[[], object]], repeats: int
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def model_rows(backbones: list[str], size: int = 512, batch: int = 1, repeats: int = 3,
-               device: str = "cpu", decoder: str = "unet") -> list[dict]:
-    """Parameters, multiply-adds and inference tiles/s of each backbone's U-Net, with ratios to resnet50."""
+def parse_models(text: str) -> list[tuple[str, str]]:
+    """'b0:unet,b4,resnet50:fpn' -> [(canonical backbone, decoder)]; a name without ':decoder' gets unet."""
+    from robosat_effnet.errors import UnknownNameError
+    from robosat_effnet.models import list_decoders
+
+    pairs = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        backbone, _, decoder = item.partition(":")
+        decoder = (decoder or "unet").strip().lower()
+        if decoder not in list_decoders():
+            raise UnknownNameError(f"unknown decoder {decoder!r} in {item!r}; valid: {', '.join(list_decoders())}")
+        pairs.append((canonical_backbone(backbone), decoder))
+    return pairs
+
+
+def calibrated_model(backbone: str, decoder: str, batches: list[torch.Tensor], device: torch.device,
+                     **kwargs) -> torch.nn.Module:
+    """A fresh network with BatchNorm statistics from `batches` (see robosat_effnet.calibration), in eval mode."""
+    torch.manual_seed(0)
+    model = build_model(backbone, decoder, in_channels=batches[0].shape[1], **kwargs).to(device)
+    return calibrate_batchnorm(model, batches)
+
+
+def model_rows(models: list[tuple[str, str]], batches: list[torch.Tensor], repeats: int = 7, device: str = "cpu",
+               batch: int = 1, checkpoint: tuple[torch.nn.Module, object] | None = None) -> list[dict]:
+    """Inference tiles/s of each (backbone, decoder), its encoder and decoder alone, interleaved in one run.
+
+    Networks get BatchNorm statistics from `batches` (real tiles) before timing; `checkpoint` (model, spec)
+    adds a trained network's row. Ratios are to the resnet50 U-Net when it is among `models`.
+    """
     device = torch.device(device)
-    names = [canonical_backbone(b) for b in backbones]
-    models = {name: build_model(name, decoder).to(device).eval() for name in names}
-    x = torch.randn(batch, 3, size, size, device=device)
-    seconds = interleaved_timings({n: (lambda m=m: m(x)) for n, m in models.items()}, repeats, device)
-    rows = [{"backbone": n, "params_M": sum(p.numel() for p in m.parameters()) / 1e6,
-             "GMACs": multiply_adds(m, size) / 1e9, "tiles_per_s": batch / seconds[n]} for n, m in models.items()]
-    base = next((r for r in rows if r["backbone"] == "resnet50"), None)
+    networks = {f"{b} {d}": calibrated_model(b, d, batches, device) for b, d in tqdm(models, desc="calibrating")}
+    if checkpoint is not None:
+        model, spec = checkpoint
+        networks[f"{spec.backbone} {spec.decoder} (checkpoint)"] = model.to(device).eval()
+    x = batches[0][:batch].to(device)
+    size = tuple(x.shape[-2:])
+    with torch.inference_mode():
+        taps = {name: m.encoder(x) for name, m in networks.items()}
+    functions = {}
+    for name, m in networks.items():
+        functions[name] = lambda m=m: m(x)
+        functions[name + "/encoder"] = lambda m=m: m.encoder(x)
+        functions[name + "/decoder"] = lambda m=m, t=taps[name]: m.decoder(t, size)
+    seconds = interleaved_timings(functions, repeats, device)
+    rows = []
+    for name, m in networks.items():
+        enc, dec = seconds[name + "/encoder"], seconds[name + "/decoder"]
+        rows.append({"model": name, "params_M": sum(p.numel() for p in m.parameters()) / 1e6,
+                     "GMACs": multiply_adds(m, size[0], x.shape[1]) / 1e9,
+                     "deep_tap_abs": float(taps[name][-1].abs().mean()), "tiles_per_s": batch / seconds[name],
+                     "encoder_s": enc, "decoder_s": dec, "decoder_share": dec / (enc + dec)})
+    base = next((r for r in rows if r["model"] == "resnet50 unet"), None)
     for row in rows:
         if base:
-            row["speed_vs_resnet50"] = row["tiles_per_s"] / base["tiles_per_s"]
-            row["params_vs_resnet50"] = row["params_M"] / base["params_M"]
+            row["speed_vs_resnet50_unet"] = row["tiles_per_s"] / base["tiles_per_s"]
     return rows
 
 
@@ -105,42 +148,50 @@ class _TorchvisionFeatures(torch.nn.Module):
         return taps
 
 
-def encoder_rows(variants: list[str] = ("b0", "b4"), size: int = 512, batch: int = 1, repeats: int = 3,
-                 device: str = "cpu") -> list[dict]:
-    """Our encoder against torchvision's EfficientNet features with the same weights (throughput ratio)."""
+def encoder_rows(variants: list[str], batches: list[torch.Tensor], repeats: int = 7, device: str = "cpu",
+                 batch: int = 1) -> list[dict]:
+    """Our encoder against torchvision's EfficientNet features with the same weights (throughput ratio).
+
+    torchvision's network gets BatchNorm statistics from `batches` first; ours loads its state dict.
+    """
     import tempfile
 
     import torchvision
 
     device = torch.device(device)
     rows = []
-    x = torch.randn(batch, 3, size, size, device=device)
+    x = batches[0][:batch].to(device)
     for variant in variants:
-        tv = getattr(torchvision.models, f"efficientnet_{variant}")().eval()
+        torch.manual_seed(0)
+        tv = calibrate_batchnorm(getattr(torchvision.models, f"efficientnet_{variant}")(), batches)
         with tempfile.NamedTemporaryFile(suffix=".pth") as f:
             torch.save(tv.state_dict(), f.name)
             ours = build_encoder(variant, weights=f.name).to(device).eval()
         theirs = _TorchvisionFeatures(tv.features).to(device).eval()
         with torch.inference_mode():
-            same = all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ours(x), theirs(x)))
-        seconds = interleaved_timings({"ours": lambda: ours(x), "torchvision": lambda: theirs(x)}, repeats, device)
+            same = all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ours(x), theirs(x), strict=True))
+        functions = {"ours": lambda m=ours: m(x), "torchvision": lambda m=theirs: m(x)}
+        seconds = interleaved_timings(functions, repeats, device)
         rows.append({"encoder": f"efficientnet-{variant}", "ours_tiles_per_s": batch / seconds["ours"],
                      "torchvision_tiles_per_s": batch / seconds["torchvision"],
                      "ours_vs_torchvision": seconds["torchvision"] / seconds["ours"], "same_outputs": same})
     return rows
 
 
-def _train_step_worker(backbone: str, size: int, batch: int, steps: int, device: str, queue) -> None:
+def _train_step_worker(backbone: str, decoder: str, images: torch.Tensor, steps: int, device: str, threads: int,
+                       queue) -> None:
     """Runs in its own process so that its peak memory is its own. On CUDA the step is the trainer's:
     mixed precision with a gradient scaler, channels_last."""
     torch.manual_seed(0)
+    torch.set_num_threads(threads)
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     layout = torch.channels_last if cuda else torch.preserve_format
-    model = build_model(backbone, "unet").to(dev, memory_format=layout).train()
+    model = build_model(backbone, decoder, in_channels=images.shape[1]).to(dev, memory_format=layout).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
-    x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=layout)
+    x = images.to(dev).contiguous(memory_format=layout)
+    batch, size = x.shape[0], x.shape[-1]
     y = torch.randint(0, 2, (batch, size, size), device=dev)
 
     def step():
@@ -160,19 +211,22 @@ def _train_step_worker(backbone: str, size: int, batch: int, steps: int, device:
         _sync(dev)
         times.append(time.perf_counter() - start)
     peak_gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    queue.put({"backbone": backbone, "train_tiles_per_s": batch / statistics.median(times),
+    queue.put({"model": f"{backbone} {decoder}", "train_tiles_per_s": batch / statistics.median(times),
                "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_MiB": peak_gpu})
 
 
-def train_rows(backbones: list[str], size: int = 512, batch: int = 4, steps: int = 2, device: str = "cpu") -> list[dict]:
-    """Training throughput and peak memory of one U-Net train step per backbone, each in a fresh process."""
+def train_rows(models: list[tuple[str, str]], images: torch.Tensor, steps: int = 2, device: str = "cpu") -> list[dict]:
+    """Training throughput and peak memory of a train step on `images` (one batch) per (backbone, decoder), each
+    in a fresh process with this process's thread count. In train mode BatchNorm normalises with batch
+    statistics: no calibration is needed."""
     import queue as queues
 
     ctx = multiprocessing.get_context("spawn")
     rows = []
-    for backbone in (canonical_backbone(b) for b in backbones):
+    for backbone, decoder in tqdm(models, desc="train steps"):
         queue = ctx.Queue()
-        process = ctx.Process(target=_train_step_worker, args=(backbone, size, batch, steps, device, queue))
+        process = ctx.Process(target=_train_step_worker, args=(backbone, decoder, images, steps, device,
+                                                                     torch.get_num_threads(), queue))
         process.start()
         row = None
         while row is None:
@@ -180,17 +234,18 @@ def train_rows(backbones: list[str], size: int = 512, batch: int = 4, steps: int
                 row = queue.get(timeout=5)
             except queues.Empty:
                 if not process.is_alive():  # killed (e.g. out of memory) before it could report
-                    row = {"backbone": backbone, "train_tiles_per_s": float("nan"), "peak_rss_MiB": float("nan"),
-                           "peak_gpu_MiB": None, "failed": f"exit code {process.exitcode}"}
+                    row = {"model": f"{backbone} {decoder}", "train_tiles_per_s": float("nan"),
+                           "peak_rss_MiB": float("nan"), "peak_gpu_MiB": None,
+                           "failed": f"exit code {process.exitcode}"}
         process.join()
         rows.append(row)
-    base = next((r for r in rows if r["backbone"] == "resnet50"), None)
+    base = next((r for r in rows if r["model"] == "resnet50 unet"), None)
     # Memory that matters: the GPU's where the step ran there, the process's otherwise.
     memory = "peak_gpu_MiB" if torch.device(device).type == "cuda" else "peak_rss_MiB"
     for row in rows:
         if base:
-            row["speed_vs_resnet50"] = row["train_tiles_per_s"] / base["train_tiles_per_s"]
-            row["memory_vs_resnet50"] = (row[memory] / base[memory]) if row[memory] and base[memory] else None
+            row["speed_vs_resnet50_unet"] = row["train_tiles_per_s"] / base["train_tiles_per_s"]
+            row["memory_vs_resnet50_unet"] = (row[memory] / base[memory]) if row[memory] and base[memory] else None
     return rows
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -136,8 +137,8 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
 
     Defaults take a few minutes on 2 CPU cores: 0.5 m pixels at zoom 14 (about 2.4 km tiles, so
     each 256 px tile is a 10x downsampled window; 25 tiles for the large scene) with an untrained
-    efficientnet-b0. Memory is bounded by a tile's source window, the batch and GDAL's capped block
-    cache, so the two peaks should be close although the scenes differ more than 6-fold in size.
+    efficientnet-b0 (BatchNorm statistics from tiles). Memory is bounded by a tile's source window, the batch
+    and GDAL's capped block cache, so the two peaks should be close although the scenes differ more than 6-fold in size.
     The same scenes also go through `predict --geotiff` (512 px windows, 64 px overlap; a 1x1-conv
     stand-in network, see _MOSAIC), whose peak is reported as "mask_peak_rss_mb".
     Returns {"scene_px", "scene_raw_mb", "scene_file_mb", "tiles", "peak_rss_mb", "mask_peak_rss_mb",
@@ -151,8 +152,11 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
     with tempfile.TemporaryDirectory(prefix="rs-effnet-scene-", dir=workdir) as tmp:
         tmp = Path(tmp)
         if checkpoint is None:
-            checkpoint = save_checkpoint(tmp / "tiny.pth", build_model("efficientnet-b0", num_classes=2),
-                                         ModelSpec(tile_size=tile_size))
+            from robosat_effnet.calibration import calibrate_batchnorm, sample_batches
+
+            network = calibrate_batchnorm(build_model("efficientnet-b0", num_classes=2),
+                                          sample_batches(tile_size, 2, 4))  # realistic activations, as everywhere
+            checkpoint = save_checkpoint(tmp / "tiny.pth", network, ModelSpec(tile_size=tile_size))
         for prefix, side in (("baseline_", baseline_size), ("", size)):
             scene = write_synthetic_scene(tmp / f"scene-{side}.tif", side, resolution)
             out = tmp / f"masks-{side}"
@@ -174,32 +178,50 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
     return row
 
 
-def throughput_rows(device: str | torch.device | None = None, tiles: int = 16, size: int = 512,
-                    batch_size: int = 8, repeats: int = 3) -> list[dict]:
-    """`predict_throughput` of an untrained efficientnet-b0 U-Net on generated JPEG tiles, for `rs-effnet bench`:
-    one row with and one without DataLoader workers."""
+def throughput_rows(model: ModelLike | None = None, device: str | torch.device | None = None, tiles: int = 16,
+                    size: int = 512, batch_size: int = 8, repeats: int = 3,
+                    tiles_dir: str | os.PathLike | None = None, onnx: bool = True) -> list[dict]:
+    """`predict_throughput` on JPEG tiles of real imagery (see calibration.sample_images), for `rs-effnet bench`:
+    one row with and one without DataLoader workers.
+
+    `model` is a checkpoint path or (network, spec); None: an efficientnet-b0 U-Net whose BatchNorm statistics
+    come from the same imagery (a fresh network in eval mode would time denormal arithmetic). With `onnx` (and
+    robosat_effnet.export and onnxruntime installed) the same model, exported, runs the same tiles too.
+    """
+    from robosat_effnet.calibration import calibrate_batchnorm, sample_batches, sample_images
     from robosat_effnet.checkpoint import ModelSpec
     from robosat_effnet.io import write_image
     from robosat_effnet.models import build_model
     from robosat_effnet.tiles import tile_path
 
-    model = (build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=size))
-    rng = np.random.default_rng(0)
+    if model is None:
+        torch.manual_seed(0)
+        network = calibrate_batchnorm(build_model("efficientnet-b0", num_classes=2),
+                                      sample_batches(size, 4, 4, tiles_dir=tiles_dir))
+        model = (network, ModelSpec(tile_size=size))
     rows = []
     with tempfile.TemporaryDirectory(prefix="rs-effnet-tiles-") as tmp:
         columns = max(1, int(tiles ** 0.5))
-        for i in range(tiles):  # neighbouring tiles, so context comes from real neighbours
-            coarse = rng.integers(40, 200, (size // 16, size // 16, 3), dtype=np.uint8)
-            image = np.kron(coarse, np.ones((16, 16, 1), np.uint8))
-            write_image(tile_path(tmp, mercantile.Tile(70000 + i % columns, 100000 + i // columns, 18), "jpg"), image)
-        for workers in (0, min(4, max(1, (os.cpu_count() or 1) // 2))):
-            numbers = predict_throughput(model, tmp, batch_size=batch_size, workers=workers, device=device,
-                                         repeats=repeats)
-            rows.append({"device": numbers["device"], "tiles": numbers["tiles"], "tile_px": numbers["tile_px"],
-                         "batch": batch_size, "workers": workers,
+        for i, image in enumerate(sample_images(size, tiles, tiles_dir)):  # a grid: context from real neighbours
+            tile = mercantile.Tile(70000 + i % columns, 100000 + i // columns, 18)
+            write_image(tile_path(Path(tmp) / "tiles", tile, "jpg"), image)
+        runs = [("pytorch", model, 0), ("pytorch", model, min(4, max(1, (os.cpu_count() or 1) // 2)))]
+        if onnx and importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("robosat_effnet.export"):
+            from robosat_effnet.export import export_onnx
+            from robosat_effnet.predict.engine import resolve_model
+
+            onnx_file = export_onnx(resolve_model(model, torch.device("cpu")), Path(tmp) / "model.onnx")
+            runs.append(("onnxruntime", onnx_file, 0))
+        for engine, runner, workers in runs:
+            numbers = predict_throughput(runner, Path(tmp) / "tiles", batch_size=batch_size,
+                                         workers=workers, device=device, repeats=repeats)
+            rows.append({"engine": engine, "device": numbers["device"], "tiles": numbers["tiles"],
+                         "tile_px": numbers["tile_px"], "batch": batch_size, "workers": workers,
                          "end_to_end_tiles_per_s": numbers["end_to_end_tiles_per_s"],
                          "model_only_tiles_per_s": numbers["model_only_tiles_per_s"],
                          "end_to_end_share": numbers["end_to_end_tiles_per_s"] / numbers["model_only_tiles_per_s"]})
+    for row in rows:  # end to end, relative to PyTorch's without workers
+        row["end_to_end_vs_pytorch"] = row["end_to_end_tiles_per_s"] / rows[0]["end_to_end_tiles_per_s"]
     return rows
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,10 @@ import torch
 from robosat_effnet import __version__
 from robosat_effnet.errors import CheckpointError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import writing
 
 FORMAT = "robosat_effnet"
+EXPECTED = "expected a .pth file written by `rs-effnet train` (e.g. checkpoints/best.pth)"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -41,6 +45,7 @@ class ModelSpec:
     max_value: float | None = None  # uint16 value meaning 1.0 (None: 65535); uint8 is always / 255
     tile_size: int = 512
     output_stride: int = 32
+    decoder_channels: list[int] | None = None  # the decoder's widths; None: its defaults (older checkpoints)
     version: str = __version__
 
     @property
@@ -51,7 +56,7 @@ class ModelSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -61,7 +66,8 @@ def build_from_spec(spec: ModelSpec) -> torch.nn.Module:
     from robosat_effnet.models import build_model
 
     return build_model(spec.backbone, decoder=spec.decoder, num_classes=spec.num_classes,
-                       in_channels=spec.in_channels, output_stride=spec.output_stride)
+                       in_channels=spec.in_channels, output_stride=spec.output_stride,
+                       decoder_channels=spec.decoder_channels)
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: ModelSpec, **state: Any) -> Path:
@@ -69,9 +75,35 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
     payload = {"format": FORMAT, "version": __version__, "spec": spec.to_dict(),
                "model": module.state_dict(), **state}
-    with atomic_path(path) as tmp:
+    with writing(path), atomic_path(path) as tmp:  # a full disk: one line, no half-written file
         torch.save(payload, tmp)
     return Path(path)
+
+
+def load_failure(path: str | os.PathLike, error: BaseException) -> str:
+    """Why `torch.load(path, weights_only=True)` failed, in a few words that never advise loading unsafely."""
+    text = str(error)
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        return "the file is empty"
+    if "GLOBAL" in text or "Unsupported global" in text:  # a pickle naming code to run: refused, never run
+        found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)", text)
+        name = next((g for g in found.groups() if g), None) if found else None
+        return (f"it holds Python objects{f' ({name})' if name else ''} that would run code when loaded; "
+                "it was refused without running anything")
+    if isinstance(error, EOFError) or "central directory" in text or "zip archive" in text:
+        return "it is truncated or damaged (an incomplete copy or download?)"
+    return "it is not a PyTorch file of tensors (or it is damaged)"
+
+
+def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """`torch.load` with weights_only=True (no code runs); CheckpointError with `load_failure`'s reason."""
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise for a file we refuse anyway
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many kinds for corrupt or unsafe files
+        raise CheckpointError(f"{path} is not a robosat_effnet checkpoint: {load_failure(path, e)}; {EXPECTED}") \
+            from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -80,11 +112,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pth file written by "
                               "`rs-effnet train` (e.g. checkpoints/last.pth)")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many kinds for corrupt or unsafe files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot load checkpoint {path}: {first}") from None
+    data = safe_load(path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         keys = list(data) if isinstance(data, dict) else []
         if any(str(k).startswith("module.") for k in keys) or "state_dict" in keys:
@@ -92,7 +120,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"{path} is a robosat checkpoint (DataParallel ResNet50 U-Net without model config); "
                 "it cannot be used here: train a new model with `rs-effnet train`"
             )
-        raise CheckpointError(f"{path} is not a robosat_effnet checkpoint; use a file written by `rs-effnet train`")
+        if keys and all(isinstance(v, torch.Tensor) for v in data.values()):
+            raise CheckpointError(
+                f"{path} is a bare state dict (e.g. torchvision's ImageNet weights), not a robosat_effnet "
+                "checkpoint: it says nothing about the model or its classes; it can initialise training "
+                f"(`rs-effnet train --weights {path}`); here {EXPECTED}"
+            )
+        raise CheckpointError(f"{path} is not a robosat_effnet checkpoint; {EXPECTED}")
     return data
 
 

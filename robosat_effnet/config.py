@@ -22,8 +22,9 @@ dataset.toml::
     values = [1.6248, 5.762827]   # class weights (`rs-effnet weights`), used by CrossEntropy, mIoU, Focal
 
 model.toml: robosat's `[common] cuda, batch_size, image_size, checkpoint` and `[opt] epochs, lr, loss`,
-plus ours in `[common]`: backbone, decoder, weights, amp, seed, workers, save_every; in `[opt]`: weight_decay,
-warmup, grad_clip, augment, jitter, gamma. Keys nobody knows are reported with a warning and ignored.
+plus ours in `[common]`: backbone, decoder, decoder_channels, weights, amp, seed, workers, save_every;
+in `[opt]`: weight_decay, warmup, grad_clip, augment, jitter, gamma. Keys nobody knows are
+reported with a warning and ignored.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ DATASET_KEYS = {
 }
 MODEL_KEYS = {
     "common": {"cuda": bool, "batch_size": int, "image_size": int, "checkpoint": str, "backbone": str,
-               "decoder": str, "weights": str, "amp": bool, "seed": int, "workers": int, "save_every": int},
+               "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "seed": int, "workers": int,
+               "save_every": int},
     "opt": {"epochs": int, "lr": float, "loss": str, "weight_decay": float, "decay": float, "warmup": float,
             "grad_clip": float, "augment": bool, "jitter": float, "gamma": float},
 }
@@ -94,6 +96,7 @@ class ModelConfig:
     save_every: int = 1  # keep checkpoint-NNNNN.pth every this many epochs (last.pth and best.pth always)
     backbone: str = "efficientnet-b0"
     decoder: str = "unet"
+    decoder_channels: list[int] | None = None  # the decoder's widths (see configs/model-unet.toml); None: defaults
     weights: str | None = None  # None/"none": random init; "imagenet"; or a path to weights
     amp: bool = True  # mixed precision, on CUDA only
     seed: int = 0
@@ -239,6 +242,11 @@ def validate_model_config(config: ModelConfig) -> None:
     config.decoder = config.decoder.strip().lower()
     if config.decoder not in list_decoders():
         raise UnknownNameError(f"{where}unknown decoder {config.decoder!r}; valid: {', '.join(list_decoders())}")
+    widths = config.decoder_channels
+    if widths is not None and not (widths and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                                                  for w in widths)):
+        raise ConfigError(f"{where}decoder_channels = {widths!r} must be a list of positive integers, "
+                          "e.g. [256, 128, 64, 32, 16] (unet) or [256, 128] (fpn)")
 
 
 def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> ModelSpec:
@@ -247,6 +255,7 @@ def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> Mod
 
     spec = ModelSpec(
         backbone=canonical_backbone(model_cfg.backbone), decoder=model_cfg.decoder,
+        decoder_channels=list(model_cfg.decoder_channels) if model_cfg.decoder_channels else None,
         classes=list(dataset_cfg.classes), colors=list(dataset_cfg.colors), in_channels=dataset_cfg.in_channels,
         bands=list(dataset_cfg.bands) if dataset_cfg.bands else None, mean=list(dataset_cfg.mean),
         std=list(dataset_cfg.std), tile_size=model_cfg.image_size,

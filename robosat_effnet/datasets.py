@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import mercantile
 import numpy as np
@@ -74,7 +74,7 @@ def find_samples(config: DatasetConfig, split: str) -> list[Sample]:
             raise DatasetError(f"folder {folder} holds no z/x/y tiles; put the {split} tiles there")
         found.append(files)
     *images, labels = found
-    for folder, files in zip(folders[:-1], images):
+    for folder, files in zip(folders[:-1], images, strict=True):
         _require_same(files, labels, f"image tiles in {folder} have no label in {folders[-1]}",
                       "add their labels or remove the images")
         _require_same(labels, files, f"label tiles in {folders[-1]} have no image in {folder}",
@@ -159,7 +159,7 @@ class SegmentationTiles(Dataset):
 
     @classmethod
     def from_config(cls, config: DatasetConfig, samples: Sequence[Sample], size: int | None = None,
-                    **kwargs) -> "SegmentationTiles":
+                    **kwargs) -> SegmentationTiles:
         """A dataset preprocessing `samples` as `config` says (mean, std, bands, max_value)."""
         return cls(samples, config.mean, config.std, size, config.bands, config.max_value, **kwargs)
 

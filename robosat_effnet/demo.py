@@ -19,15 +19,26 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import click
 
 # The demo's data and scores live in demo_data; they are re-exported here, where the demo is used from.
-from robosat_effnet.demo_data import (DemoError, Settings, best_validation, building_iou, epochs_done,  # noqa: F401
-                                      split_tiles, whole_tiles, write_dataset_toml, write_model_toml, write_text)
+from robosat_effnet.demo_data import (  # noqa: F401
+    DemoError,
+    Settings,
+    best_validation,
+    building_iou,
+    epochs_done,
+    split_tiles,
+    whole_tiles,
+    write_dataset_toml,
+    write_model_toml,
+    write_text,
+)
 from robosat_effnet.errors import ConfigError, RobosatEffnetError  # noqa: F401
 
 STAMPS = ".steps"  # one file per finished step; its modification time says when the step last ran
@@ -84,7 +95,8 @@ def plan(settings: Settings) -> tuple[dict[str, Path], list[Step], list[Step]]:
     o, s = settings.out, settings
     p = {"dataset_toml": o / "dataset.toml", "model_toml": o / "model.toml", "dataset": o / "dataset",
          "scenes": o / "scenes", "checkpoints": o / "checkpoints", "eval": o / "eval.json",
-         "overview": o / "overview.png", "stamps": o / STAMPS, "predictions": o / "predictions"}
+         "overview": o / "overview.png", "stamps": o / STAMPS, "predictions": o / "predictions",
+         "view": o / "view"}
     p.update(best=p["checkpoints"] / "best.pth", last=p["checkpoints"] / "last.pth",
              history=p["checkpoints"] / "history.csv", masks=p["predictions"] / "masks",
              mask_tif=p["predictions"] / "mask.tif", features=p["predictions"] / "buildings.geojson")
@@ -115,11 +127,15 @@ def plan(settings: Settings) -> tuple[dict[str, Path], list[Step], list[Step]]:
                   [p["stamps"] / "train", p["stamps"] / "sample"], rerun=["--overwrite"],
                   about="the test scene: GeoTIFF in, z/x/y mask tiles and a mask GeoTIFF out"),
              Step("features", ["features", p["masks"], p["features"], "--dataset", p["dataset_toml"],
-                               "--class", "building"], [p["features"]], [p["stamps"] / "predict"],
-                  about="the predicted masks into building outlines (GeoJSON)"),
+                               "--class", "building", "--regularize"], [p["features"]], [p["stamps"] / "predict"],
+                  about="the predicted masks into building outlines squared to their own axes (GeoJSON)"),
              Step("eval", ["eval", p["test_tiles"], p["test_labels"], "--checkpoint", p["best"], "--json", p["eval"]],
                   [p["eval"]], [p["stamps"] / "train", p["stamps"] / "rasterize-test"],
-                  about="the model on the test scene's whole tiles against their true labels")]
+                  about="the model on the test scene's whole tiles against their true labels"),
+             Step("view", ["view", p["test_tiles"], "--masks", p["masks"], "--outlines", p["features"], "--truth",
+                           p["test_buildings"], "--dataset", p["dataset_toml"], "--out", p["view"], "--no-serve",
+                           "--quiet"], [p["view"] / "index.html"], [p["stamps"] / "features"],
+                  about="a map page of the test scene: imagery, predicted masks, outlines coloured by match")]
     return p, before, after
 
 
@@ -185,6 +201,8 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
         f"  {p['features']}  predicted building outlines (lon/lat)",
         f"  {p['eval']}  test metrics and confusion matrix",
         f"  {p['overview']}  the picture",
+        f"  {p['view']}/  the map page: open {p['view']}/index.html, or serve it with "
+        f"`rs-effnet view {p['test_tiles']} --masks {p['masks']} --outlines {p['features']}`",
         f"done in {minutes:.1f} min; run it again to reuse all this, or with --epochs N to train longer",
     ]))
     return {"validation": validation, "test_iou": test_iou, "mask_iou": mask_iou, "minutes": minutes, "paths": p}

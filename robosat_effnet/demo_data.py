@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from robosat_effnet.errors import ConfigError, RobosatEffnetError
 

@@ -39,3 +39,11 @@ class RasterError(DatasetError):
 
 class TooManyTilesError(ConfigError):
     """A zoom level would make more tiles than the configured maximum."""
+
+
+class MissingDependencyError(RobosatEffnetError):
+    """An optional extra that a feature needs (e.g. onnxruntime for .onnx models) is not installed."""
+
+
+class OutputError(RobosatEffnetError):
+    """An output cannot be written: it overlaps an input, holds another run's files, or the disk refuses it."""

@@ -34,13 +34,24 @@ def evaluate(
     device: str | None = None,
     workers: int = 0,
     progress: bool = True,
+    match_iou: float | None = 0.5,
+    min_area: float = 0.0,
 ) -> dict[str, Any]:
     """Per-class IoU, precision, recall, F1 and one-vs-rest MCC of a checkpoint on image/label tiles.
+
+    `checkpoint` is a .pth from `rs-effnet train` or a .onnx from `rs-effnet export` (run by onnxruntime).
 
     Only tiles present in both folders are scored (`tiles` in the result; `unlabelled` counts image
     tiles without a label). Returns `metrics.scores(...)` plus "mcc_per_class", "pixels" (labelled
     pixels per class), "confusion" (rows = truth, columns = prediction), "tiles" and "unlabelled".
+
+    Per building (unless `match_iou` is None): predicted and label masks are polygonised as `rs-effnet features`
+    does (merged across tile borders; polygons under `min_area` m2 dropped) and matched with the SpaceNet
+    protocol (`evaluation.objects`). "buildings" is {class name: {tp, fp, fn, precision, recall, f1, mean_iou}}
+    for every class but the first (background), e.g. result["buildings"]["building"]["f1"]; "match_iou" and
+    "building_min_area" record the settings.
     """
+    from robosat_effnet.evaluation.buildings import BuildingMasks
     from robosat_effnet.predict.context import crop
     from robosat_effnet.predict.engine import Predictor, resolve_device, resolve_model
     from robosat_effnet.predict.tiles import BufferedTiles
@@ -60,6 +71,7 @@ def evaluate(
     dataset = BufferedTiles(image_files, common, border, spec)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)
     confusion = torch.zeros(spec.num_classes, spec.num_classes, dtype=torch.long)
+    buildings = BuildingMasks(spec.classes) if match_iou is not None else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -75,10 +87,12 @@ def evaluate(
             groups.setdefault(tuple(item["image"].shape), []).append(item)
         for group in groups.values():
             pred = crop(predictor(torch.stack([item["image"] for item in group])), border).argmax(dim=1).cpu()
-            for item, mask in zip(group, pred):
+            for item, mask in zip(group, pred, strict=True):
                 tile = common[item["index"]]
                 target = _target(label_files[tile], mask.shape, spec.num_classes, item["valid"])
                 confusion += confusion_matrix(mask, target, spec.num_classes, ignore_index=NODATA_INDEX)
+                if buildings is not None:
+                    buildings.add(tile, mask.numpy(), target)
         if bar is not None:
             bar.update(len(items))
     if bar is not None:
@@ -91,6 +105,11 @@ def evaluate(
         tiles=len(common),
         unlabelled=len(image_files) - len(common),
     )
+    if buildings is not None:
+        with buildings:
+            found = buildings.score(match_iou, min_area, progress)
+        result.update(buildings={name: r.as_dict() for name, r in found.items()}, match_iou=match_iou,
+                      building_min_area=min_area)
     return result
 
 
@@ -137,6 +156,10 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{number(result['mcc_per_class'][i])}  {result['pixels'][i]:11,d}")
     lines.append(f"mIoU {number(result['miou'])}  MCC {number(result['mcc'])}  accuracy {number(result['accuracy'])}"
                  f"  ({result['tiles']} tiles)")
+    if result.get("buildings"):
+        from robosat_effnet.evaluation.buildings import format_buildings
+
+        lines.append(format_buildings(result["buildings"], result.get("match_iou")))
     return "\n".join(lines)
 
 

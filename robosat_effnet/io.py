@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from robosat_effnet.colors import NODATA_INDEX, make_palette
 from robosat_effnet.errors import DatasetError
+from robosat_effnet.outputs.temp import temp_path
 
 PIL_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp"}
 TIFF_EXTENSIONS = {".tif", ".tiff"}
@@ -23,13 +23,19 @@ IMAGE_EXTENSIONS = PIL_EXTENSIONS | TIFF_EXTENSIONS
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
 
-    Readers never see a half-written file and an interrupted run leaves no partial output.
+    Readers never see a half-written file and an interrupted run leaves no partial output. The temp
+    name is recognisably ours (`outputs.temp_path`), so a rerun can sweep what a killed run left. It is
+    created with mode 0o666 and the kernel applies the umask (mkstemp's 0600 would survive the rename).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    while True:
+        tmp = temp_path(path)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:  # a random name taken: draw another
+            continue
     try:
         yield tmp
         os.replace(tmp, path)

@@ -13,7 +13,7 @@ Every loss takes logits N x C x H x W and targets N x H x W (class indices) and 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -81,4 +81,4 @@ def scores(confusion: Any, class_names: list[str] | None = None) -> dict[str, An
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> list[float]:
-    return [float(n / d) if d > 0 else math.nan for n, d in zip(numerator, denominator)]
+    return [float(n / d) if d > 0 else math.nan for n, d in zip(numerator, denominator, strict=True)]

@@ -25,6 +25,8 @@ from shapely import LineString, Polygon
 from shapely.geometry import mapping
 
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import check_writable, writing
 
 DEFAULT_CENTER = (32.5825, 0.3476)  # Kampala, Uganda: a town of corrugated-metal and tile roofs
 
@@ -54,13 +56,12 @@ def write_sample(out_dir: str | os.PathLike, seed: int = 0, size: int = 2048, cr
     """
     _check(seed, size, resolution, center, buildings)
     scene_crs, tf = scene_grid(center, size, resolution, crs)
+    out = check_writable(out_dir)  # a read-only or full disk fails now, not after drawing the town
     rng = np.random.default_rng(seed)
     m = 1.0 / resolution  # pixels per ground metre
     roads = _roads(rng, size, m)
     houses = _houses(rng, size, m, roads, buildings)
     rgb, mask = _render(rng, size, m, roads, houses)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"scene": out / "scene.tif", "mask": out / "mask.tif", "buildings": out / "buildings.geojson"}
     _write_atomic(paths["scene"], _tif_bytes(rgb.transpose(2, 0, 1), scene_crs, tf))
     _write_atomic(paths["mask"], _tif_bytes(mask[None], scene_crs, tf))
@@ -224,7 +225,8 @@ def _render(rng: np.random.Generator, size: int, m: float, roads: list, houses: 
     corners = np.concatenate([h[1] for h in houses] + [np.zeros((0, 4, 2))])
     ridges = np.concatenate([h[2] for h in houses] + [np.zeros(0)])
     # Cast shadows: roof wings swept away from the sun by the house height, crowns swept from 1 to 6 m up.
-    swept = [shapely.multipoints([*c, *(c - sun * h)]).convex_hull for c, h in zip(corners, reach * height[owner])]
+    swept = [shapely.multipoints([*c, *(c - sun * h)]).convex_hull
+             for c, h in zip(corners, reach * height[owner], strict=True)]
     trunks = shapely.linestrings(np.stack([xy - sun * reach, xy - 6 * sun * reach], axis=1))
     swept += list(shapely.buffer(trunks, radius, quad_segs=6))
     shadow = _raster([(g, 1) for g in swept], size).astype(bool) & ~crowns
@@ -273,9 +275,8 @@ def _ground(rng: np.random.Generator, size: int, m: float, mask: np.ndarray) -> 
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write to a temp name in the same folder, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with writing(path), atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _tif_bytes(bands: np.ndarray, crs: CRS, tf: Affine) -> bytes:

@@ -29,9 +29,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
-from robosat_effnet.config import (DatasetConfig, ModelConfig, load_dataset_config, load_model_config,
-                                   spec_from_configs)
-from robosat_effnet.datasets import SegmentationTiles, check_dataset
+from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
+from robosat_effnet.datasets import SPLITS, SegmentationTiles, check_dataset
 from robosat_effnet.distributed import DistInfo, ShardSampler, init_distributed, shutdown
 from robosat_effnet.engine import Engine
 from robosat_effnet.errors import CheckpointError, ConfigError
@@ -39,18 +38,20 @@ from robosat_effnet.history import plot, write_csv
 from robosat_effnet.io import atomic_path
 from robosat_effnet.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.metrics import scores
+from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
 from robosat_effnet.rng import get_rng_state, set_rng_state
 
 log = logging.getLogger("robosat_effnet")
 
 # Spec fields a resumed run must share with its checkpoint (the version may differ).
-RESUME_FIELDS = ("backbone", "decoder", "classes", "in_channels", "bands", "mean", "std", "max_value", "tile_size")
+RESUME_FIELDS = ("backbone", "decoder", "decoder_channels", "classes", "in_channels", "bands", "mean", "std",
+                 "max_value", "tile_size")
 
 
 def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig | str | os.PathLike, *,
           device: str | torch.device | None = None, resume: str | os.PathLike | None = None,
           checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Train a segmentation model as the two configs say; returns a summary of the run.
 
     Args:
@@ -61,6 +62,8 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
         progress: progress bars and one summary line per epoch.
         stop_after: stop once this many epochs are done (the schedule still spans all `epochs`), e.g. to
             split a run in parts; resume the rest with `resume=`.
+        overwrite: replace another run found in the checkpoint folder (its files are removed first);
+            without it (or `resume`) such a folder is refused with OutputError.
     Returns:
         {"best_miou", "best_epoch", "epochs_done", "checkpoint_dir", "best", "last", "history_path",
         "history" (rows), "metrics" (last validation scores)}.
@@ -71,11 +74,18 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
     if not isinstance(model_cfg, ModelConfig):
         model_cfg = load_model_config(model_cfg)
     device = resolve_device(device, model_cfg.cuda)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(model_cfg.checkpoint)
+    # Before any long work (and on every rank, so all fail alike): never inside the data, never two runs mixed.
+    check_separate([folder], [dataset_cfg.dataset / split / name for split in SPLITS
+                              for name in (*dataset_cfg.images, dataset_cfg.labels)])
+    weights = model_cfg.weights if model_cfg.weights and str(model_cfg.weights).lower() not in ("imagenet", "none") \
+        else None
+    replaced = claim_run_folder(folder, resume=resume, overwrite=overwrite, keep=(weights,))
     info = init_distributed(device.type == "cuda")
     try:
         if info.enabled and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
-        return _Run(dataset_cfg, model_cfg, device, info, progress).fit(resume, checkpoint_dir, stop_after)
+        return _Run(dataset_cfg, model_cfg, device, info, progress).fit(resume, folder, stop_after, replaced)
     finally:
         shutdown(info)
 
@@ -130,15 +140,16 @@ class _Run:
             raise ConfigError(f"batch_size {smallest} at image_size {model_cfg.image_size} leaves BatchNorm one "
                               "value per channel; use batch_size >= 2 (and as many tiles) or image_size >= 64")
 
-    def fit(self, resume: str | os.PathLike | None, checkpoint_dir: str | os.PathLike | None,
-            stop_after: int | None) -> dict[str, Any]:
+    def fit(self, resume: str | os.PathLike | None, folder: Path, stop_after: int | None,
+            replaced: list[Path]) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         state = self._load_resume(resume) if resume is not None else None
         torch.manual_seed(cfg.seed)  # the same initial weights for a given seed
         from robosat_effnet.models import build_model
 
         model = build_model(self.spec.backbone, self.spec.decoder, self.spec.num_classes, self.spec.in_channels,
-                            weights=None if state else cfg.weights, output_stride=self.spec.output_stride)
+                            weights=None if state else cfg.weights, output_stride=self.spec.output_stride,
+                            decoder_channels=self.spec.decoder_channels)
         model = model.to(self.device, memory_format=torch.channels_last if self.cuda else torch.preserve_format)
         optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
         steps = self._steps_per_epoch()
@@ -158,13 +169,13 @@ class _Run:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)
 
-        folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(cfg.checkpoint)
         if info.is_main:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise ConfigError(f"cannot create the checkpoint folder {folder} ({e.strerror}); set checkpoint "
                                   "in model.toml or --checkpoint-dir to a writable folder") from None
+            start_run_folder(folder, replaced)  # the replaced run's files go only now that everything checked out
         metrics: dict[str, Any] = {}
         engine = Engine(self.device, self.spec.num_classes, self.amp, cfg.grad_clip, info, self.progress)
         end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
@@ -182,23 +193,30 @@ class _Run:
             if _better(metrics["miou"], best[0]):
                 best = (metrics["miou"], epoch + 1)
             if info.is_main:
-                extra = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                             scaler=scaler.state_dict(), epoch=epoch + 1, rng=get_rng_state(), metrics=metrics,
-                             history=history, best_miou=best[0], best_epoch=best[1], model_config=cfg.to_dict(),
-                             dataset_config=_plain(self.data), world_size=info.world_size)
-                path = save_checkpoint(folder / "last.pth", model, self.spec, **extra)
-                if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                    _copy(path, folder / f"checkpoint-{epoch + 1:05d}.pth")
-                if best[1] == epoch + 1:
-                    _copy(path, folder / "best.pth")
-                write_csv(history, folder / "history.csv")
-                plot(history, folder / "history.png", self.data.classes)
+                self._save(folder, model, optimizer, scheduler, scaler, epoch, metrics, history, best)
             if self.progress:
                 tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
                            f"val mIoU {metrics['miou']:.4f}, MCC {metrics['mcc']:.4f}")
         return {"best_miou": best[0], "best_epoch": best[1], "epochs_done": max(start, end),
                 "checkpoint_dir": folder, "best": folder / "best.pth", "last": folder / "last.pth",
                 "history_path": folder / "history.csv", "history": history, "metrics": metrics}
+
+    def _save(self, folder: Path, model: nn.Module, optimizer, scheduler, scaler, epoch: int, metrics: dict,
+              history: list, best: tuple) -> None:
+        """Write last.pth, checkpoint-NNNNN.pth, best.pth and the history; a full disk: one OutputError."""
+        cfg = self.cfg
+        extra = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                     epoch=epoch + 1, rng=get_rng_state(), metrics=metrics, history=history, best_miou=best[0],
+                     best_epoch=best[1], model_config=cfg.to_dict(), dataset_config=_plain(self.data),
+                     world_size=self.info.world_size)
+        with writing(folder):
+            path = save_checkpoint(folder / "last.pth", model, self.spec, **extra)
+            if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
+                _copy(path, folder / f"checkpoint-{epoch + 1:05d}.pth")
+            if best[1] == epoch + 1:
+                _copy(path, folder / "best.pth")
+            write_csv(history, folder / "history.csv")
+            plot(history, folder / "history.png", self.data.classes)
 
     def _load_resume(self, path: str | os.PathLike) -> dict[str, Any]:
         state = load_checkpoint(path)  # refuses robosat's own checkpoints with a clear message
@@ -248,7 +266,7 @@ def _history_row(epoch: int, lr: float, train_loss: float, train_scores: dict, v
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_miou": train_scores["miou"],
            "val_loss": val_loss, "val_miou": val["miou"], "val_mcc": val["mcc"], "val_accuracy": val["accuracy"]}
     for key in ("iou", "precision", "recall"):
-        row.update({f"val_{key}_{name}": value for name, value in zip(val["classes"], val[key])})
+        row.update({f"val_{key}_{name}": value for name, value in zip(val["classes"], val[key], strict=True)})
     row["seconds"] = round(seconds, 3)
     return row
 

@@ -11,7 +11,7 @@ The one definition of input scaling, shared by training and prediction (`to_tens
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -1,31 +1,121 @@
-"""`rs-effnet bench` runs end to end on tiny settings (numbers belong in BENCHMARKS.md, not in tests)."""
+"""`rs-effnet bench` runs end to end on tiny settings (numbers belong in BENCHMARKS.md, not in tests), and the
+networks it times have realistic activations."""
 
+import importlib.util
+
+import pytest
+import torch
 from click.testing import CliRunner
 
+from robosat_effnet import calibration
 from robosat_effnet.bench import markdown_table, train_rows
+from robosat_effnet.calibration import (
+    calibrate_batchnorm,
+    deepest_tap_magnitude,
+    flush_denormal_enabled,
+    sample_batches,
+)
 from robosat_effnet.cli import main
+from robosat_effnet.models import build_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # shared cores: OpenMP threads spinning cost far more
+
+
+@pytest.fixture(scope="module")
+def batches():
+    return sample_batches(size=64, count=2, batch=4)
+
+
+def test_calibration_lifts_activations_out_of_denormal_range(batches):
+    torch.manual_seed(0)
+    model = build_model("b0", "unet").eval()
+    fresh = deepest_tap_magnitude(model, batches[0])
+    assert fresh < 1e-6  # BatchNorm's initial statistics shrink B0's activations to ~1e-13
+    calibrate_batchnorm(model, batches)
+    assert not model.training
+    assert deepest_tap_magnitude(model, batches[0]) > 1e-2
+
+
+def test_calibrated_statistics_are_the_data_statistics(batches):
+    """The stem's BatchNorm holds the mean over all batches of its input, and the mean of the batches'
+    unbiased variances (the cumulative average of what train mode records per batch)."""
+    torch.manual_seed(0)
+    model = build_model("b0", "unet")
+    calibrate_batchnorm(model, batches)
+    conv, norm = model.encoder.stem.conv, model.encoder.stem.bn
+    assert norm.momentum == 0.1  # restored
+    with torch.no_grad():
+        inputs = [conv(x) for x in batches]
+    mean = torch.stack([t.mean(dim=(0, 2, 3)) for t in inputs]).mean(0)
+    var = torch.stack([t.var(dim=(0, 2, 3), unbiased=True) for t in inputs]).mean(0)
+    assert torch.allclose(norm.running_mean, mean, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(norm.running_var, var, atol=1e-5, rtol=1e-4)
+    assert int(norm.num_batches_tracked) == len(batches)
+
+
+def test_sample_batches_without_real_tiles_use_a_generated_scene(monkeypatch):
+    monkeypatch.setattr(calibration, "default_tiles_dir", lambda: None)
+    (batch,) = sample_batches(size=64, count=1, batch=2)
+    assert batch.shape == (2, 3, 64, 64) and batch.std() > 0.1
+    assert "generated" in calibration.tiles_source()
+
+
+def test_flush_denormal_is_detected():
+    before = flush_denormal_enabled()
+    try:
+        torch.set_flush_denormal(True)
+        assert flush_denormal_enabled()
+        torch.set_flush_denormal(False)
+        assert not flush_denormal_enabled()
+    finally:
+        torch.set_flush_denormal(before)
 
 
 def test_bench_tiny(tmp_path):
     out = tmp_path / "bench.md"
-    result = CliRunner().invoke(main, ["bench", "--backbones", "b0,resnet50", "--size", "64", "--repeats", "1",
-                                       "--sections", "model,encoder", "--markdown", str(out)])
+    result = CliRunner().invoke(main, ["bench", "--models", "b0:unet,resnet50:unet,b0:unet-lite", "--size", "64",
+                                       "--repeats", "1", "--threads", "1", "--sections", "model,encoder",
+                                       "--markdown", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert "| efficientnet-b0 |" in text and "| resnet50 |" in text
-    assert "speed_vs_resnet50" in text and "ours_vs_torchvision" in text
+    for row in ("efficientnet-b0 unet", "resnet50 unet", "efficientnet-b0 unet-lite"):
+        assert f"| {row} |" in text
+    assert "speed_vs_resnet50_unet" in text and "decoder_share" in text and "ours_vs_torchvision" in text
     assert "| True |" in text  # our encoder and torchvision's gave the same taps
+    assert "Denormals: computed as IEEE floats (flush-to-zero off)" in text and "BatchNorm statistics" in text
+    table = [line for line in text.splitlines() if line.startswith("| efficientnet-b0 unet |")][0]
+    header = [line for line in text.splitlines() if line.startswith("| model |")][0]
+    deep = float(table.split("|")[header.split("|").index(" deep_tap_abs ")])
+    assert deep > 1e-2  # the timed network's activations are realistic
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_engine_rows_agree_with_eager(batches):
+    from robosat_effnet.bench_engines import engine_rows
+    from robosat_effnet.checkpoint import ModelSpec
+
+    torch.manual_seed(0)
+    model = calibrate_batchnorm(build_model("b0", "unet"), batches)
+    rows = {r["engine"]: r for r in engine_rows(model, ModelSpec(tile_size=64), batches, repeats=1, int8=False)}
+    assert rows["pytorch eager fp32"]["mask_agreement"] == 1.0
+    for name in ("pytorch eager fp32 channels_last", "onnxruntime fp32"):
+        assert rows[name]["max_rel_logit_diff"] < 1e-3 and rows[name]["mask_agreement"] > 0.99
+    assert 0.5 < rows["pytorch bf16 autocast channels_last"]["mask_agreement"] <= 1.0
+    assert all(r["tiles_per_s"] > 0 for r in rows.values())
 
 
 def test_train_rows_measure_in_a_fresh_process():
-    (row,) = train_rows(["b0"], size=64, batch=1, steps=1)
-    assert row["backbone"] == "efficientnet-b0"
+    images = torch.randn(1, 3, 64, 64)
+    (row,) = train_rows([("efficientnet-b0", "unet-lite")], images, steps=1)
+    assert row["model"] == "efficientnet-b0 unet-lite"
     assert row["train_tiles_per_s"] > 0 and row["peak_rss_MiB"] > 50
 
 
-def test_bench_rejects_unknown_sections():
+def test_bench_rejects_unknown_sections_and_models():
     result = CliRunner().invoke(main, ["bench", "--sections", "model,nope"])
     assert result.exit_code == 2 and "nope" in result.output
+    result = CliRunner().invoke(main, ["bench", "--models", "b0:segnet"])
+    assert result.exit_code == 2 and "segnet" in result.output and "unet-lite" in result.output
 
 
 def test_markdown_table():

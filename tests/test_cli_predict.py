@@ -106,11 +106,12 @@ def test_geotiff_scenes_on_the_command_line(tmp_path, random_checkpoint):
         # no data exactly where the alpha band says so
         np.testing.assert_array_equal(mask.read(1) == 255, src.read(4) == 0)
 
-    assert invoke(scene, tmp_path / "x", "--checkpoint", random_checkpoint).exit_code == 2  # neither --zoom nor --geotiff
-    corrupt = invoke(DATA / "geotiff" / "corrupt.tif", tmp_path / "c", "--checkpoint", random_checkpoint, "--zoom", "18",
-                     "--border", "0", "--quiet")
+    # neither --zoom nor --geotiff
+    assert invoke(scene, tmp_path / "x", "--checkpoint", random_checkpoint).exit_code == 2
+    corrupt = invoke(DATA / "geotiff" / "corrupt.tif", tmp_path / "c", "--checkpoint", random_checkpoint,
+                     "--zoom", "18", "--border", "0", "--quiet")
     assert corrupt.exit_code == 1 and "Traceback" not in corrupt.output
     assert "corrupt.tif is damaged: cannot read pixel rows 512-1023, columns 512-1023" in corrupt.output
-    limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", random_checkpoint, "--zoom", "16",
-                   "--max-tiles", "1000")
+    limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", random_checkpoint,
+                   "--zoom", "16", "--max-tiles", "1000")
     assert limit.exit_code == 1 and "more than 1000 tiles" in limit.output and not (tmp_path / "big").exists()

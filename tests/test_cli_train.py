@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from test_datasets import BREAKS
 
 from conftest import make_dataset
 from robosat_effnet.cli import main
-from test_datasets import BREAKS
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "data" / "robosat-fixtures"
 

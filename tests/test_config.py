@@ -61,7 +61,8 @@ def test_relative_paths_fall_back_to_the_current_folder_as_robosat_read_them(tmp
     (tmp_path / "configs").mkdir()
     (tmp_path / "tiles").mkdir()
     monkeypatch.chdir(tmp_path)
-    d = load_dataset_config(write(tmp_path / "configs" / "d.toml", "[common]\ndataset = 'tiles'\nclasses = ['a', 'b']\n"))
+    d = load_dataset_config(write(tmp_path / "configs" / "d.toml",
+                                  "[common]\ndataset = 'tiles'\nclasses = ['a', 'b']\n"))
     assert d.dataset == tmp_path / "tiles"  # not beside the TOML, but where robosat looked: the current folder
     (tmp_path / "configs" / "tiles").mkdir()
     d = load_dataset_config(tmp_path / "configs" / "d.toml")

@@ -278,7 +278,7 @@ def test_whole_tiles_leaves_out_partial_ones(tmp_path):
 def test_printed_commands_are_the_public_ones(tmp_path):
     paths, before, after = demo.plan(demo.Settings(out=tmp_path))
     names = [step.args[0] for step in before + after]
-    assert names == ["sample", "tile", "rasterize", "tile", "rasterize", "predict", "features", "eval"]
+    assert names == ["sample", "tile", "rasterize", "tile", "rasterize", "predict", "features", "eval", "view"]
     lines = [demo.command_line(step.args) for step in before + after]
     assert lines[0] == f"rs-effnet sample {tmp_path}/scenes --size 1536 --seed 0"
     assert lines[2] == (f"rs-effnet rasterize {tmp_path}/scenes/train/buildings.geojson {tmp_path}/labels/train "

@@ -1,5 +1,7 @@
 """Our EfficientNet against torchvision's reference implementation and the paper's Table 2."""
 
+from itertools import pairwise
+
 import pytest
 import torch
 import torchvision
@@ -65,7 +67,7 @@ def test_encoder_taps_equal_torchvision_features(reference):
     taps = encoder(x)
     assert encoder.strides == [2, 4, 8, 16, 32]
     assert len(taps) == 5
-    for tap, index, stride, channels in zip(taps, TV_TAPS, encoder.strides, encoder.out_channels):
+    for tap, index, stride, channels in zip(taps, TV_TAPS, encoder.strides, encoder.out_channels, strict=True):
         assert tap.shape == expected[index].shape
         assert tap.shape[1] == channels and tap.shape[-1] == 64 // stride
         assert relative_error(tap, expected[index]) < 1e-4
@@ -144,7 +146,7 @@ def test_stochastic_depth_grows_linearly_and_acts_only_in_training():
     model = efficientnet("b0")
     rates = [block.drop.p for stage in model.stages for block in stage]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.2 * 15 / 16)
-    assert all(b > a for a, b in zip(rates, rates[1:]))
+    assert all(b > a for a, b in pairwise(rates))
     block = model.stages[-2][-1]
     assert block.residual
     x = torch.randn(64, block.project.conv.out_channels, 4, 4)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import make_dataset
 
+from conftest import make_dataset
 from robosat_effnet.checkpoint import ModelSpec, build_from_spec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.evaluate import evaluate, one_vs_rest_mcc

@@ -75,7 +75,8 @@ def test_building_across_tile_corner_is_one_feature_with_true_area(tmp_path, zoo
     assert len(features) == 2  # the house in four tiles is one feature; the speck the other
     geoms = sorted((shapely.geometry.shape(f["geometry"]) for f in features), key=lambda g: -g.area)
     assert len(geoms[0].interiors) == 1  # the courtyard survives the merge
-    for got, want, feature in zip(geoms, (house, speck), sorted(features, key=lambda f: -f["properties"]["area_m2"])):
+    for got, want, feature in zip(geoms, (house, speck), sorted(features, key=lambda f: -f["properties"]["area_m2"]),
+                                  strict=True):
         want_area = abs(GEOD.geometry_area_perimeter(want)[0])
         assert feature["properties"] == {"class": "1", "area_m2": pytest.approx(want_area, rel=1e-6, abs=0.01)}
         assert got.hausdorff_distance(want) < 2e-8  # degrees: the output's 8-decimal rounding

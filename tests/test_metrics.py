@@ -63,4 +63,8 @@ def test_undefined_scores():
 
 def test_large_counts_do_not_overflow():
     c = torch.tensor([[3_000_000_000, 1_000_000], [2_000_000, 500_000_000]])
-    assert -1 <= scores(c)["mcc"] <= 1
+    # Exactly, in Python integers (no overflow): tn = 3e9, fp = 1e6, fn = 2e6, tp = 5e8.
+    tn, fp, fn, tp = 3_000_000_000, 1_000_000, 2_000_000, 500_000_000
+    expected = (tp * tn - fp * fn) / math.isqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    assert scores(c)["mcc"] == pytest.approx(expected, rel=1e-9)  # 0.99651...
+    assert 0.9965 < expected < 0.9966

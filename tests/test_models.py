@@ -1,5 +1,7 @@
 """Segmentation networks: every backbone x decoder, shapes, gradients, dilation, bands, names, sizes."""
 
+from itertools import pairwise
+
 import pytest
 import torch
 import torchvision
@@ -8,13 +10,16 @@ from robosat_effnet import build_encoder, build_model, list_backbones, list_deco
 from robosat_effnet.errors import InputSizeError, UnknownNameError
 from robosat_effnet.models.weights import adapt_stem
 
-BACKBONES = list_backbones()
-DECODERS = list_decoders()
+# V2-M and V2-L reuse V2-S's blocks and take seconds each to build: tests/test_efficientnet_v2.py covers them.
+BACKBONES = [b for b in list_backbones() if b not in ("efficientnet-v2-m", "efficientnet-v2-l")]
+# unet-lite is the U-Net's code with other widths: tests/test_decoders.py covers it (b0, resnet50).
+DECODERS = [d for d in list_decoders() if d != "unet-lite"]
 
 
 def test_registries():
-    assert BACKBONES == [f"efficientnet-b{i}" for i in range(8)] + ["resnet50"]
-    assert DECODERS == ["unet", "fpn"]
+    assert list_backbones() == ([f"efficientnet-b{i}" for i in range(8)]
+                                + ["efficientnet-v2-s", "efficientnet-v2-m", "efficientnet-v2-l", "resnet50"])
+    assert list_decoders() == ["unet", "unet-lite", "fpn"]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -46,7 +51,7 @@ def test_decoder_channels_follow_the_encoder():
         skips = model.encoder.out_channels[::-1][1:]
         first_convs = [block.convs[0][0] for block in model.decoder.blocks]
         assert first_convs[0].in_channels == model.encoder.out_channels[-1] + skips[0]
-        assert [c.in_channels - prev.out_channels for c, prev in zip(first_convs[1:], first_convs)] == skips[1:] + [0]
+        assert [c.in_channels - prev.out_channels for prev, c in pairwise(first_convs)] == skips[1:] + [0]
         fpn = build_model(backbone, "fpn")
         assert [lat.in_channels for lat in fpn.decoder.lateral] == model.encoder.out_channels[1:]
 
@@ -79,11 +84,11 @@ def test_fourth_zero_band_gives_the_rgb_features(tmp_path, backbone, first):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         expected = rgb(x)
-        for a, b in zip(four(torch.cat([x, torch.zeros(1, 1, 64, 64)], 1)), expected):
+        for a, b in zip(four(torch.cat([x, torch.zeros(1, 1, 64, 64)], 1)), expected, strict=True):
             assert torch.equal(a, b)
         # One band: the sum of the RGB filters, so a grey image responds as the RGB image with equal bands.
         g = x[:, :1]
-        for a, b in zip(grey(g), rgb(g.expand(-1, 3, -1, -1))):
+        for a, b in zip(grey(g), rgb(g.expand(-1, 3, -1, -1)), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     assert not torch.equal(reference(x)[first], expected[first])  # the file really was loaded
 
@@ -98,7 +103,7 @@ def test_adapt_stem():
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(UnknownNameError, match="efficientnet-b0.*resnet50"):
         build_model("efficientnet-b9")
-    with pytest.raises(UnknownNameError, match="unet, fpn"):
+    with pytest.raises(UnknownNameError, match="unet, unet-lite, fpn"):
         build_model("b0", decoder="deeplab")
     assert build_encoder("B3").out_channels == build_encoder("efficientnet-b3").out_channels
     assert build_encoder("efficientnet-phi0").out_channels == build_encoder("b0").out_channels

@@ -130,7 +130,8 @@ def test_class_property_and_projected_crs(tmp_path):
                     "--dataset", config, "--class-property", "kind")
     assert result.exit_code == 0, result.output
     for tile in TILES:
-        assert np.array_equal(read_label(tile_files(tmp_path / "n")[tile]), read_label(tile_files(tmp_path / "a")[tile]))
+        assert np.array_equal(read_label(tile_files(tmp_path / "n")[tile]),
+                              read_label(tile_files(tmp_path / "a")[tile]))
 
 
 def test_tiles_csv_with_size_and_empty_tiles(tmp_path):
@@ -160,7 +161,8 @@ BAD_INPUTS = {
     "empty": ({"type": "FeatureCollection", "features": []}, {}, "holds no polygons"),
     "projected without crs": (
         {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {
-            "type": "Polygon", "coordinates": [[[452000, 38000], [452100, 38000], [452100, 38100], [452000, 38000]]]}}]},
+            "type": "Polygon",
+            "coordinates": [[[452000, 38000], [452100, 38000], [452100, 38100], [452000, 38000]]]}}]},
         {}, "looks projected"),
     "outside every tile": (
         {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": {

@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import make_dataset
 from robosat_effnet.checkpoint import load_model
@@ -16,6 +18,7 @@ from robosat_effnet.config import load_dataset_config
 from robosat_effnet.datasets import SegmentationTiles, find_samples
 from robosat_effnet.history import read_csv
 from robosat_effnet.metrics import confusion_matrix, scores
+from robosat_effnet.models import build_model
 from robosat_effnet.train import lr_factor, train
 
 ROOT = Path(__file__).parents[1]
@@ -68,7 +71,7 @@ def test_checkpoint_is_complete_and_loads_safely(trained_run):
 def test_lr_schedule_warms_up_then_decays():
     factors = [lr_factor(step, total=10, warmup=4) for step in range(10)]
     assert factors[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])
-    assert factors[4] == 1.0 and all(a > b for a, b in zip(factors[4:], factors[5:]))
+    assert factors[4] == 1.0 and all(a > b for a, b in pairwise(factors[4:]))
     assert factors[9] == pytest.approx(0.5 * (1 + math.cos(math.pi * 5 / 6)))
 
 
@@ -93,12 +96,34 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_two_processes_with_gloo(tmp_path):
+    """Two gloo ranks hold the same weights after training, and those equal one process stepping on the global
+    batch (each rank's half through the network with its own BatchNorm statistics, gradients averaged)."""
     data = make_dataset(tmp_path, n_train=8, n_val=3, size=32, model={"epochs": 1, "batch_size": 2})
     script = tmp_path / "run.py"
+    # Each rank records the batches it trained on (with the global RNG state before each forward, which
+    # stochastic depth draws from) and its final parameters.
     script.write_text(textwrap.dedent(f"""
+        import os
         import torch
         torch.set_num_threads(1)
         from robosat_effnet.cli import main
+        from robosat_effnet.engine import Engine
+
+        original, record = Engine.train_one_epoch, {{"batches": [], "rng": []}}
+
+        def recording(self, model, loader, *args, **kwargs):
+            def batches():
+                for images, labels in loader:
+                    record["batches"].append((images.clone(), labels.clone()))
+                    record["rng"].append(torch.get_rng_state())
+                    yield images, labels
+            out = original(self, model, batches(), *args, **kwargs)
+            net = getattr(model, "module", model)
+            record["params"] = {{k: v.detach().clone() for k, v in net.named_parameters()}}
+            torch.save(record, f"rank{{os.environ['RANK']}}.pt")
+            return out
+
+        Engine.train_one_epoch = recording
         main(["train", "--dataset", {str(data.dataset_toml)!r}, "--model", {str(data.model_toml)!r},
               "--device", "cpu", "--quiet"])
     """))
@@ -114,6 +139,42 @@ def test_two_processes_with_gloo(tmp_path):
     # 8 tiles, 2 ranks, batch 2: 2 steps per rank
     assert state["scheduler"]["last_epoch"] == 2
     assert len(read_csv(folder / "history.csv")) == 1
+
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for name, value in ranks[0]["params"].items():
+        assert torch.equal(value, ranks[1]["params"][name]), name  # DDP keeps the replicas identical
+    seen = [tuple(torch.cat([b[0] for b in rank["batches"]]).flatten(1).sum(1).tolist()) for rank in ranks]
+    assert not set(seen[0]) & set(seen[1])  # the ranks trained on different tiles
+
+    # One process, the same global batches, by hand: AdamW (decay on weights only), no warm-up, cosine over
+    # 2 steps (lr factors 1, then 0.5), gradient norm clipped to 1, the mean of the two ranks' losses.
+    # One thread, as the ranks: CPU dropout/stochastic-depth draws depend on the thread count, and AdamW's first
+    # steps (about lr * sign(gradient)) would turn float-level differences into lr-sized ones.
+    assert torch.get_num_threads() == 1
+    config = load_dataset_config(data.dataset_toml)
+    torch.manual_seed(0)
+    model = build_model("efficientnet-b0", "unet", 2, 3).train()
+    start = {k: v.detach().clone() for k, v in model.named_parameters()}
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4},
+                                   {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}],
+                                  lr=3e-3, foreach=True)
+    weight = torch.tensor(config.weights)
+    for step, factor in enumerate((1.0, 0.5)):
+        optimizer.zero_grad()
+        for rank in ranks:
+            images, labels = rank["batches"][step]
+            torch.set_rng_state(rank["rng"][step])
+            (F.cross_entropy(model(images), labels, weight=weight) / 2).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = 3e-3 * factor
+        optimizer.step()
+    moved = 0
+    for name, value in model.named_parameters():
+        torch.testing.assert_close(ranks[0]["params"][name], value.detach(), atol=1e-6, rtol=0, msg=name)
+        moved += (value - start[name]).abs().max().item() > 1e-4
+    assert moved > 100  # the step moved (nearly) every tensor by far more than the tolerance
 
 
 @pytest.mark.parametrize("loss", ["Focal", "mIoU", "Lovasz", "Dice"])

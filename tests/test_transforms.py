@@ -5,8 +5,17 @@ import pytest
 import torch
 
 from robosat_effnet.errors import DatasetError
-from robosat_effnet.transforms import (DIHEDRAL, augment, color_jitter, dihedral, resize, sample_generator,
-                                       scale_factor, select_bands, to_tensor)
+from robosat_effnet.transforms import (
+    DIHEDRAL,
+    augment,
+    color_jitter,
+    dihedral,
+    resize,
+    sample_generator,
+    scale_factor,
+    select_bands,
+    to_tensor,
+)
 
 
 def test_uint8_scaling_and_normalisation():
@@ -46,7 +55,7 @@ def test_dihedral_are_the_8_symmetries_numpy_knows():
     a = np.arange(12).reshape(3, 4)
     expected = [np.rot90(a, k) for k in range(4)] + [np.fliplr(np.rot90(a, k)) for k in range(4)]
     got = [dihedral(torch.from_numpy(a), k).numpy() for k in range(DIHEDRAL)]
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         np.testing.assert_array_equal(g, e)
     assert len({g.tobytes() + bytes(g.shape) for g in got}) == 8
 

@@ -35,7 +35,7 @@ def test_resnet50_taps_equal_torchvision(tmp_path):
     l2 = tv.layer2(l1)
     l3 = tv.layer3(l2)
     expected = [stem, l1, l2, l3, tv.layer4(l3)]
-    for tap, ref in zip(encoder(x), expected):
+    for tap, ref in zip(encoder(x), expected, strict=True):
         assert torch.equal(tap, ref)
 
 
@@ -46,7 +46,7 @@ def test_own_checkpoint_and_plain_state_dict_load(tv_b0, tmp_path):
     checkpoint = save_checkpoint(tmp_path / "ckpt.pth", model, ModelSpec())
     again = build_encoder("b0", weights=checkpoint).eval()
     x = torch.randn(1, 3, 64, 64)
-    for a, b in zip(again(x), model.encoder(x)):
+    for a, b in zip(again(x), model.encoder(x), strict=True):
         assert torch.equal(a, b)
     plain = tmp_path / "ours.pth"
     torch.save(efficientnet("b0", weights=path).state_dict(), plain)

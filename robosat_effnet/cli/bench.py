@@ -6,34 +6,52 @@ import click
 
 from robosat_effnet.cli.options import device_option, reports_errors
 
-SECTIONS = ("model", "encoder", "train", "predict")
+SECTIONS = ("model", "encoder", "engines", "predict", "train", "memory")
+DEFAULT_SECTIONS = ("model", "encoder", "engines", "predict", "train")
 
 
 @click.command("bench")
-@click.option("--backbones", default="b0,b1,b2,b3,b4,resnet50", show_default=True,
-              help="Comma-separated backbones compared in the model and train sections.")
+@click.option("--models", default=None,
+              help="Comma-separated backbone:decoder networks compared in the model and train sections "
+                   "[default: b0:unet,b2:unet,b4:unet,resnet50:unet,b0:fpn,b0:unet-lite].")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A trained checkpoint: timed next to the others, and the network of the engines and predict "
+                   "sections (default: a b0 U-Net with BatchNorm statistics from the tiles).")
+@click.option("--tiles", "tiles_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Slippy-map folder of imagery for BatchNorm statistics and timing [default: "
+                   "../shared/data/buildings-oam when present, else a generated scene].")
 @click.option("--size", type=click.IntRange(min=32), default=512, show_default=True, help="Tile size in px.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Inference batch.")
 @click.option("--train-batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Timed rounds (median reported).")
-@click.option("--sections", default=",".join(SECTIONS), show_default=True,
-              help=f"Which sections to run: {', '.join(SECTIONS)}.")
+@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Timed interleaved rounds (median reported).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch (and onnxruntime) "
+              "intra-op threads.")
+@click.option("--sections", default=",".join(DEFAULT_SECTIONS), show_default=True,
+              help=f"Which sections to run: {', '.join(SECTIONS)} (memory: a large generated scene, minutes).")
+@click.option("--int8/--no-int8", default=True, show_default=True,
+              help="Include onnxruntime static int8 quantisation in the engines section.")
+@click.option("--flush-denormal", is_flag=True,
+              help="Flush denormal floats to zero (torch.set_flush_denormal); off by default so that nothing "
+                   "hides a network whose activations underflow.")
 @click.option("--scene-size", type=click.IntRange(min=1024), default=20480, show_default=True,
-              help="Side in px of the generated scene for the large-scene memory check (predict section).")
+              help="Side in px of the generated scene for the large-scene memory check (memory section).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the tables to this Markdown file.")
 @device_option
 @reports_errors
-def cli(backbones, size, batch_size, train_batch_size, repeats, sections, scene_size, markdown_path, device):
-    """Parameters, multiply-adds, inference and training throughput and peak memory per backbone.
+def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, repeats, threads, sections, int8,
+        flush_denormal, scene_size, markdown_path, device):
+    """Inference speed (whole network, encoder, decoder), training speed and memory, engines and precisions.
 
-    Every comparison runs in this one invocation (ratios to resnet50 and to torchvision), so the
-    numbers can be compared on a noisy machine. Writes nothing unless --markdown is given.
+    Every comparison runs in this one invocation (ratios to the resnet50 U-Net, to torchvision, to PyTorch
+    eager), timed round-robin, on networks with realistic activations: BatchNorm statistics from image tiles
+    or a trained --checkpoint. Writes nothing unless --markdown is given.
     """
     import torch
 
     from robosat_effnet import bench
+    from robosat_effnet.calibration import flush_denormal_enabled
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     chosen = [s.strip() for s in sections.split(",") if s.strip()]
@@ -41,29 +59,78 @@ def cli(backbones, size, batch_size, train_batch_size, repeats, sections, scene_
     if unknown:
         raise click.BadParameter(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}",
                                  param_hint="--sections")
-    names = [b.strip() for b in backbones.split(",") if b.strip()]
-    out = [f"Machine: {bench.machine()}; device {device}", ""]
+    from robosat_effnet.errors import ConfigError
+
+    try:
+        pairs = bench.parse_models(models or bench.DEFAULT_MODELS)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--models") from None
+    saved = torch.get_num_threads(), flush_denormal_enabled()
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush_denormal)
+    try:
+        _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, repeats, chosen, int8,
+             scene_size, markdown_path, device)
+    finally:  # the process (a notebook, a test) keeps its own settings
+        torch.set_num_threads(saved[0])
+        torch.set_flush_denormal(saved[1])
+
+
+def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, repeats, chosen, int8, scene_size,
+         markdown_path, device) -> None:
+    import datetime
+
+    import torch
+
+    from robosat_effnet.calibration import flush_denormal_enabled, sample_batches, tiles_source
+
+    trained = None
+    if checkpoint:
+        from robosat_effnet.checkpoint import load_model
+
+        trained = load_model(checkpoint, map_location=device)
+    spec = trained[1] if trained else None
+    mean, std = (spec.mean, spec.std) if spec else ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    batches = sample_batches(size, 4, 4, tiles_dir=tiles_dir, mean=mean, std=std)
+    denormals = ("flushed to zero (--flush-denormal)" if flush_denormal_enabled() else
+                 "computed as IEEE floats (flush-to-zero off)")
+    out = [f"Machine: {bench.machine()}; device {device}; {datetime.date.today().isoformat()}",
+           f"BatchNorm statistics: cumulative average over {sum(len(b) for b in batches)} {size} px images from "
+           f"{tiles_source(tiles_dir)}" + (f"; trained checkpoint {checkpoint}" if checkpoint else ""),
+           f"Denormals: {denormals}. Timings: median of {repeats} interleaved rounds, batch {batch_size}.", ""]
 
     def emit(title: str, rows: list[dict]) -> None:
         out.extend([f"### {title}", "", bench.markdown_table(rows), ""])
         click.echo("\n".join(out[-4:]))
 
-    click.echo(out[0] + "\n")
+    click.echo("\n".join(out))
     if "model" in chosen:
-        emit(f"U-Net inference, {size} px, batch {batch_size}",
-             bench.model_rows(names, size, batch_size, repeats, device))
+        emit(f"Inference, {size} px, batch {batch_size}: whole network, encoder and decoder alone",
+             bench.model_rows(pairs, batches, repeats, device, batch_size, trained))
     if "encoder" in chosen:
-        variants = [n.removeprefix("efficientnet-") for n in names if n in ("b0", "b4", "efficientnet-b0",
-                                                                             "efficientnet-b4")] or ["b0"]
         emit(f"Our encoder vs torchvision features (same weights), {size} px",
-             bench.encoder_rows(variants, size, batch_size, repeats, device))
-    if "train" in chosen:
-        emit(f"U-Net train step, {size} px, batch {train_batch_size}",
-             bench.train_rows(names, size, train_batch_size, max(1, repeats - 1), device))
+             bench.encoder_rows(["b0", "b4"], batches, repeats, device, batch_size))
+    network = trained or (bench.calibrated_model("efficientnet-b0", "unet", batches, torch.device(device)), None)
+    if "engines" in chosen:
+        from robosat_effnet.bench_engines import engine_rows
+        from robosat_effnet.checkpoint import ModelSpec
+
+        model, model_spec = network[0], network[1] or ModelSpec(tile_size=size)
+        emit(f"Engines and precisions, {model_spec.backbone} {model_spec.decoder}, {size} px, batch {batch_size}",
+             engine_rows(model, model_spec, batches, repeats, device, batch_size, int8=int8))
     if "predict" in chosen:
         from robosat_effnet import bench_predict
+        from robosat_effnet.checkpoint import ModelSpec
 
-        emit("Predict: end to end vs model only", bench_predict.throughput_rows(device=device))
+        emit("Predict: end to end vs model only", bench_predict.throughput_rows(
+            (network[0], network[1] or ModelSpec(tile_size=size)), device=device, size=size, tiles_dir=tiles_dir))
+    if "train" in chosen:
+        images = sample_batches(size, 1, train_batch_size, tiles_dir=tiles_dir)[0]
+        emit(f"Train step, {size} px, batch {train_batch_size}",
+             bench.train_rows(pairs, images, max(1, min(2, repeats - 1)), device))
+    if "memory" in chosen:
+        from robosat_effnet import bench_predict
+
         emit(f"Predict: large GeoTIFF ({scene_size} x {scene_size} px) peak memory",
              bench_predict.large_scene_rows(scene_size))
     if markdown_path:

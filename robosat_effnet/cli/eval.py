@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from robosat_effnet.cli.options import batch_size_option, device_option, reports_errors, workers_option
-from robosat_effnet.errors import ConfigError
 
 
 @click.command("eval")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), required=True,
-              help="Checkpoint (.pth) written by `rs-effnet train`.")
+              help="Checkpoint (.pth) written by `rs-effnet train`, or a model exported by `rs-effnet export` "
+                   "(.onnx, run by onnxruntime).")
 @click.argument("images", type=click.Path(exists=True, file_okay=False))
 @click.argument("labels", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
@@ -20,26 +21,33 @@ from robosat_effnet.errors import ConfigError
 @batch_size_option
 @device_option
 @workers_option
+@click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
+@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Per building: leave out outlines smaller than this, in m2 (as `features --min-area`).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(checkpoint, images, labels, json_path, batch_size, device, workers, quiet):
+def cli(checkpoint, images, labels, json_path, batch_size, device, workers, match_iou, min_area, quiet):
     """Score CHECKPOINT on IMAGES against LABELS (slippy maps of the same tiles).
 
     Prints per-class IoU, precision, recall, F1 and MCC (one class against the rest), then mIoU,
     the multi-class MCC and pixel accuracy. Pixels labelled 255 or without imagery are not counted.
+    Then per building: outlines of the predicted and the label masks, made as `rs-effnet features` makes
+    them, matched one to one (SpaceNet protocol): TP, FP, FN, precision, recall, F1, mean IoU of matches.
     """
     from robosat_effnet.evaluate import evaluate, format_table, to_json
     from robosat_effnet.io import atomic_path
+    from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
 
+    if json_path:  # before the long work: never over an input, never onto a read-only or full disk
+        check_separate([json_path], [images, labels, checkpoint])
+        sweep_temp(check_writable(Path(json_path).parent, create=False), target=json_path)
     result = evaluate(checkpoint, images, labels, batch_size=batch_size or 8, device=device, workers=workers or 0,
-                      progress=not quiet)
+                      progress=not quiet, match_iou=match_iou, min_area=min_area)
     click.echo(format_table(result))
     if result["unlabelled"]:
         click.echo(f"{result['unlabelled']} image tiles without a label were not scored")
     if json_path:
-        try:
-            with atomic_path(json_path) as tmp:
-                tmp.write_text(json.dumps(to_json({"checkpoint": str(checkpoint), **result}), indent=2))
-        except OSError as e:
-            raise ConfigError(f"cannot write {json_path}: {e}") from None
+        with writing(json_path), atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(to_json({"checkpoint": str(checkpoint), **result}), indent=2))
         click.echo(f"wrote {json_path}")

@@ -57,20 +57,53 @@ def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, st
               help="Simplification tolerance in metres on the ground. Default: one pixel; 0: none.")
 @click.option("--zoom", type=click.IntRange(0, 30), default=None,
               help="Use only the mask tiles of this zoom (default: all; several zooms are merged).")
+@click.option("--regularize", is_flag=True,
+              help="Square each outline to its own axes (right angles, near-circles kept round).")
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="--regularize tolerance in metres on the ground. Default: 1.5 pixels.")
+@click.option("--diagonals/--no-diagonals", default=True, show_default=True,
+              help="--regularize may keep 45-degree edges (without: only right angles).")
+@click.option("--probs", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Probability tiles (`predict --probs`) of the same tiles: adds each polygon's mean, `score`.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(masks, out, names, dataset, min_area, simplify, zoom, quiet):
-    """Polygonise the mask tiles in MASKS (z/x/y.png, any zoom) into OUT, a lon/lat GeoJSON.
+def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolerance, diagonals, probs, quiet):
+    """Polygonise the mask tiles in MASKS (z/x/y.png, any zoom) into OUT, lon/lat GeoJSON (.geojson) or
+    GeoPackage (.gpkg).
 
-    Polygons continuing across tile borders become one feature; properties: class, area_m2.
+    Polygons continuing across tile borders become one feature; properties: class, area_m2 (and score with
+    --probs). When dataset.toml has a class named "touching" (`rasterize --touching-px`), blobs of touching
+    buildings are split into one polygon per building.
     """
-    from robosat_effnet.geo.features import mask_features, write_geojson
+    from robosat_effnet.config import load_dataset_config
+    from robosat_effnet.geo.features import mask_features
+    from robosat_effnet.geo.output import check_output, write_features
+    from robosat_effnet.geo.split import touching_index
+    from robosat_effnet.outputs import check_separate, check_writable, sweep_temp
 
     if dataset is None and Path("dataset.toml").is_file():  # as `train` and `rasterize` do
         dataset = "dataset.toml"
     classes = resolve_classes(names, dataset)
-    report = mask_features(masks, classes, min_area=min_area, simplify=simplify, zoom=zoom, progress=not quiet)
-    write_geojson(out, report.features)
+    check_output(out)  # a known format, its libraries installed: before the long work
+    if regularize:
+        from robosat_effnet.geo.footprints import require
+
+        require("--regularize")
+    all_classes = load_dataset_config(dataset).classes if dataset is not None else None
+    touching = touching_index(all_classes) if all_classes else None
+    classes.pop(touching, None)
+    probabilities = None
+    if probs is not None:
+        from robosat_effnet.predict.writer import probability_dirs
+
+        folders = dict(probability_dirs(probs, all_classes or ["background", "foreground"]))
+        probabilities = {index: folders[index] for index in classes if index in folders}
+    check_separate([out], [masks, dataset, probs])  # before the long work: never over an input, nor a read-only disk
+    sweep_temp(check_writable(Path(out).parent, create=False), target=out)
+    report = mask_features(masks, classes, min_area=min_area, simplify=simplify, zoom=zoom, progress=not quiet,
+                           touching=touching, regularize=regularize, tolerance=tolerance, diagonals=diagonals,
+                           probabilities=probabilities)
+    write_features(out, report.features)
     counts = ", ".join(f"{sum(f.class_name == n for f in report.features)} {n}" for n in classes.values())
     click.echo(f"wrote {len(report.features)} features ({counts}) from {report.tiles} tiles to {out}"
                + (f"; {report.dropped} below {min_area:g} m2 dropped" if report.dropped else ""))

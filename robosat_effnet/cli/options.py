@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
@@ -28,7 +28,8 @@ checkpoint_option = click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Checkpoint (.pth) written by `rs-effnet train`. Default: best.pth from model.toml's checkpoint folder.",
+    help="Checkpoint (.pth) written by `rs-effnet train`, or a model exported by `rs-effnet export` (.onnx, run "
+         "by onnxruntime). Default: best.pth from model.toml's checkpoint folder.",
 )
 device_option = click.option(
     "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1. Default: cuda when available, else cpu."

@@ -91,6 +91,7 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
     """
     from robosat_effnet.errors import DatasetError
+    from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
 
     source = Path(source)
@@ -104,6 +105,10 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(model_config)
     name = source.stem if is_scene else source.resolve().name
     out = Path(output) if output else source.resolve().parent / f"{name}-{'masks' if masks else 'probs'}"
+    # Every output against every input before anything is written (--overwrite or not).
+    check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
+    if geotiff_out:  # written last: a read-only or full disk there must fail before the tiles are made
+        check_writable(Path(geotiff_out).parent, create=False)
     common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, progress=not quiet,
                   workers=default_workers() if workers is None else workers)
     kind = "mask" if masks else "probability"

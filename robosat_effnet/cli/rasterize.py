@@ -23,19 +23,32 @@ from robosat_effnet.cli.options import reports_errors
               help="Label size in px when --tiles is a tiles.csv (with a folder, each image's own size).")
 @click.option("--zoom", type=click.IntRange(0, 30), default=None,
               help="Label only the tiles of this zoom (e.g. of a folder holding several zooms of the same ground).")
+@click.option("--touching-px", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Burn the class named 'touching' on building pixels within N px of another building, "
+                   "so `features` can split touching buildings apart (dataset.toml must declare it). 0: off.")
+@click.option("--overwrite", is_flag=True, help="Replace the labels another run (other polygons or tiles) left in OUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(geojson, out, tiles, dataset, class_property, size, zoom, quiet):
+def cli(geojson, out, tiles, dataset, class_property, size, zoom, touching_px, overwrite, quiet):
     """Write OUT/z/x/y.png palette label tiles from the polygons in GEOJSON.
 
     GEOJSON is lon/lat (EPSG:4326) unless it names another CRS in a "crs" member. Every tile of
-    --tiles gets a label, all background where no polygon falls.
+    --tiles gets a label, all background where no polygon falls. OUT must be new, empty, or written
+    by this command from the same GeoJSON and tiles (else --overwrite); never inside the image tiles.
     """
     from robosat_effnet.config import load_dataset_config
     from robosat_effnet.geo.rasterize import image_sizes, rasterize_geojson
+    from robosat_effnet.geo.split import TOUCHING, require_touching, touching_index
+    from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
     from robosat_effnet.tiles import read_tiles_csv, tile_files
 
+    check_separate([out], [geojson, tiles, dataset])  # labels never go into (or around) the images
     config = load_dataset_config(dataset)
+    if touching_px:
+        require_touching(config.classes, dataset)
+    elif touching_index(config.classes) is not None:
+        click.echo(f"warning: {dataset} declares a {TOUCHING!r} class but --touching-px is 0: no pixel is burnt "
+                   "as touching (pass e.g. --touching-px 2)", err=True)
     found = list(tile_files(tiles)) if Path(tiles).is_dir() else read_tiles_csv(tiles)
     if zoom is not None:
         found = [tile for tile in found if tile.z == zoom]
@@ -47,8 +60,18 @@ def cli(geojson, out, tiles, dataset, class_property, size, zoom, quiet):
         sizes = image_sizes({tile: files[tile] for tile in found})
     else:
         sizes = {tile: (size, size) for tile in found}
+    settings = {"tiles": str(Path(tiles).resolve()), "zoom": zoom, "size": None if Path(tiles).is_dir() else size,
+                "class_property": class_property, "classes": config.classes}
+    if touching_px:  # only then, so that earlier records still match a rerun without it
+        settings["touching_px"] = touching_px
+    record = make_record("rasterize", geojson, settings)
+
+    def claim() -> None:  # once the polygons are checked: a bad GeoJSON leaves no folder behind
+        claim_folder(out, record, overwrite=overwrite, clear=remove_tiles)
+
     report = rasterize_geojson(geojson, sizes, out, config.classes, config.colors, class_property=class_property,
-                               progress=not quiet)
+                               progress=not quiet, touching_px=touching_px,
+                               before_writing=claim)
     skipped = f"; {report.skipped} non-polygon features left out" if report.skipped else ""
     click.echo(f"wrote {len(report.tiles)} label tiles to {out}: {report.with_features} with polygons, "
                f"{report.polygons_used} of {report.polygons_total} polygons inside the tiles{skipped}")

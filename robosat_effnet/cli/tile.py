@@ -23,19 +23,21 @@ from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
               help="Refuse zooms that would make more tiles than this.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads reading and writing tiles. Default: up to 4.")
+@click.option("--overwrite", is_flag=True, help="Replace the tiles another run (other scene or settings) left in OUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(scene, out, zoom, size, bands, fmt, resampling, max_tiles, workers, quiet):
+def cli(scene, out, zoom, size, bands, fmt, resampling, max_tiles, workers, overwrite, quiet):
     """Cut SCENE (a GeoTIFF in any CRS) into OUT/z/x/y.{png,webp,tif} tiles.
 
     Tiles without any data are skipped. Tiles only partly covered keep the missing pixels
     transparent (png/webp alpha) or 0 with a mask (tif) and are listed in OUT/partial.csv
-    (x,y,z rows, robosat's tiles.csv format) so they can be left out of training.
+    (x,y,z rows, robosat's tiles.csv format) so they can be left out of training. OUT must be new,
+    empty, or written by the same command on the same scene and settings (else --overwrite).
     """
     from robosat_effnet.geo.tile import tile_geotiff
 
     report = tile_geotiff(scene, out, zoom, size=size, bands=bands, fmt=fmt, resampling=resampling,
-                          max_tiles=max_tiles, workers=workers, progress=not quiet)
+                          max_tiles=max_tiles, workers=workers, progress=not quiet, overwrite=overwrite)
     if not report.written:
         raise click.ClickException(f"{scene} has no data at zoom {zoom}: every tile it touches is no-data; "
                                    "check the file's nodata value and bands")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import (batch_size_option, device_option, reports_errors, show_warnings,
-                                        workers_option)
+from robosat_effnet.cli.options import batch_size_option, device_option, reports_errors, show_warnings, workers_option
 
 
 @click.command("train")
@@ -15,7 +14,8 @@ from robosat_effnet.cli.options import (batch_size_option, device_option, report
               help="robosat model config (TOML).")
 @click.option("--backbone", default=None,
               help="Encoder, e.g. b0..b7, efficientnet-b4, resnet50 [model.toml: backbone].")
-@click.option("--decoder", type=click.Choice(["unet", "fpn"]), default=None, help="Decoder [model.toml: decoder].")
+@click.option("--decoder", type=click.Choice(["unet", "unet-lite", "fpn"]), default=None,
+              help="Decoder [model.toml: decoder]; unet-lite is the faster one.")
 @click.option("--weights", default=None,
               help="Encoder initialisation: none, imagenet or a .pth file [model.toml: weights].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs [model.toml: epochs].")
@@ -27,14 +27,17 @@ from robosat_effnet.cli.options import (batch_size_option, device_option, report
               help="Continue from a checkpoint written by `rs-effnet train` (e.g. last.pth).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write checkpoints and history [model.toml: checkpoint].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace another run found in the checkpoint folder (its checkpoints and history are removed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
 @reports_errors
 def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, device, workers, resume,
-        checkpoint_dir, quiet):
+        checkpoint_dir, overwrite, quiet):
     """Train an EfficientNet segmentation model on a robosat slippy-map dataset.
 
     robosat's dataset.toml and model.toml work unchanged; options override the files. Writes
-    checkpoint-NNNNN.pth, last.pth, best.pth, history.csv and history.png into the checkpoint folder.
+    checkpoint-NNNNN.pth, last.pth, best.pth, history.csv and history.png into the checkpoint folder;
+    a folder holding another run is refused unless --resume (continue it) or --overwrite (replace it).
     Under `torchrun --nproc_per_node N` the same command trains on N processes (DistributedDataParallel).
     """
     show_warnings()
@@ -46,7 +49,7 @@ def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size
                                 epochs=epochs, batch_size=batch_size, lr=lr, workers=workers)
 
     result = train(dataset_cfg, model_cfg, device=device, resume=resume, checkpoint_dir=checkpoint_dir,
-                   progress=not quiet)
+                   progress=not quiet, overwrite=overwrite)
     if not quiet and result["history"]:
         click.echo(f"best validation mIoU {result['best_miou']:.4f} (epoch {result['best_epoch']}); "
                    f"checkpoints and history in {result['checkpoint_dir']}")

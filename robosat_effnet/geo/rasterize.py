@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from robosat_effnet.errors import ConfigError, DatasetError, UnknownNameError
 from robosat_effnet.io import write_mask
+from robosat_effnet.outputs import writing
 from robosat_effnet.tiles import tile_path
 
 WEB_MERCATOR = "EPSG:3857"
@@ -70,10 +72,13 @@ def load_label_shapes(
     """Read a GeoJSON's polygons, reproject them to web mercator and find each one's class index.
 
     With `class_property`, a feature's value of that property must name one of `classes` (case is
-    ignored). Without it the dataset must have exactly two classes and every polygon burns class 1.
+    ignored). Without it the dataset must have exactly two classes and every polygon burns class 1 (a class
+    named "touching", the band `--touching-px` burns, does not count: every polygon burns the other one).
     """
     import shapely
     from pyproj import Transformer
+
+    from robosat_effnet.geo.split import touching_index
 
     path = Path(path)
     try:
@@ -88,7 +93,9 @@ def load_label_shapes(
         features = [{"type": "Feature", "geometry": data, "properties": {}}]
     else:
         raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
-    if class_property is None and len(classes) != 2:
+    band = touching_index(classes)
+    burnt = [i for i in range(1, len(classes)) if i != band]
+    if class_property is None and len(burnt) != 1:
         raise ConfigError(
             f"the dataset has {len(classes)} classes ({', '.join(classes)}); "
             "pass --class-property naming the GeoJSON property that holds each polygon's class"
@@ -101,7 +108,7 @@ def load_label_shapes(
             skipped += 1
             continue
         if class_property is None:
-            index = 1
+            index = burnt[0]
         else:
             properties = feature.get("properties")
             value = properties.get(class_property) if isinstance(properties, dict) else None
@@ -196,21 +203,37 @@ def rasterize_geojson(
     colors: list,
     class_property: str | None = None,
     progress: bool = True,
+    touching_px: int = 0,
+    before_writing: Callable[[], object] | None = None,
 ) -> RasterizeReport:
     """Write `out/z/x/y.png` palette labels for every tile in `tiles` ({tile: (height, width)}).
 
+    `touching_px` > 0 also burns the class named "touching" (which `classes` must hold) on building pixels
+    within that many px of another polygon (`geo.split.burn_touching`), to keep touching buildings apart.
+
     Raises DatasetError (before writing anything) when no polygon touches any of the tiles,
-    which almost always means a wrong CRS or the wrong area/zoom.
+    which almost always means a wrong CRS or the wrong area/zoom. `before_writing` runs once the input
+    is checked, before the first label (e.g. `outputs.claim_folder`: a bad input leaves no folder).
     """
     import shapely
 
     if not tiles:
         raise DatasetError("no tiles to rasterize; pass --tiles with a slippy-map folder or a non-empty tiles.csv")
+    from robosat_effnet.geo.split import burn_touching, require_touching
+
+    band = require_touching(classes) if touching_px > 0 else None
     shapes = load_label_shapes(geojson, classes, class_property)
     tree = shapely.STRtree(shapes.geometries)
     order = list(tiles)
     boxes = shapely.box(*np.array([mercantile.xy_bounds(t) for t in order]).T)
     tile_idx, geom_idx = tree.query(boxes, predicate="intersects")
+    near: dict[int, list[int]] = {}
+    if band is not None:  # neighbours up to touching_px beyond the tile count too (the widest pixel of any tile)
+        reach = touching_px * max((b[2] - b[0]) / tiles[t][1] for t, b in
+                                  ((t, mercantile.xy_bounds(t)) for t in order))
+        for t, g in zip(*tree.query(shapely.buffer(boxes, reach, join_style="mitre"), predicate="intersects"),
+                        strict=True):
+            near.setdefault(int(t), []).append(int(g))
     if len(geom_idx) == 0:
         west, south, east, north = shapely.total_bounds(shapes.geometries)
         raise DatasetError(
@@ -218,8 +241,10 @@ def rasterize_geojson(
             f"(polygons span web-mercator x {west:.0f}..{east:.0f}, y {south:.0f}..{north:.0f}); "
             "check the GeoJSON's CRS and that the tiles cover the same area"
         )
+    if before_writing is not None:
+        before_writing()
     per_tile: dict[int, list[int]] = {}
-    for t, g in zip(tile_idx.tolist(), geom_idx.tolist()):
+    for t, g in zip(tile_idx.tolist(), geom_idx.tolist(), strict=True):
         per_tile.setdefault(t, []).append(g)
     report = RasterizeReport(polygons_used=len(set(geom_idx.tolist())), polygons_total=len(shapes.geometries),
                              skipped=shapes.skipped, with_features=len(per_tile))
@@ -231,6 +256,9 @@ def rasterize_geojson(
     for i, tile in iterator:
         indices = np.array(sorted(per_tile.get(i, [])), dtype=np.int64)
         mask = burn_tile(shapes, indices, tile, tiles[tile])
-        write_mask(tile_path(out, tile, "png"), mask, colors)
+        if band is not None and len(near.get(i, [])) > 1:
+            mask = burn_touching(mask, shapes.geometries[sorted(near[i])], tile, touching_px, band)
+        with writing(out):  # a full or read-only disk: one line, no half-written label
+            write_mask(tile_path(out, tile, "png"), mask, colors)
         report.tiles.append(tile)
     return report

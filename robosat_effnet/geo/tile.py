@@ -20,6 +20,7 @@ import numpy as np
 
 from robosat_effnet.errors import ConfigError, RasterError, TooManyTilesError
 from robosat_effnet.io import atomic_path, write_image
+from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles, writing
 from robosat_effnet.tiles import tile_path, write_tiles_csv
 
 WEB_MERCATOR = "EPSG:3857"
@@ -98,6 +99,7 @@ def tile_geotiff(
     max_tiles: int = DEFAULT_MAX_TILES,
     workers: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TileReport:
     """Cut the GeoTIFF at `path` into `out/zoom/x/y.<fmt>` tiles of `size` x `size` pixels.
 
@@ -107,11 +109,14 @@ def tile_geotiff(
     alpha) or zero with an internal mask (tif) and are listed in `out/partial.csv` (robosat's x,y,z rows).
     Raises TooManyTilesError before writing anything if the scene needs more than `max_tiles` tiles.
     `workers` threads (default: up to 4) read and write tiles side by side; GDAL and zlib release the GIL.
+    `out` must not hold the scene, and is only reused when a run of the same scene and settings wrote it
+    (`outputs.claim_folder`); `overwrite` replaces another run's tiles. Else OutputError, before writing.
     """
     import rasterio
     from rasterio.enums import ColorInterp, Resampling
 
     path, out = Path(path), Path(out)
+    check_separate([out], [path])
     try:
         resampling_method = Resampling[resampling]
     except KeyError:
@@ -140,6 +145,8 @@ def tile_geotiff(
             raise RasterError(f"bands {bands} of {path} mix data types {sorted(dtypes)}; pick bands of one type")
         dtype = dtypes.pop()
         report = TileReport(format=output_format(dtype, len(bands), fmt))
+        settings = {"zoom": zoom, "size": size, "bands": bands, "format": report.format, "resampling": resampling}
+        claim_folder(out, make_record("tile", path, settings), overwrite=overwrite, clear=remove_tiles)
         tiles = mercantile.tiles(*bounds, zooms=[zoom])
         if progress:
             from tqdm import tqdm
@@ -149,7 +156,7 @@ def tile_geotiff(
         workers = workers or min(4, os.cpu_count() or 1)
         pending: deque = deque()
         try:
-            with ThreadPoolExecutor(workers) as pool:
+            with writing(out, (rasterio.errors.RasterioError,)), ThreadPoolExecutor(workers) as pool:
                 try:
                     for tile in tiles:
                         pending.append((tile, pool.submit(cutter, tile)))
@@ -164,7 +171,8 @@ def tile_geotiff(
             cutter.close()
     if report.written:
         report.partial_csv = out / PARTIAL_CSV
-        write_tiles_csv(report.partial_csv, report.partial)
+        with writing(report.partial_csv):
+            write_tiles_csv(report.partial_csv, report.partial)
     return report
 
 

@@ -7,23 +7,30 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable
 
 from torch import nn
 
-from robosat_effnet.errors import UnknownNameError
+from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.models import weights as _weights
 from robosat_effnet.models.efficientnet import (
     EfficientNet,
     EfficientNetEncoder,
     compound_scaling,
     scaling_for,
 )
+from robosat_effnet.models.efficientnet_v2 import (
+    V2_VARIANTS,
+    EfficientNetV2,
+    EfficientNetV2Encoder,
+    v2_key,
+    variant_for,
+)
 from robosat_effnet.models.fpn import FPNDecoder
 from robosat_effnet.models.resnet import ResNetEncoder
 from robosat_effnet.models.segmentation import SegmentationModel
-from robosat_effnet.models.unet import UNetDecoder
-from robosat_effnet.models import weights as _weights
+from robosat_effnet.models.unet import UNET_CHANNELS, UNET_LITE_CHANNELS, UNetDecoder
 
 Weights = str | os.PathLike | None
 
@@ -32,13 +39,21 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     f"efficientnet-b{i}": partial(lambda v, **kw: EfficientNetEncoder(scaling_for(v), **kw), f"b{i}")
     for i in range(8)
 }
+BACKBONES |= {f"efficientnet-{k}": partial(EfficientNetV2Encoder, v) for k, v in V2_VARIANTS.items()}
 BACKBONES["resnet50"] = ResNetEncoder
-ALIASES = {f"b{i}": f"efficientnet-b{i}" for i in range(8)} | {f"efficientnet_b{i}": f"efficientnet-b{i}" for i in range(8)}
+ALIASES = {f"b{i}": f"efficientnet-b{i}" for i in range(8)}
+ALIASES |= {f"efficientnet_b{i}": f"efficientnet-b{i}" for i in range(8)}
+ALIASES |= {a: f"efficientnet-{k}" for k in V2_VARIANTS for a in (k, f"efficientnet_{k.replace('-', '_')}")}
 
-# decoder name -> factory(encoder, num_classes)
-DECODERS: dict[str, Callable[[nn.Module, int], nn.Module]] = {
-    "unet": lambda encoder, num_classes: UNetDecoder(encoder.out_channels, num_classes),
-    "fpn": lambda encoder, num_classes: FPNDecoder(encoder.out_channels, encoder.strides, num_classes),
+# decoder name -> factory(encoder, num_classes, channels); channels None: the decoder's default widths
+# (U-Net: one width per block, deepest first; FPN: [pyramid, segmentation]).
+DECODERS: dict[str, Callable[[nn.Module, int, Sequence[int] | None], nn.Module]] = {
+    "unet": lambda encoder, num_classes, channels: UNetDecoder(encoder.out_channels, num_classes,
+                                                               channels or UNET_CHANNELS),
+    "unet-lite": lambda encoder, num_classes, channels: UNetDecoder(encoder.out_channels, num_classes,
+                                                                    channels or UNET_LITE_CHANNELS),
+    "fpn": lambda encoder, num_classes, channels: FPNDecoder(encoder.out_channels, encoder.strides, num_classes,
+                                                             *(channels or ())),
 }
 
 _PHI = re.compile(r"efficientnet-phi(\d+(?:\.\d+)?)")
@@ -50,6 +65,7 @@ def list_backbones() -> list[str]:
 
 
 def list_decoders() -> list[str]:
+    """Decoder names: "unet", "unet-lite" (narrower, ends at stride 2; the faster one), "fpn"."""
     return list(DECODERS)
 
 
@@ -60,7 +76,8 @@ def canonical_backbone(name: str) -> str:
     if key in BACKBONES or _PHI.fullmatch(key):
         return key
     raise UnknownNameError(
-        f"unknown backbone {name!r}; valid: {', '.join(list_backbones())} (aliases b0..b7, or efficientnet-phi<x>)"
+        f"unknown backbone {name!r}; valid: {', '.join(list_backbones())} "
+        "(aliases b0..b7, v2-s, v2-m, v2-l, or efficientnet-phi<x>)"
     )
 
 
@@ -92,31 +109,46 @@ def build_encoder(backbone: str, in_channels: int = 3, output_stride: int = 32, 
 
 
 def build_model(backbone: str = "efficientnet-b0", decoder: str = "unet", num_classes: int = 2,
-                in_channels: int = 3, weights: Weights = None, output_stride: int = 32) -> SegmentationModel:
+                in_channels: int = 3, weights: Weights = None, output_stride: int = 32,
+                decoder_channels: Sequence[int] | None = None) -> SegmentationModel:
     """A segmentation network: `backbone` encoder + `decoder`, returning N x num_classes x H x W logits.
 
     `weights` initialise the encoder (see build_encoder); the decoder starts from random weights.
+    `decoder_channels` replaces the decoder's widths: for "unet"/"unet-lite" one per block, deepest first
+    (5 end at input resolution, 4 stop at stride 2 and upsample the logits); for "fpn" [pyramid, segmentation].
+    None keeps the decoder's defaults (unet 256..16, unet-lite 128..16, fpn [256, 128]).
     """
     key = str(decoder).strip().lower()
     if key not in DECODERS:
         raise UnknownNameError(f"unknown decoder {decoder!r}; valid: {', '.join(list_decoders())}")
+    if decoder_channels is not None and (key == "fpn") != (len(decoder_channels) == 2):
+        raise ConfigError(f"decoder_channels {list(decoder_channels)} do not fit the {key} decoder: give "
+                          + ("[pyramid, segmentation] widths, e.g. [256, 128]" if key == "fpn" else
+                             "5 widths, deepest first, e.g. [256, 128, 64, 32, 16] (or 4 to stop at stride 2)"))
     encoder = build_encoder(backbone, in_channels, output_stride, weights)
-    return SegmentationModel(encoder, DECODERS[key](encoder, num_classes))
+    try:
+        head = DECODERS[key](encoder, num_classes, list(decoder_channels) if decoder_channels else None)
+    except ValueError as e:  # the decoder's own check of the widths it was given
+        raise ConfigError(f"decoder_channels: {e}") from None
+    return SegmentationModel(encoder, head)
 
 
 def efficientnet(variant: str | None = None, num_classes: int = 1000, weights: Weights = None,
-                 phi: float | None = None, in_channels: int = 3) -> EfficientNet:
-    """The full EfficientNet ImageNet classifier.
+                 phi: float | None = None, in_channels: int = 3) -> EfficientNet | EfficientNetV2:
+    """The full EfficientNet (or EfficientNetV2) ImageNet classifier.
 
     Args:
-        variant: "b0".."b7" (or "efficientnet-b0".."efficientnet-b7").
+        variant: "b0".."b7" (or "efficientnet-b0".."efficientnet-b7"), or "v2-s", "v2-m", "v2-l".
         phi: instead of a variant, any compound coefficient (depth 1.2^phi, width 1.1^phi, resolution 1.15^phi).
         weights: None, "imagenet" or a path to a torchvision EfficientNet state dict.
     """
     if (variant is None) == (phi is None):
         raise UnknownNameError("give exactly one of variant ('b0'..'b7') or phi (a compound coefficient)")
-    scaling = scaling_for(variant) if variant is not None else compound_scaling(phi)
-    model = EfficientNet(scaling, num_classes, in_channels)
+    if variant is not None and v2_key(variant):
+        model = EfficientNetV2(variant_for(variant), num_classes, in_channels)
+    else:
+        model = EfficientNet(scaling_for(variant) if variant is not None else compound_scaling(phi), num_classes,
+                             in_channels)
     if weights is not None:
         name = canonical_backbone(variant) if variant is not None else "efficientnet-phi"
         state = _weights.load_state_dict(weights, name)

@@ -7,9 +7,9 @@ Parameter names are our own; `weights.py` maps torchvision's published checkpoin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import torch
 from torch import nn
@@ -168,7 +168,8 @@ class MBConv(nn.Module):
         return out
 
 
-def build_body(scaling: Scaling, in_channels: int = 3, output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
+def build_body(scaling: Scaling, in_channels: int = 3,
+               output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
     """The stem and the seven scaled stages; returns (stem, stages, stride after each stage).
 
     Where the running stride would pass `output_stride`, the stage keeps stride 1 and dilates its
@@ -180,7 +181,7 @@ def build_body(scaling: Scaling, in_channels: int = 3, output_stride: int = 32) 
     repeats = [round_repeats(s.repeats, scaling.depth) for s in B0_STAGES]
     total, index = sum(repeats), 0
     stages, strides, stride, dilation = nn.ModuleList(), [], 2, 1
-    for stage, n in zip(B0_STAGES, repeats):
+    for stage, n in zip(B0_STAGES, repeats, strict=True):
         cin, cout = round_channels(stage.in_channels, scaling.width), round_channels(stage.out_channels, scaling.width)
         step = stage.stride
         if stride * step > output_stride:

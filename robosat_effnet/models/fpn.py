@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -37,6 +37,9 @@ class FPNDecoder(nn.Module):
     def __init__(self, encoder_channels: Sequence[int], encoder_strides: Sequence[int], num_classes: int,
                  pyramid_channels: int = 256, segmentation_channels: int = 128, dropout: float = 0.2):
         super().__init__()
+        if pyramid_channels < 1 or segmentation_channels < 32 or segmentation_channels % 32:
+            raise ValueError(f"the FPN decoder needs 2 widths [pyramid, segmentation], the second a multiple of 32 "
+                             f"(GroupNorm's 32 groups); got [{pyramid_channels}, {segmentation_channels}]")
         # The stride-2 tap is too shallow for the pyramid; it starts at stride 4.
         self.levels = [i for i, s in enumerate(encoder_strides) if s >= 4]
         self.lateral = nn.ModuleList(nn.Conv2d(encoder_channels[i], pyramid_channels, 1) for i in self.levels)
@@ -50,10 +53,10 @@ class FPNDecoder(nn.Module):
     def forward(self, taps: list[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         features = [taps[i] for i in self.levels]
         pyramid = [self.lateral[-1](features[-1])]
-        for lateral, feature in zip(list(self.lateral)[-2::-1], features[-2::-1]):
+        for lateral, feature in zip(list(self.lateral)[-2::-1], features[-2::-1], strict=True):
             top = F.interpolate(pyramid[0], size=feature.shape[-2:], mode="nearest")
             pyramid.insert(0, lateral(feature) + top)
         target = pyramid[0].shape[-2:]
-        x = sum(block(p, target) for block, p in zip(self.blocks, pyramid))
+        x = sum(block(p, target) for block, p in zip(self.blocks, pyramid, strict=True))
         x = self.head(self.dropout(x))
         return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)

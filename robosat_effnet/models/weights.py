@@ -15,6 +15,7 @@ from robosat_effnet.errors import WeightsError
 
 # torchvision's weight enums per backbone; their IMAGENET1K_V1 entry carries the URL and metadata.
 TORCHVISION_ENUMS = {f"efficientnet-b{i}": f"EfficientNet_B{i}_Weights" for i in range(8)}
+TORCHVISION_ENUMS |= {f"efficientnet-v2-{s}": f"EfficientNet_V2_{s.upper()}_Weights" for s in "sml"}
 TORCHVISION_ENUMS["resnet50"] = "ResNet50_Weights"
 
 
@@ -51,8 +52,11 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
         raise WeightsError(f"weights file {path} does not exist; pass 'imagenet', a torchvision .pth or a checkpoint")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise WeightsError(f"cannot load weights {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except Exception as e:  # torch's text may advise loading unsafely: say what is wrong instead
+        from robosat_effnet.checkpoint import load_failure
+
+        raise WeightsError(f"cannot load weights {path}: {load_failure(path, e)}; pass 'imagenet', a torchvision "
+                           ".pth or a checkpoint written by `rs-effnet train`") from None
     if isinstance(data, dict) and data.get("format") == "robosat_effnet":
         return {k.removeprefix("encoder."): v for k, v in data["model"].items() if k.startswith("encoder.")}
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -74,7 +78,7 @@ def detect_layout(state: dict[str, Any]) -> str:
 
 
 def torchvision_name(model: nn.Module, key: str) -> str:
-    """torchvision's EfficientNet name for one of our parameter/buffer names."""
+    """torchvision's EfficientNet (V1 or V2) name for one of our parameter/buffer names."""
     m = re.fullmatch(r"stem\.(conv|bn)\.(.+)", key)
     if m:
         return f"features.0.{0 if m[1] == 'conv' else 1}.{m[2]}"
@@ -84,13 +88,13 @@ def torchvision_name(model: nn.Module, key: str) -> str:
     m = re.fullmatch(r"classifier\.(.+)", key)
     if m:
         return f"classifier.1.{m[1]}"
-    m = re.fullmatch(r"stages\.(\d+)\.(\d+)\.(expand|depthwise|se|project)\.(\w+)\.(.+)", key)
+    m = re.fullmatch(r"stages\.(\d+)\.(\d+)\.(expand|fused|depthwise|se|project)\.(\w+)\.(.+)", key)
     if not m:
         raise WeightsError(f"no torchvision name for parameter {key}")
     stage, block, part, layer, rest = int(m[1]), int(m[2]), m[3], m[4], m[5]
-    parts = ["depthwise", "se", "project"]
-    if model.stages[stage][block].expand is not None:
-        parts.insert(0, "expand")
+    # torchvision numbers a block's layers block.0, block.1, ... in forward order. Our blocks register their
+    # parts in that order and leave absent ones (no expand conv at expansion 1) unregistered.
+    parts = [name for name, _ in model.stages[stage][block].named_children() if name != "drop"]
     sub = {"conv": "0", "bn": "1", "reduce": "fc1", "expand": "fc2"}[layer]
     return f"features.{stage + 1}.{block}.block.{parts.index(part)}.{sub}.{rest}"
 

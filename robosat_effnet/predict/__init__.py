@@ -5,10 +5,12 @@
     predict_tiles("checkpoints/best.pth", "tiles/", "masks/")                  # z/x/y.<ext> folder
     predict_geotiff("checkpoints/best.pth", "scene.tif", "masks/", zoom=18)     # any CRS, warped per tile
     predict_mask_geotiff("checkpoints/best.pth", "scene.tif", "mask.tif")      # one mask on the scene's grid
+    predict_tiles("model.onnx", "tiles/", "masks/")        # an exported model: the same, run by onnxruntime
 
 Modules: `context` (tiles with neighbour/mirrored borders), `engine` (batched inference, TTA,
-AMP/channels_last on CUDA), `writer` (mask/probability tiles, background writing), `runner` (the
-shared loop: shards, resume, progress), `tiles`, `geotiff`, `raster` (scene checks) and `mosaic`.
+AMP/channels_last on CUDA), `onnx` (exported models run by onnxruntime), `writer` (mask/probability
+tiles, background writing), `runner` (the shared loop: shards, resume, progress), `tiles`, `geotiff`,
+`raster` (scene checks) and `mosaic`.
 """
 
 from robosat_effnet.predict.engine import Predictor, resolve_model

@@ -4,13 +4,14 @@ On CUDA the network runs in mixed precision (float16 autocast) with channels_las
 the fast path on tensor cores; on CPU it runs in float32. Inputs whose sides are not multiples
 of the network's total stride (32) are mirror-padded at the bottom/right and the output cropped,
 so the stride grid stays aligned with the input's top-left corner (and with the tile grid).
+An exported `.onnx` model (`predict.onnx.OnnxModel`) takes the network's place unchanged; onnxruntime
+then chooses precision and layout itself, so autocast and channels_last are left off for it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +19,11 @@ from torch import nn
 
 from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.predict.onnx import OnnxModel, load_onnx
 from robosat_effnet.transforms import DIHEDRAL, dihedral
 
-ModelLike = Union[str, os.PathLike, nn.Module, tuple]  # checkpoint path, model, or (model, ModelSpec)
+# checkpoint path (.pth, or .onnx run by onnxruntime), model, or (model, ModelSpec)
+ModelLike = str | os.PathLike | nn.Module | tuple
 
 
 def default_device() -> torch.device:
@@ -46,15 +49,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def resolve_model(model: ModelLike, device: torch.device) -> tuple[nn.Module, ModelSpec]:
     """(model in eval mode on `device`, spec) from a checkpoint path, a (model, spec) pair, or a bare model.
 
+    A `.onnx` path (from `rs-effnet export`) gives an onnxruntime runner called like the network.
     A bare model gets a default ModelSpec (3 bands, ImageNet mean/std) with as many classes as it outputs.
     """
     if isinstance(model, (str, os.PathLike, Path)):
+        if Path(model).suffix.lower() == ".onnx":
+            return load_onnx(model, device=device)
         module, spec = load_model(model, map_location=device)
         return module, spec
     if isinstance(model, tuple):
         module, spec = model
     else:
-        module, spec = model, None
+        module, spec = model, (model.spec if isinstance(model, OnnxModel) else None)
     module = module.to(device).eval()
     if spec is None:
         in_channels = next((m.in_channels for m in module.modules() if isinstance(m, nn.Conv2d)), 3)
@@ -77,8 +83,9 @@ class Predictor:
                  amp: bool | None = None, channels_last: bool | None = None):
         self.device = resolve_device(device)
         cuda = self.device.type == "cuda"
-        self.amp = cuda if amp is None else (amp and cuda)
-        self.channels_last = cuda if channels_last is None else channels_last
+        torch_network = not isinstance(model, OnnxModel)  # onnxruntime chooses its own precision and layout
+        self.amp = torch_network and (cuda if amp is None else (amp and cuda))
+        self.channels_last = torch_network and (cuda if channels_last is None else channels_last)
         self.tta = tta
         self.divisor = int(getattr(model, "divisor", 32))
         self.model = model.to(self.device).eval()

@@ -15,27 +15,36 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import mercantile
 import numpy as np
 import rasterio
 import torch
-from rasterio.enums import Resampling
 from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform as warp_transform, transform_bounds
-from rasterio.windows import Window, from_bounds as window_from_bounds
+from rasterio.warp import transform as warp_transform
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+from rasterio.windows import from_bounds as window_from_bounds
 from torch.utils.data import Dataset
 
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import RasterError
+from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
-from robosat_effnet.predict.raster import alpha_band, choose_bands, footprint_tiles, gdal_env, open_scene, \
-    unreadable_error
+from robosat_effnet.predict.raster import (
+    alpha_band,
+    choose_bands,
+    footprint_tiles,
+    gdal_env,
+    open_scene,
+    unreadable_error,
+)
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.transforms import fill_nodata, to_tensor
@@ -143,8 +152,10 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
             what the training tiles were cut with (`rs-effnet tile --resampling`, bilinear by default).
         probs: probability tiles as in `predict_tiles`; there, no-data pixels get probability 0.
         Others as in `predict_tiles`.
-    Raises RasterError (after writing every readable tile) when some of the scene cannot be read.
+    Raises RasterError (after writing every readable tile) when some of the scene cannot be read, and
+    OutputError (before writing) for an output that overlaps the inputs or holds another run's tiles.
     """
+    check_separate([output_dir], [scene, model if isinstance(model, (str, os.PathLike)) else None])
     device = resolve_device(device)
     network, spec = resolve_model(model, device)
     tile_size = tile_size or spec.tile_size
@@ -156,6 +167,9 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
         tiles = footprint_tiles(src, zoom, max_tiles)
     output = Path(output_dir)
+    settings = {"kind": "probabilities" if probs else "masks", "zoom": zoom, "tile_size": tile_size,
+                "border": border, "bands": chosen, "resampling": resampling, "tta": tta, "classes": spec.classes}
+    claim_folder(output, make_record("predict", scene, settings, model), overwrite=overwrite, clear=remove_tiles)
     result = PredictResult(output=output)
     share = take_share(tiles, shard)
     result.tiles = len(share)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import rasterio
@@ -30,6 +30,7 @@ from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.colors import NODATA_INDEX, to_rgb
 from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
 from robosat_effnet.transforms import fill_nodata, to_tensor
@@ -105,6 +106,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
     unreadable area if the scene is damaged (nothing is written then).
     """
     output = Path(output)
+    check_separate([output], [scene, model if isinstance(model, (str, os.PathLike)) else None])
     if output.exists() and not overwrite:
         _check_existing(output, scene)
         return output
@@ -113,6 +115,8 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
     device = resolve_device(device)
     network, spec = resolve_model(model, device)
     predictor = Predictor(network, device=device, tta=tta)
+    # A read-only or full disk fails now, not after the last window; a killed run's temp file goes.
+    sweep_temp(check_writable(output.parent), target=output)
     with open_scene(scene) as src, gdal_env():
         chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
         stride = window - overlap
@@ -123,7 +127,8 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
                        compress="deflate")
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list,
                             pin_memory=device.type == "cuda")
-        with atomic_path(output) as tmp, rasterio.open(tmp, "w", **profile) as dst, \
+        with writing(output, (RasterioError, CPLE_BaseError)), atomic_path(output) as tmp, \
+                rasterio.open(tmp, "w", **profile) as dst, \
                 tqdm(total=len(dataset), desc="mask", unit="window", disable=not progress) as bar:
             dst.write_colormap(1, {**{i: (*to_rgb(c), 255) for i, c in enumerate(spec.colors)},
                                    NODATA_INDEX: (0, 0, 0, 0)})
@@ -134,7 +139,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
                     raise unreadable_error(scene, src, chosen, f"{output} was not written",
                                            [item["window"] for item in failed])
                 probs = predictor(torch.stack([item["image"] for item in items])).cpu().numpy()
-                for item, prob in zip(items, probs):
+                for item, prob in zip(items, probs, strict=True):
                     blender.add(item["index"], prob, item["valid"].numpy())
                 bar.update(len(items))
     return output
@@ -172,20 +177,20 @@ class _Blender:
 
     def add(self, index: int, probs: np.ndarray, valid: np.ndarray) -> None:
         r, c = divmod(index, self.n_cols)
-        W, S, O = self.window, self.stride, self.overlap
-        y0, x0 = r * S, c * S
-        weighted = probs * (taper(self.n_rows, r, W, O)[:, None] * taper(self.n_cols, c, W, O)[None, :])
-        y_end = S if r < self.n_rows - 1 else W
-        x_end = S if c < self.n_cols - 1 else W
+        win, step, lap = self.window, self.stride, self.overlap
+        y0, x0 = r * step, c * step
+        weighted = probs * (taper(self.n_rows, r, win, lap)[:, None] * taper(self.n_cols, c, win, lap)[None, :])
+        y_end = step if r < self.n_rows - 1 else win
+        x_end = step if c < self.n_cols - 1 else win
         block = weighted[:, :y_end, :x_end].copy()
-        if c > 0 and O:
-            block[:, :, :O] += self.carry_cols
-        if r > 0 and O:
-            block[:, :O, :] += self.carry_rows[:, :, x0:x0 + x_end]
+        if c > 0 and lap:
+            block[:, :, :lap] += self.carry_cols
+        if r > 0 and lap:
+            block[:, :lap, :] += self.carry_rows[:, :, x0:x0 + x_end]
         if c < self.n_cols - 1:
-            self.carry_cols = weighted[:, :y_end, S:W]
-        if r < self.n_rows - 1 and O:
-            self.next_rows[:, :, x0:x0 + W] += weighted[:, S:W, :]
+            self.carry_cols = weighted[:, :y_end, step:win]
+        if r < self.n_rows - 1 and lap:
+            self.next_rows[:, :, x0:x0 + win] += weighted[:, step:win, :]
         if c == self.n_cols - 1:  # the row is done: its bottom overlap becomes the next row's top
             self.carry_rows, self.next_rows = self.next_rows, np.zeros_like(self.next_rows)
         mask = block.argmax(axis=0).astype(np.uint8)

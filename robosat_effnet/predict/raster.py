@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import mercantile
 import rasterio
-from rasterio.enums import ColorInterp
 from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import mercantile
 import torch
@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.colors import NODATA_INDEX
-from robosat_effnet.errors import ConfigError, DatasetError
+from robosat_effnet.errors import ConfigError
+from robosat_effnet.outputs import write_error
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import Predictor
 from robosat_effnet.predict.writer import BackgroundWriter, probability_dirs, quantize, write_tile
@@ -88,7 +89,7 @@ def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, sp
     try:
         _loop(loader, tiles, predictor, spec, output, border, probs, classes, progress, desc, result)
     except OSError as e:  # a full disk or a read-only folder: say where, without a traceback
-        raise DatasetError(f"cannot write predictions to {output}: {e}") from None
+        raise write_error(output, e) from None
     result.seconds = time.perf_counter() - start
     return result
 
@@ -127,7 +128,7 @@ def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor
             result.empty += batch["empty"]
             for group in batch["groups"]:
                 outputs = _infer(predictor, group, border, classes)
-                for index, array in zip(group["index"], outputs):
+                for index, array in zip(group["index"], outputs, strict=True):
                     writer.submit(write_tile, output, tiles[index], array, spec.classes, spec.colors, probs)
                 result.written += len(outputs)
             bar.update(batch["count"])

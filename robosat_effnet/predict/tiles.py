@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import mercantile
 import numpy as np
@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import ConfigError, DatasetError, RobosatEffnetError
 from robosat_effnet.io import read_alpha, read_image
+from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
 from robosat_effnet.predict.context import buffer_tile
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
 from robosat_effnet.predict.runner import PredictResult, run, take_share
@@ -120,15 +121,21 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
         overwrite: redo tiles whose outputs exist (default: skip them, so reruns resume).
         shard: (i, n) to predict only the i-th of n disjoint shares (also see RANK/WORLD_SIZE).
     Tiles that cannot be read are listed in `result.failed` (others are still written).
+    `output_dir` may not overlap `input_dir` or the checkpoint, and is only continued when the same kind
+    of run wrote it (`outputs.claim_folder`): otherwise OutputError, before anything is written.
     """
     if border < 0:
         raise DatasetError(f"border {border} must be 0 or more px")
+    check_separate([output_dir], [input_dir, model if isinstance(model, (str, os.PathLike)) else None])
     files = tile_files(input_dir)
     if not files:
         raise DatasetError(f"no image tiles in {input_dir}; expected a slippy-map folder z/x/y.<png|jpg|webp|tif>")
     device = resolve_device(device)
     network, spec = resolve_model(model, device)
     output = Path(output_dir)
+    settings = {"kind": "probabilities" if probs else "masks", "border": border, "tta": tta,
+                "bands": list(bands) if bands else spec.bands, "classes": spec.classes}
+    claim = make_record("predict", input_dir, settings, model)
     result = PredictResult(output=output)
     share = take_share(list(files), shard)
     result.tiles = len(share)
@@ -145,6 +152,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
             raise
         except DatasetError:  # unreadable: reported with the others after the run
             continue
+    claim_folder(output, claim, overwrite=overwrite, clear=remove_tiles)  # after the checks: a typo claims nothing
     predictor = Predictor(network, device=device, tta=tta)
     return run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict",
                result)

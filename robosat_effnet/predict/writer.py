@@ -16,8 +16,9 @@ import os
 import queue
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import mercantile
 import numpy as np
@@ -100,7 +101,7 @@ def write_tile(root: Path, tile: mercantile.Tile, array: np.ndarray, classes: li
     if not probs:
         write_mask(tile_path(root, tile, "png"), array, colors)
         return
-    for levels, (index, folder) in zip(array, probability_dirs(root, classes)):
+    for levels, (index, folder) in zip(array, probability_dirs(root, classes), strict=True):
         write_probability(tile_path(folder, tile, "png"), levels, colors[index] if index < len(colors) else "orange")
 
 
@@ -154,7 +155,7 @@ class BackgroundWriter:
             error, self._error = self._error, None
             raise error
 
-    def __enter__(self) -> "BackgroundWriter":
+    def __enter__(self) -> BackgroundWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

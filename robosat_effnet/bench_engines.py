@@ -1,0 +1,106 @@
+"""One network, several ways to run it, timed side by side: PyTorch eager (NCHW and channels_last), bf16
+autocast, onnxruntime fp32 and int8 (static quantisation calibrated on the tiles), with their agreement.
+
+    rows = engine_rows(model, spec, batches)       # model with realistic activations (trained or calibrated)
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from robosat_effnet.bench import interleaved_timings
+from robosat_effnet.checkpoint import ModelSpec
+
+
+def _onnx_engines(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], folder: Path,
+                  int8: bool) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """onnxruntime runners of `model` (fp32, and int8 when asked), exported into `folder`."""
+    from robosat_effnet.export import export_onnx, load_onnx
+
+    fp32 = export_onnx((model, spec), folder / "model.onnx")
+    engines = {"onnxruntime fp32": load_onnx(fp32, "cpu")[0]}
+    if int8:
+        engines["onnxruntime int8 (static QDQ)"] = load_onnx(_quantize(fp32, batches, folder / "int8.onnx"), "cpu")[0]
+    return engines
+
+
+def _quantize(fp32: Path, batches: list[torch.Tensor], out: Path) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights) with activation ranges from `batches`; the spec
+    metadata is carried over so that our loader accepts the file."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Tiles(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": b[i:i + 1].numpy()} for b in batches for i in range(b.shape[0])])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice about graph details on the root logger
+    try:
+        quantize_static(str(fp32), str(out), Tiles(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    source, proto = onnx.load(str(fp32)), onnx.load(str(out))
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(source.metadata_props)
+    onnx.save(proto, str(out))
+    return out
+
+
+def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], repeats: int = 7,
+                device: str = "cpu", batch: int = 1, onnx: bool = True, int8: bool = True,
+                bf16: bool = True) -> list[dict]:
+    """Tiles/s of each engine on the same model and tiles, interleaved, with its agreement with fp32 eager.
+
+    Agreement is measured on every tile of `batches`: the largest |logit| difference and the share of pixels
+    whose class (argmax) matches fp32 eager's. On an untrained (calibrated) network the classes are close
+    calls everywhere, so agreement is a lower bound; a trained checkpoint gives the figure that matters.
+    onnxruntime rows appear when robosat_effnet.export and onnxruntime are available (CPU provider).
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    engines: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "pytorch eager fp32": model,
+        "pytorch eager fp32 channels_last": lambda t: channels_last(t.contiguous(memory_format=torch.channels_last)),
+    }
+    if bf16:
+        def bf16_run(t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return channels_last(t.contiguous(memory_format=torch.channels_last)).float()
+
+        engines["pytorch bf16 autocast channels_last"] = bf16_run
+    with tempfile.TemporaryDirectory(prefix="rs-effnet-engines-") as tmp:
+        have_ort = importlib.util.find_spec("onnxruntime") is not None
+        if onnx and have_ort and importlib.util.find_spec("robosat_effnet.export") is not None:
+            engines |= _onnx_engines(model.cpu(), spec, [b.cpu() for b in batches], Path(tmp), int8)
+            model.to(device)
+        x = batches[0][:batch].to(device)
+        seconds = interleaved_timings({name: (lambda f=f: f(x)) for name, f in engines.items()}, repeats, device)
+        rows = []
+        with torch.inference_mode():
+            reference = [model(b.to(device)).float().cpu() for b in batches]
+            for name, run in engines.items():
+                logits = [run(b.to(device)).float().cpu() for b in batches]
+                same = sum(int((a.argmax(1) == r.argmax(1)).sum()) for a, r in zip(logits, reference, strict=True))
+                pixels = sum(r[:, 0].numel() for r in reference)
+                rows.append({"engine": name, "tiles_per_s": batch / seconds[name],
+                             "speed_vs_eager": seconds["pytorch eager fp32"] / seconds[name],
+                             "max_abs_logit_diff": max(float((a - r).abs().max())
+                                                       for a, r in zip(logits, reference, strict=True)),
+                             "max_rel_logit_diff": max(float((a - r).abs().max() / r.abs().max().clamp_min(1e-12))
+                                                       for a, r in zip(logits, reference, strict=True)),
+                             "mask_agreement": same / pixels})
+    return rows

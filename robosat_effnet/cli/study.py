@@ -1,0 +1,66 @@
+"""`rs-effnet study`: the same recipe, several backbones, one table and one plot."""
+
+from __future__ import annotations
+
+import click
+
+from robosat_effnet.cli.options import device_option, reports_errors, show_warnings
+
+
+def _backbones(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    from robosat_effnet.errors import UnknownNameError
+    from robosat_effnet.models import canonical_backbone
+
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise click.BadParameter("name at least one backbone, e.g. b0,resnet50")
+    try:
+        return [canonical_backbone(name) for name in names]
+    except UnknownNameError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1") from None
+    if not seeds or min(seeds) < 0:
+        raise click.BadParameter(f"{value!r}: give one or more seeds >= 0, e.g. 0,1")
+    return seeds
+
+
+@click.command("study")
+@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False), default="dataset.toml",
+              show_default=True, help="robosat dataset config (TOML).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default="model.toml", show_default=True,
+              help="robosat model config (TOML): the recipe every backbone is trained with.")
+@click.option("--backbones", default="b0,b2,b4,resnet50", show_default=True, callback=_backbones,
+              help="Comma-separated backbones (b0..b7, efficientnet-b4, resnet50).")
+@click.option("--seeds", default="0", show_default=True, callback=_seeds,
+              help="Comma-separated seeds; each backbone is trained once per seed.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs per run [model.toml: epochs].")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Study folder: one subfolder per run, results.csv, results.md, accuracy-vs-speed.png.")
+@device_option
+@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Per-building scoring drops polygons under this many m2 (as `features --min-area`).")
+@click.option("--speed-repeats", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Interleaved timing rounds of the CPU speed measurement.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@reports_errors
+def cli(dataset_path, model_path, backbones, seeds, epochs, out, device, min_area, speed_repeats, quiet):
+    """Train every backbone (x seed) with one recipe, score each on the validation split, compare their cost.
+
+    Writes OUT/results.csv (one row per run), OUT/results.md (per backbone: mean and spread over seeds) and
+    OUT/accuracy-vs-speed.png. A rerun skips finished runs and resumes an interrupted one from its last.pth;
+    a folder made with another recipe (dataset, settings, epochs) is refused.
+    """
+    show_warnings()
+    from robosat_effnet.study import run_study
+
+    result = run_study(dataset_path, model_path, backbones, out, seeds=seeds, epochs=epochs, device=device,
+                       min_area=min_area, speed_repeats=speed_repeats, progress=not quiet)
+    if result["skipped"]:
+        click.echo(f"already finished, skipped: {', '.join(result['skipped'])}")
+    click.echo(f"{len(result['rows'])} runs; wrote {result['csv']}, {result['markdown']}, {result['plot']}")

@@ -1,0 +1,102 @@
+"""Per-building metrics of mask tiles: polygons made exactly as `rs-effnet features` makes them, then matched.
+
+Both the predicted masks and the label masks go through `geo.features.mask_features` (same polygonisation,
+same merge across tile borders, same default simplification of one pixel), so a building cut by a tile border
+is one polygon on each side, and the polygons scored are the ones a user would get from `features`.
+They are then matched class by class with the SpaceNet protocol (`objects.match`, in an equal-area CRS).
+
+Pixels without truth (label 255, or no imagery) are blanked in the prediction too, so no polygon on either
+side covers them: a building the labels do not cover is neither missed nor invented.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mercantile
+import numpy as np
+
+from robosat_effnet.colors import NODATA_INDEX
+from robosat_effnet.evaluation.objects import MatchResult, equal_area_crs, match, project
+from robosat_effnet.io import write_mask
+from robosat_effnet.outputs import writing
+from robosat_effnet.tiles import tile_files, tile_path
+
+
+def mask_polygons(masks: str | os.PathLike, classes: dict[int, str], min_area: float = 0.0,
+                  progress: bool = False) -> dict[str, list]:
+    """{class name: lon/lat polygons} of a folder of mask tiles, as `rs-effnet features` makes them."""
+    from robosat_effnet.geo.features import mask_features
+
+    result: dict[str, list] = {name: [] for name in classes.values()}
+    if not tile_files(masks, {".png"}):
+        return result
+    for feature in mask_features(masks, classes, min_area=min_area, progress=progress).features:
+        result[feature.class_name].append(feature.geometry)
+    return result
+
+
+def building_scores(pred_masks: str | os.PathLike, truth_masks: str | os.PathLike, classes: dict[int, str],
+                    match_iou: float = 0.5, min_area: float = 0.0, progress: bool = False) -> dict[str, MatchResult]:
+    """Match the polygons of two mask folders ({index: name} classes): {class name: MatchResult}.
+
+    `min_area` (m2) drops smaller polygons on both sides, as `rs-effnet features --min-area` does.
+    MatchResult indices refer to the polygons in `mask_polygons` order.
+    """
+    pred = mask_polygons(pred_masks, classes, min_area, progress)
+    truth = mask_polygons(truth_masks, classes, min_area, progress)
+    crs = equal_area_crs(*pred.values(), *truth.values())
+    return {name: match(project(pred[name], crs), project(truth[name], crs), match_iou) for name in classes.values()}
+
+
+class BuildingMasks:
+    """Predicted and label masks of the tiles `rs-effnet eval` scores, kept in a temporary folder until matched.
+
+        with BuildingMasks(spec.classes) as masks:
+            masks.add(tile, prediction, target)          # H x W class indices; 255 = not labelled
+            results = masks.score(match_iou=0.5)         # {class name: MatchResult}, background left out
+    """
+
+    def __init__(self, classes: list[str]):
+        self.classes = {i: name for i, name in enumerate(classes) if i > 0}  # background is not an object
+        self._colors = ["#000000"] * len(classes)
+        self._dir = tempfile.TemporaryDirectory(prefix="rs-effnet-eval-")
+        self.root = Path(self._dir.name)
+
+    def add(self, tile: mercantile.Tile, prediction: Any, target: np.ndarray) -> None:
+        prediction = np.asarray(prediction, dtype=np.uint8)
+        prediction = np.where(target == NODATA_INDEX, NODATA_INDEX, prediction).astype(np.uint8)
+        # A full temporary disk reads as one line naming the folder (TMPDIR chooses another).
+        with writing(f"{self.root} (temporary masks; set TMPDIR to use another disk)"):
+            write_mask(tile_path(self.root / "pred", tile, "png"), prediction, self._colors)
+            write_mask(tile_path(self.root / "truth", tile, "png"), target, self._colors)
+
+    def score(self, match_iou: float = 0.5, min_area: float = 0.0, progress: bool = False) -> dict[str, MatchResult]:
+        return building_scores(self.root / "pred", self.root / "truth", self.classes, match_iou, min_area, progress)
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+    def __enter__(self) -> BuildingMasks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def format_buildings(buildings: dict[str, dict[str, Any]], match_iou: float | None = None) -> str:
+    """Per-building rows (tp, fp, fn, precision, recall, F1, mean IoU of matches) for `rs-effnet eval`'s table."""
+    def number(value: float | None) -> str:
+        return "   n/a" if value is None else f"{value:6.4f}"
+
+    width = max(8, *(len(name) for name in buildings))
+    at = f" (IoU >= {match_iou:g})" if match_iou is not None else ""
+    lines = [f"per building{at}:",
+             f"{'class':<{width}}      tp      fp      fn  precision  recall      F1  mean IoU"]
+    for name, r in buildings.items():
+        lines.append(f"{name:<{width}}  {r['tp']:6d}  {r['fp']:6d}  {r['fn']:6d}     {number(r['precision'])}  "
+                     f"{number(r['recall'])}  {number(r['f1'])}    {number(r['mean_iou'])}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Polygons and scoring areas from files, in lon/lat (EPSG:4326, x = longitude), for `score`.
+
+GeoJSON is read here (its CRS from the legacy "crs" member, else RFC 7946's lon/lat); any other format
+(.gpkg, .shp, ...) through geopandas/pyogrio, with the CRS the file declares. Non-polygon features (points,
+lines) are left out and counted; a file whose features are all non-polygons is an error, a file with no
+features at all is an empty set (a model that found nothing writes one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robosat_effnet.errors import DatasetError
+
+POLYGONAL = ("Polygon", "MultiPolygon")
+GEOJSON = (".geojson", ".json")
+
+
+@dataclass
+class Polygons:
+    """The polygons of one file: lon/lat geometries, their feature index in the file and class (or None)."""
+
+    geometries: np.ndarray  # shapely geometries, EPSG:4326
+    index: np.ndarray  # feature number in the file, for reports and maps
+    classes: np.ndarray | None  # the class property's value per polygon (str), None if no feature has one
+    source: Path
+    skipped: int = 0  # non-polygon features left out
+
+    def subset(self, keep: np.ndarray) -> Polygons:
+        classes = None if self.classes is None else self.classes[keep]
+        return Polygons(self.geometries[keep], self.index[keep], classes, self.source, self.skipped)
+
+
+def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Polygons:
+    """Read a file's polygons into lon/lat, with each one's `class_property` value when features carry it."""
+    import shapely
+
+    path = Path(path)
+    if path.suffix.lower() in GEOJSON:
+        records, crs = _geojson_records(path)
+    else:
+        records, crs = _ogr_records(path, class_property)
+    geometries, index, classes, skipped = [], [], [], 0
+    for n, (geometry, properties) in enumerate(records):
+        if geometry is None:
+            skipped += 1
+            continue
+        geometries.append(geometry)
+        index.append(n)
+        value = properties.get(class_property) if isinstance(properties, dict) else None
+        classes.append(None if value is None else str(value))
+    if records and not geometries:
+        raise DatasetError(f"{path} holds no polygons ({len(records)} features, none a Polygon or MultiPolygon); "
+                           "pass building outlines as polygons")
+    array = np.array(geometries, dtype=object)
+    if len(array):
+        array = shapely.make_valid(array, method="structure", keep_collapsed=False)
+        array = _to_lonlat(array, crs, path)
+    has_classes = any(c is not None for c in classes)
+    return Polygons(array, np.array(index, dtype=np.int64),
+                    np.array(classes, dtype=object) if has_classes else None, path, skipped)
+
+
+def _geojson_records(path: Path) -> tuple[list, object]:
+    import shapely
+
+    from robosat_effnet.geo.rasterize import geojson_crs
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection" and isinstance(data.get("features"), list):
+        features = data["features"]
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, dict) and "coordinates" in data:
+        features = [{"type": "Feature", "geometry": data, "properties": {}}]
+    else:
+        raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
+    records = []
+    for n, feature in enumerate(features):
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") not in POLYGONAL:
+            records.append((None, None))
+            continue
+        try:
+            shape = shapely.geometry.shape(geometry)
+        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as e:
+            raise DatasetError(f"feature {n} of {path} has a broken {geometry.get('type')} geometry ({e}); "
+                               "fix or remove it") from None
+        records.append((shape, feature.get("properties")))
+    return records, geojson_crs(data, path)
+
+
+def _ogr_records(path: Path, class_property: str) -> tuple[list, object]:
+    import geopandas
+    import pyogrio.errors
+
+    try:
+        frame = geopandas.read_file(path)
+    except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as e:
+        raise DatasetError(f"cannot read {path}: {e}; pass a GeoJSON, GeoPackage or another vector file") from None
+    if frame.crs is None and len(frame):
+        raise DatasetError(f"{path} declares no CRS; give it one (e.g. ogr2ogr -a_srs EPSG:4326) or convert it "
+                           "to GeoJSON in lon/lat")
+    values = frame[class_property].tolist() if class_property in frame.columns else [None] * len(frame)
+    records = []
+    for geometry, value in zip(frame.geometry, values, strict=True):
+        polygonal = geometry is not None and geometry.geom_type in POLYGONAL
+        value = None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+        records.append((geometry, {class_property: value}) if polygonal else (None, None))
+    return records, frame.crs
+
+
+def _to_lonlat(geometries: np.ndarray, crs, path: Path) -> np.ndarray:
+    """Reproject to lon/lat, refusing projected coordinates that a file passes off as lon/lat."""
+    import shapely
+    from pyproj import CRS
+
+    from robosat_effnet.evaluation.objects import project
+
+    crs = CRS.from_user_input(crs)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
+    if crs.is_geographic and (max(abs(xmin), abs(xmax)) > 180 or max(abs(ymin), abs(ymax)) > 90):
+        raise DatasetError(
+            f"{path} is read as lon/lat ({crs.to_string()}) but its coordinates reach ({xmin:.0f}, {ymin:.0f})..("
+            f"{xmax:.0f}, {ymax:.0f}), which looks projected; reproject it to EPSG:4326 or declare its CRS")
+    if crs.to_epsg() == 4326:
+        return geometries
+    lonlat = project(geometries, "EPSG:4326", source=crs)
+    if not np.isfinite(shapely.total_bounds(lonlat)).all():
+        raise DatasetError(f"{path}'s coordinates do not transform from {crs.to_string()} to lon/lat; check the CRS "
+                           "it declares")
+    return lonlat
+
+
+def tiles_area(tiles: str | os.PathLike):
+    """The union of the bounds of a slippy-map folder's tiles (any files z/x/y.*, any zooms) or of a tiles.csv.
+
+    Tile edges are lines of constant longitude or latitude, so the union is exact in lon/lat.
+    """
+    import mercantile
+    import shapely
+
+    from robosat_effnet.tiles import read_tiles_csv, tile_files
+
+    path = Path(tiles)
+    if path.is_dir():
+        found = list(tile_files(path, {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}))
+    else:
+        found = read_tiles_csv(path)
+    if not found:
+        raise DatasetError(f"no tiles in {path}; pass a slippy-map folder z/x/y.<ext> or a tiles.csv of x,y,z rows")
+    boxes = shapely.box(*np.array([tuple(mercantile.bounds(t)) for t in found]).T)
+    return shapely.union_all(boxes)
+
+
+def polygon_area(path: str | os.PathLike):
+    """The union of a file's polygons (lon/lat), as a scoring area."""
+    import shapely
+
+    polygons = read_polygons(path)
+    if not len(polygons.geometries):
+        raise DatasetError(f"area file {path} holds no polygons; pass the outline of the imagery as a polygon")
+    return shapely.union_all(polygons.geometries)

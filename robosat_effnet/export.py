@@ -1,0 +1,110 @@
+"""Checkpoint -> self-describing ONNX file, for deployment with onnxruntime (or any ONNX runtime).
+
+    from robosat_effnet.export import export_onnx, load_onnx
+
+    export_onnx("checkpoints/best.pth", "model.onnx")         # dynamic batch, height and width
+    model, spec = load_onnx("model.onnx", threads=2)          # tensor in, logits out, like the torch network
+
+The file carries the checkpoint's ModelSpec as metadata (see `robosat_effnet.predict.onnx` for the layout),
+so `rs-effnet predict` and `eval` take it where they take a checkpoint and preprocess its inputs the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robosat_effnet import __version__
+from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_model
+from robosat_effnet.errors import ConfigError
+from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import check_separate, check_writable, writing
+from robosat_effnet.predict.onnx import DIVISOR_KEY, FORMAT_KEY, INPUT, OUTPUT, SPEC_KEY, load_onnx, read_spec, require
+
+__all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "export_onnx", "load_onnx", "read_spec", "summary"]
+
+# The TorchScript-based exporter (the dynamo one needs onnxscript) writes opsets up to 20; 17 loads in
+# every onnxruntime since 1.14.
+DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 17, 11, 20
+VERSION_KEY = "robosat_effnet.version"
+
+
+def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], output: str | os.PathLike,
+                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> Path:
+    """Write `checkpoint`'s network as an ONNX file with dynamic batch, height and width; return its path.
+
+    Args:
+        checkpoint: a .pth written by `rs-effnet train`, or a (model, ModelSpec) pair.
+        output: the .onnx file, written atomically and checked with onnx.checker before it appears.
+        opset: ONNX opset, MIN_OPSET..MAX_OPSET.
+        overwrite: replace an existing output, but only one this package exported.
+    Input "image" is N x C x H x W float32 (normalised as spec.mean/std say, H and W multiples of
+    32), output "logits" N x K x H x W.
+    """
+    onnx = require("onnx", "exporting to ONNX")
+    output = Path(output)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConfigError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    if not isinstance(checkpoint, tuple):
+        if Path(checkpoint).suffix.lower() == ".onnx":
+            raise ConfigError(f"{checkpoint} is already an exported model; export takes a .pth checkpoint")
+        check_separate([output], [checkpoint])  # never onto the checkpoint itself (links resolved)
+    _check_output(output, overwrite)
+    check_writable(output.parent)  # before loading and tracing: a read-only folder fails at once
+    model, spec = checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint)
+    model = copy.deepcopy(model).cpu().eval()  # a caller's model keeps its device and mode
+    divisor = int(getattr(model, "divisor", 32))
+    sample = torch.zeros(1, spec.in_channels, 2 * divisor, 2 * divisor)  # any valid size: the axes are dynamic
+    axes = {0: "batch", 2: "height", 3: "width"}
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    buffer = io.BytesIO()  # in memory: the metadata goes in before anything touches the disk
+    with warnings.catch_warnings(), torch.no_grad():
+        # The exporter's deprecation notice, and its tracer warnings about the size checks in
+        # forward(): those hold for every input whose sides are multiples of 32.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (sample,), buffer, opset_version=opset, input_names=[INPUT],
+                          output_names=[OUTPUT], dynamic_axes={INPUT: axes, OUTPUT: axes},
+                          do_constant_folding=True, **legacy)
+    proto = onnx.load_from_string(buffer.getvalue())
+    metadata = {FORMAT_KEY: FORMAT, SPEC_KEY: json.dumps(spec.to_dict()), DIVISOR_KEY: str(divisor),
+                VERSION_KEY: __version__}
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = f"robosat_effnet {summary(spec)}"
+    onnx.checker.check_model(proto, full_check=True)  # our exporter's fault if this fails: let it surface
+    with writing(output), atomic_path(output) as tmp:  # a full or read-only disk: one line, nothing half-written
+        onnx.save(proto, str(tmp))
+    return output
+
+
+def summary(spec: ModelSpec) -> str:
+    """One line on what a model is and takes, e.g. for `rs-effnet export`'s report."""
+    bands = ",".join(map(str, spec.bands)) if spec.bands else "all"
+    return (f"{spec.backbone} {spec.decoder}, {spec.num_classes} classes ({', '.join(spec.classes)}), "
+            f"{spec.in_channels} bands (raster bands: {bands}), {spec.tile_size} px tiles, "
+            f"output stride {spec.output_stride}, trained with robosat_effnet {spec.version}")
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Refuse outputs that would lose data: a folder, a file we did not export, a wrong suffix."""
+    if output.suffix.lower() != ".onnx":
+        raise ConfigError(f"output {output} must end in .onnx (predict and eval recognise exported models by it)")
+    if output.is_dir():
+        raise ConfigError(f"output {output} is a folder; give a file name such as {output / 'model.onnx'}")
+    if output.exists():
+        if not overwrite:
+            raise ConfigError(f"{output} already exists; pass --overwrite to replace it")
+        try:
+            read_spec(output)
+        except Exception:  # anything not exported by us stays untouched
+            raise ConfigError(f"{output} exists and is not a model exported by robosat_effnet; refusing to "
+                              "overwrite it: choose another file name") from None

@@ -1,0 +1,49 @@
+"""Output safety: what every command checks before it writes, and how its write failures read.
+
+    check_separate([out], [source, checkpoint])      # an output never is, holds or lies in an input
+    claim_folder(out, record, overwrite=False)       # resume only what the same kind of run wrote
+    claim_run_folder(folder, resume=..., overwrite=...)   # `train`: never two runs in one folder
+    check_writable(out)                              # a read-only / full disk fails before long work
+    with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
+    sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
+
+Modules: `temp` (our temp names, sweeping), `checks` (overlap, writability, write errors), `provenance`
+(the `.rs-effnet.json` record of resumable outputs, training folders).
+"""
+
+from robosat_effnet.outputs.checks import check_separate, check_writable, write_error, write_text, writing
+from robosat_effnet.outputs.provenance import (
+    RECORD,
+    claim_folder,
+    claim_run_folder,
+    file_digest,
+    has_files,
+    make_record,
+    read_record,
+    remove_tiles,
+    run_files,
+    start_run_folder,
+)
+from robosat_effnet.outputs.temp import TEMP_PREFIX, is_temp, sweep_temp, temp_path
+
+__all__ = [
+    "RECORD",
+    "TEMP_PREFIX",
+    "check_separate",
+    "check_writable",
+    "claim_folder",
+    "claim_run_folder",
+    "file_digest",
+    "has_files",
+    "is_temp",
+    "make_record",
+    "read_record",
+    "remove_tiles",
+    "run_files",
+    "start_run_folder",
+    "sweep_temp",
+    "temp_path",
+    "write_error",
+    "write_text",
+    "writing",
+]

@@ -1,0 +1,115 @@
+"""Checks before writing, and write failures as one line: overlapping inputs, unwritable or full disks."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from robosat_effnet.errors import OutputError
+from robosat_effnet.outputs.temp import temp_path
+
+
+def check_separate(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Raise OutputError if an output is, contains or lies inside an input (symlinks resolved).
+
+    Call it before anything is written; None entries (optional paths not given) are ignored.
+    """
+    ins = [(Path(p), Path(p).resolve()) for p in inputs if p is not None]
+    for out in (Path(p) for p in outputs if p is not None):
+        resolved = out.resolve()
+        for given, source in ins:
+            if resolved == source:
+                relation = "is"
+            elif resolved in source.parents:
+                relation = "contains"
+            elif source in resolved.parents:
+                relation = "lies inside"
+            else:
+                continue
+            raise OutputError(f"output {out} {relation} the input {given}; writing there could destroy the input: "
+                              "choose an output outside it (a new folder or file)")
+
+
+def check_writable(folder: str | os.PathLike, create: bool = True) -> Path:
+    """Prove a file can be written in `folder` (a probe file, removed again); OutputError naming it if not.
+
+    `create`: make the folder first. Without it a missing folder is probed in its nearest existing
+    parent, so a check before other validation leaves nothing behind.
+    """
+    folder = Path(folder)
+    where = folder
+    if not create:
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        if not where.is_dir():
+            raise OutputError(f"cannot create {folder}: {where} is a file; choose another output")
+    probe = temp_path(where / "probe")
+    with writing(folder):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"rs-effnet")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    return folder
+
+
+_REASONS = {
+    errno.ENOSPC: ("the disk is full", "free some space or write to another disk"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or write to another disk"),
+    errno.EACCES: ("permission denied", "choose a folder you can write to, or fix its permissions"),
+    errno.EPERM: ("operation not permitted", "choose a folder you can write to, or fix its permissions"),
+    errno.EROFS: ("the file system is read-only", "write to a writable disk"),
+}
+
+
+def write_error(path: str | os.PathLike, error: BaseException) -> OutputError:
+    """The one-line OutputError for a failed write to `path` (the output the user named, not a temp file)."""
+    code = getattr(error, "errno", None)
+    text = str(error).strip()
+    if code in _REASONS:
+        reason, advice = _REASONS[code]
+    elif "inline_container" in text or "PytorchStreamWriter" in text:  # torch.save's zip writer hides the OSError
+        reason, advice = "the file could not be written (the disk is probably full)", \
+            "free some space or write to another disk"
+    else:
+        detail = getattr(error, "strerror", None) or (text.splitlines()[0] if text else type(error).__name__)
+        reason, advice = detail, "check the disk and the path"
+    return OutputError(f"cannot write {path}: {reason}; {advice}, then run the command again "
+                       "(finished files are kept, nothing half-written is left)")
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike, extra: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn a failing write in the block (OSError, torch's inline_container RuntimeError, `extra` types)
+    into a one-line OutputError naming `path`."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        raise write_error(path, e) from None
+    except RuntimeError as e:
+        if "inline_container" not in str(e) and "PytorchStreamWriter" not in str(e):
+            raise
+        raise write_error(path, e) from None
+    except extra as e:
+        raise write_error(path, e) from None
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a small text file atomically (temp name + rename)."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,211 @@
+"""Exported models run by onnxruntime, behind the same call as the PyTorch network: tensor in, logits out.
+
+An exported file (written by `robosat_effnet.export.export_onnx`) describes itself:
+
+    graph input  "image":  N x C x H x W float32, normalised as the spec says (H, W multiples of 32)
+    graph output "logits": N x K x H x W float32
+    metadata_props: "format" = "robosat_effnet", "robosat_effnet.spec" = the ModelSpec as JSON,
+                    "robosat_effnet.divisor" = the total stride (32)
+
+    model, spec = load_onnx("model.onnx", device="cpu", threads=2)
+    logits = model(batch)                     # a torch tensor, on batch's device
+    probs = Predictor(model)(batch)           # or through the predictor, as a checkpoint would be
+
+Loading is as careful as loading a checkpoint: a file without our metadata, a corrupt one, or one whose
+tensors live in external files outside its own folder is refused with one line, before onnxruntime sees it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from robosat_effnet.checkpoint import FORMAT, ModelSpec
+from robosat_effnet.errors import CheckpointError, ConfigError, MissingDependencyError
+from robosat_effnet.models.segmentation import check_size
+
+log = logging.getLogger("robosat_effnet")
+
+FORMAT_KEY, SPEC_KEY, DIVISOR_KEY = "format", "robosat_effnet.spec", "robosat_effnet.divisor"
+INPUT, OUTPUT = "image", "logits"
+INSTALL = "pip install 'robosat_effnet[onnx]'"
+
+
+def require(module: str, purpose: str = "running .onnx models") -> ModuleType:
+    """Import `module` (onnx or onnxruntime), or say in one line which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(f"{purpose} needs the {module} package, which is not installed: "
+                                     f"{INSTALL}") from None
+
+
+def read_spec(path: str | os.PathLike) -> ModelSpec:
+    """The ModelSpec embedded in an exported file, after checking that the file is ours and safe to open."""
+    return _read(Path(path))[1]
+
+
+def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
+              threads: int | None = None) -> tuple[OnnxModel, ModelSpec]:
+    """(runner, spec) for an exported model: the runner is called like the PyTorch network.
+
+    Args:
+        path: a .onnx file written by `rs-effnet export` (its external data, if any, in its own folder).
+        device: cuda uses onnxruntime's CUDAExecutionProvider where installed (onnxruntime-gpu), else
+            the CPU provider runs it and outputs are moved to the device.
+        threads: onnxruntime's intra-op threads; None follows torch.get_num_threads(), so
+            `torch.set_num_threads(n)` governs both engines alike.
+    """
+    path = Path(path)
+    ort = require("onnxruntime")
+    proto, spec = _read(path)
+    try:
+        divisor = int(_metadata(proto).get(DIVISOR_KEY, 32))
+    except ValueError:
+        raise CheckpointError(f"{path} has an unreadable {DIVISOR_KEY} metadata entry; re-export it") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings about graph details are not the user's concern
+    device = torch.device(device)
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers_for(device, ort))
+    except Exception as e:  # onnxruntime raises its own classes for invalid graphs
+        raise CheckpointError(f"onnxruntime cannot load {path}: {_first_line(e)}; re-export it with "
+                              "`rs-effnet export`") from None
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.in_channels):
+        raise CheckpointError(f"{path} takes inputs of shape {shape} but its metadata says {spec.in_channels} "
+                              "bands (N x C x H x W); re-export it with `rs-effnet export`")
+    return OnnxModel(session, spec, divisor, path), spec
+
+
+def providers_for(device: torch.device, ort: ModuleType | None = None) -> list:
+    """onnxruntime execution providers for a torch device: CUDA (then CPU) for cuda where present, else CPU."""
+    ort = ort or require("onnxruntime")
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+        log.warning("onnxruntime has no CUDA provider here (pip install onnxruntime-gpu): running the .onnx "
+                    "model on the CPU")
+    return ["CPUExecutionProvider"]
+
+
+class OnnxModel(nn.Module):
+    """An onnxruntime session that behaves like our PyTorch network: N x C x H x W in, logits out.
+
+    An nn.Module without parameters, so the predictor's `.to(device).eval()` apply unchanged.
+    Inputs pass through host memory as float32 (onnxruntime copies to the GPU itself under CUDA).
+    """
+
+    def __init__(self, session: Any, spec: ModelSpec, divisor: int = 32, path: Path | None = None):
+        super().__init__()
+        self.session, self.spec, self.divisor, self.path = session, spec, divisor, path
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_size(x.shape[-2], x.shape[-1], self.divisor)  # as the PyTorch network does
+        if x.ndim != 4 or x.shape[1] != self.spec.in_channels:
+            raise ConfigError(f"{self.path} takes N x {self.spec.in_channels} x H x W images, "
+                              f"got {tuple(x.shape)}")
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        (logits,) = self.session.run([self.output_name], {self.input_name: array})
+        return torch.from_numpy(logits).to(x.device)
+
+    def extra_repr(self) -> str:
+        return f"{self.path}, providers={self.providers}"
+
+
+def _read(path: Path) -> tuple[Any, ModelSpec]:
+    """(ModelProto without external data, spec), refusing what is not ours, corrupt or unsafe."""
+    if not path.is_file():
+        raise CheckpointError(f"model {path} does not exist; give a .onnx file written by `rs-effnet export`")
+    onnx = require("onnx")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and friends for damaged files
+        raise CheckpointError(f"cannot read {path} as an ONNX model ({_first_line(e)}); the file is corrupt or "
+                              "not ONNX: re-export it with `rs-effnet export`") from None
+    metadata = _metadata(proto)
+    if metadata.get(FORMAT_KEY) != FORMAT or SPEC_KEY not in metadata:
+        raise CheckpointError(f"{path} is not a robosat_effnet model (no {SPEC_KEY} metadata); export one from a "
+                              "checkpoint with `rs-effnet export CHECKPOINT model.onnx`")
+    try:
+        spec = ModelSpec.from_dict(json.loads(metadata[SPEC_KEY]))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path} has an unreadable {SPEC_KEY} metadata entry ({e}); re-export it") from None
+    external = _check_external_data(proto, path)
+    try:  # from the file where tensors live outside it, else the proto already read
+        onnx.checker.check_model(str(path) if external else proto)
+    except Exception as e:  # onnx.checker.ValidationError and file errors for missing external data
+        raise CheckpointError(f"{path} is not a valid ONNX model: {_first_line(e)}; re-export it") from None
+    return proto, spec
+
+
+def _check_external_data(proto: Any, path: Path) -> bool:
+    """Refuse tensors stored outside the model's folder (absolute paths, `..`, links leading out);
+    whether any tensor is stored externally."""
+    from onnx import TensorProto
+
+    folder = path.parent.resolve()
+    external = False
+    for tensor in _tensors(proto):
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        external = True
+        location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise CheckpointError(f"{path} stores tensor {tensor.name!r} in {location!r}, outside its own folder "
+                                  f"{folder}; refusing to read it (keep external data beside the .onnx file)")
+        if not target.is_file():
+            raise CheckpointError(f"{path} stores tensor {tensor.name!r} in {target}, which does not exist; copy "
+                                  "the model's data files along with it")
+    return external
+
+
+def _tensors(proto: Any) -> Iterator[Any]:
+    """Every tensor a model holds: initializers, constants in nodes, subgraphs and local functions."""
+    def graph_tensors(graph: Any) -> Iterator[Any]:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from node_tensors(graph.node)
+
+    def node_tensors(nodes: Any) -> Iterator[Any]:
+        for node in nodes:
+            for attribute in node.attribute:
+                if attribute.HasField("t"):
+                    yield attribute.t
+                yield from attribute.tensors
+                if attribute.HasField("g"):
+                    yield from graph_tensors(attribute.g)
+                for graph in attribute.graphs:
+                    yield from graph_tensors(graph)
+
+    yield from graph_tensors(proto.graph)
+    for function in proto.functions:
+        yield from node_tensors(function.node)
+
+
+def _metadata(proto: Any) -> dict[str, str]:
+    return {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

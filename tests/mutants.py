@@ -1,0 +1,232 @@
+"""Mutation testing by list: break one feature on purpose in a copy of the project, check the suite notices.
+
+    .venv/bin/python tests/mutants.py            # every mutant (a few minutes)
+    .venv/bin/python tests/mutants.py tta ddp    # only those whose name contains one of the words
+    make mutants
+
+Each mutant names a file, an exact snippet of it, its replacement, and the tests that must fail once it is
+applied. The project (tracked and untracked, not ignored, files: no .venv) is copied to a temporary folder;
+each mutant is applied there in turn, the named tests run with this interpreter and PYTHONPATH pointing at the
+copy (so the editable install of the working tree is not what gets imported), and the file is restored.
+
+Exit status 0 when every mutant is killed; 1 when one survives, when a snippet is no longer found exactly
+once (the list must follow the code), or when the named tests fail without any mutant (a broken baseline
+would "kill" everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 900  # s per mutant; a mutant that hangs the tests counts as killed (and is reported as such)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to the project root
+    original: str  # must occur exactly once in the file
+    replacement: str
+    tests: tuple[str, ...]  # pytest node ids or files that must fail
+
+
+MUTANTS = [
+    Mutant("tta never applied", "robosat_effnet/predict/engine.py",
+           "if not self.tta:", "if True:",
+           ("tests/test_tta.py",)),
+    Mutant("ddp wrap removed", "robosat_effnet/train.py",
+           "model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)",
+           "pass",
+           ("tests/test_train.py::test_two_processes_with_gloo",)),
+    Mutant("configured loss ignored", "robosat_effnet/train.py",
+           "self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma).to(device)",
+           'self.criterion = build_loss("CrossEntropy", dataset_cfg.weights, model_cfg.gamma).to(device)',
+           ("tests/test_train_wiring.py::test_the_configured_loss_is_the_one_used",)),
+    Mutant("class weights ignored", "robosat_effnet/losses.py",
+           "weight = torch.tensor(list(weights), dtype=torch.float32) if weights is not None and key in WEIGHTED "
+           "else None",
+           "weight = None",
+           ("tests/test_train_wiring.py::test_class_weights_reach_the_criterion",)),
+    Mutant("augmentation never applied", "robosat_effnet/datasets.py",
+           "        if self.augment:\n            image, label = augment(",
+           "        if False:\n            image, label = augment(",
+           ("tests/test_train_wiring.py::test_augmentation_is_one_dihedral_transform_of_image_and_label",)),
+    Mutant("best.pth chosen on the wrong metric", "robosat_effnet/train.py",
+           'if _better(metrics["miou"], best[0]):',
+           'if _better(-val_loss, best[0]):',
+           ("tests/test_train_wiring.py::test_best_is_the_epoch_of_highest_validation_miou",)),
+    Mutant("resume does not restore the RNG", "robosat_effnet/train.py",
+           '            set_rng_state(state["rng"])\n',
+           "",
+           ("tests/test_train_wiring.py::test_resume_restores_the_global_rng",)),
+    Mutant("band selection ignored", "robosat_effnet/transforms.py",
+           "    if not bands:\n        return image\n    if max(bands)",
+           "    if True:\n        return image[..., :len(bands)] if bands else image\n    if max(bands)",
+           ("tests/test_preprocessing.py",)),
+    Mutant("max_value ignored", "robosat_effnet/transforms.py",
+           "return float(max_value) if max_value else 65535.0",
+           "return 65535.0",
+           ("tests/test_preprocessing.py",)),
+    Mutant("max_value not recorded in the checkpoint", "robosat_effnet/config.py",
+           "spec.max_value = dataset_cfg.max_value",
+           "spec.max_value = None",
+           ("tests/test_preprocessing.py",)),
+    Mutant("neighbour context disabled in predict", "robosat_effnet/predict/tiles.py",
+           "context[offset] = self.context(self.files.get(neighbour), center.shape)",
+           "context[offset] = None",
+           ("tests/test_predict_tiles.py::test_no_seams_with_a_model_that_sees_less_than_the_border",)),
+    Mutant("no-data not marked in masks", "robosat_effnet/predict/runner.py",
+           "out[~valid] = NODATA_INDEX",
+           "pass",
+           ("tests/test_predict_tiles.py::test_alpha_marks_no_data_and_unreadable_tiles_are_reported",)),
+    Mutant("no-data not zeroed in probability tiles", "robosat_effnet/predict/runner.py",
+           "out *= valid[:, None].to(torch.uint8)",
+           "pass",
+           ("tests/test_preprocessing.py",)),
+    Mutant("shards overlap", "robosat_effnet/predict/runner.py",
+           "return ordered[index::count]",
+           "return ordered[index::max(1, count - 1)]",
+           ("tests/test_properties.py",)),
+    Mutant("quantisation truncates", "robosat_effnet/predict/writer.py",
+           "return (probabilities.float() * LEVELS).round_().clamp_(0, LEVELS).to(torch.uint8)",
+           "return (probabilities.float() * LEVELS).clamp_(0, LEVELS).to(torch.uint8)",
+           ("tests/test_properties.py",)),
+    Mutant("crop off by one", "robosat_effnet/predict/context.py",
+           "return array[..., border:-border, border:-border]",
+           "return array[..., border:-border - 1, border:-border - 1]",
+           ("tests/test_properties.py",)),
+    Mutant("mirror repeats the edge pixel", "robosat_effnet/predict/context.py",
+           'row = np.pad(center, ((0, 0), (b, b), *pad_rest), mode="reflect")',
+           'row = np.pad(center, ((0, 0), (b, b), *pad_rest), mode="symmetric")',
+           ("tests/test_properties.py",)),
+    Mutant("eval binarises multi-class predictions", "robosat_effnet/evaluate.py",
+           "confusion += confusion_matrix(mask, target, spec.num_classes, ignore_index=NODATA_INDEX)",
+           "confusion += confusion_matrix(mask.clamp(max=1), target, spec.num_classes, ignore_index=NODATA_INDEX)",
+           ("tests/test_eval_multiclass.py",)),
+    Mutant("trainer never augments", "robosat_effnet/train.py",
+           "augment=model_cfg.augment,",
+           "augment=False,",
+           ("tests/test_train_wiring.py::test_augmentation_is_one_dihedral_transform_of_image_and_label",)),
+    Mutant("rasterize label class offset", "robosat_effnet/geo/rasterize.py",
+           "pairs = ((shapes.geometries[i], int(shapes.classes[i])) for i in order)",
+           "pairs = ((shapes.geometries[i], int(shapes.classes[i]) + 1) for i in order)",
+           ("tests/test_rasterize.py::test_single_class_labels_match_point_in_polygon",
+            "tests/test_rasterize.py::test_class_property_and_projected_crs")),
+    Mutant("features not merged across tiles", "robosat_effnet/geo/features.py",
+           "merged = shapely.get_parts(shapely.unary_union(edge)) if edge else np.array([], dtype=object)",
+           "merged = np.array(edge, dtype=object)",
+           ("tests/test_features.py::test_building_across_tile_corner_is_one_feature_with_true_area",)),
+    Mutant("geotiff max_value ignored", "robosat_effnet/predict/geotiff.py",
+           'self.max_value = getattr(spec, "max_value", None)',
+           "self.max_value = None",
+           ("tests/test_predict_geotiff_generated.py",)),
+    Mutant("tile predictor max_value ignored", "robosat_effnet/predict/tiles.py",
+           'self.max_value = getattr(spec, "max_value", None)',
+           "self.max_value = None",
+           ("tests/test_preprocessing.py",)),
+    Mutant("geotiff band order ignored", "robosat_effnet/predict/geotiff.py",
+           "data = vrt.read(self.bands + [alpha_index])",
+           "data = vrt.read(sorted(self.bands) + [alpha_index])",
+           ("tests/test_predict_geotiff_generated.py",)),
+    Mutant("geotiff tile grid one pixel off", "robosat_effnet/predict/geotiff.py",
+           "bounds = (left - border * res, bottom - border * res, right + border * res, top + border * res)",
+           "bounds = (left - (border - 1) * res, bottom - border * res, right + (border + 1) * res, "
+           "top + border * res)",
+           ("tests/test_predict_geotiff_generated.py",)),
+]
+
+
+def project_files(root: Path) -> list[str]:
+    """Tracked and untracked-but-not-ignored files (what a clone plus the work in progress holds)."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=root,
+                         check=True, capture_output=True).stdout.decode()
+    return [name for name in out.split("\0") if name and (root / name).is_file()]
+
+
+def copy_project(root: Path, target: Path) -> None:
+    for name in project_files(root):
+        dest = target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, dest)
+
+
+def environment(copy: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    env.update(PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
+    return env
+
+
+def check_import(copy: Path) -> None:
+    """The copy, not the editable install, is what the tests import."""
+    out = subprocess.run([sys.executable, "-c", "import robosat_effnet; print(robosat_effnet.__file__)"], cwd=copy,
+                         env=environment(copy), check=True, capture_output=True, text=True).stdout.strip()
+    if not Path(out).resolve().is_relative_to(copy.resolve()):
+        sys.exit(f"robosat_effnet imports from {out}, not from the copy {copy}: mutants would not be tested")
+
+
+def run_tests(copy: Path, tests: tuple[str, ...]) -> tuple[str, float, str]:
+    """('passed' | 'failed' | 'timeout', seconds, last lines of output)."""
+    began = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=copy, env=environment(copy), capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - began, ""
+    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+    return ("passed" if proc.returncode == 0 else "failed"), time.perf_counter() - began, tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("only", nargs="*", help="run only mutants whose name contains one of these words")
+    parser.add_argument("--no-baseline", action="store_true", help="skip running the tests without mutants")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if not args.only or any(word in m.name for word in args.only)]
+    problems = 0
+    for m in mutants:  # the list follows the code: every snippet must be there exactly once
+        count = (ROOT / m.file).read_text().count(m.original)
+        if count != 1:
+            print(f"STALE     {m.name}: the snippet occurs {count} times in {m.file}; update tests/mutants.py")
+            problems += 1
+    if problems:
+        return 1
+    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        copy = Path(tmp) / ROOT.name
+        copy_project(ROOT, copy)
+        check_import(copy)
+        if not args.no_baseline:
+            tests = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
+            status, seconds, tail = run_tests(copy, tests)
+            print(f"baseline  {status} in {seconds:.0f} s ({len(tests)} test targets)", flush=True)
+            if status != "passed":
+                print(tail)
+                return 1
+        survivors = []
+        for m in mutants:
+            path = copy / m.file
+            source = path.read_text()
+            path.write_text(source.replace(m.original, m.replacement))
+            try:
+                status, seconds, tail = run_tests(copy, m.tests)
+            finally:
+                path.write_text(source)
+            verdict = {"failed": "killed", "timeout": "killed (timeout)", "passed": "SURVIVED"}[status]
+            print(f"{verdict:<9} {m.name} ({m.file}, {seconds:.0f} s)", flush=True)
+            if status == "passed":
+                survivors.append(m.name)
+    print(f"{len(mutants) - len(survivors)} of {len(mutants)} mutants killed"
+          + (f"; survivors: {', '.join(survivors)}" if survivors else ""))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""robosat_effnet.outputs and checkpoint loading: overlap checks, provenance, temp files, modes, write errors."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pickle
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from robosat_effnet.errors import CheckpointError, OutputError
+from robosat_effnet.io import atomic_path, write_image, write_mask
+from robosat_effnet.outputs import (
+    RECORD,
+    check_separate,
+    check_writable,
+    claim_folder,
+    claim_run_folder,
+    is_temp,
+    make_record,
+    read_record,
+    start_run_folder,
+    sweep_temp,
+    temp_path,
+    write_error,
+    writing,
+)
+
+
+def dead_pid() -> int:
+    """A pid that no process has now (a child that has exited and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@contextlib.contextmanager
+def read_only_folder(path: Path):
+    """A folder nobody may write to: a read-only tmpfs as root (chmod does not stop root), else chmod 0500."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(path)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"running as root and cannot mount a read-only tmpfs: {done.stderr.decode().strip()}")
+        try:
+            yield path
+        finally:
+            subprocess.run(["umount", str(path)], check=True)
+    else:
+        path.chmod(0o500)
+        try:
+            yield path
+        finally:
+            path.chmod(0o700)
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_an_output_that_is_holds_or_lies_in_an_input_is_refused_symlinks_resolved(tmp_path):
+    src = tmp_path / "src"
+    (src / "18").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(src)
+    for out, word in ((src, "is"), (tmp_path, "contains"), (src / "18" / "masks", "lies inside"),
+                      (tmp_path / "link", "is"), (tmp_path / "link" / "x", "lies inside")):
+        with pytest.raises(OutputError, match=f"output {out} {word} the input {src}"):
+            check_separate([out], [src])
+    check_separate([tmp_path / "src-masks", None], [src, None])  # a sibling whose name starts alike is fine
+    with pytest.raises(OutputError, match="is the input"):
+        check_separate([tmp_path / "a.json"], [tmp_path / "b", tmp_path / "a.json"])
+
+
+def test_temp_names_are_ours_and_sweeping_removes_only_dead_runs_leftovers(tmp_path):
+    target = tmp_path / "z" / "0.png"
+    target.parent.mkdir()
+    name = temp_path(target).name
+    assert name.startswith(".rs-effnet-0.") and name.endswith(".tmp.png") and is_temp(name)
+    host = name.split(".")[2].split("-")[0]
+    dead = target.parent / f".rs-effnet-0.{host}-{dead_pid()}-deadbeef.tmp.png"
+    legacy = target.parent / ".last.k2j4_9ab.tmp.pth"  # what mkstemp named them before
+    alive = temp_path(target)  # this process: still writing
+    keep = [target.parent / "notes.txt", target.parent / ".hidden.png", target]
+    for path in (dead, legacy, alive, *keep):
+        path.write_bytes(b"x")
+    assert not is_temp("notes.txt") and not is_temp(".hidden.png")
+    assert sweep_temp(tmp_path) == 0  # not recursive: nothing at the top
+    assert sweep_temp(tmp_path, recursive=True) == 2
+    assert not dead.exists() and not legacy.exists() and alive.exists() and all(p.exists() for p in keep)
+
+
+def test_atomic_writes_follow_the_umask_and_leave_nothing_on_failure(tmp_path):
+    with umask(0o022):
+        write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+        write_mask(tmp_path / "m.png", np.zeros((8, 8), np.uint8), ["denim", "orange"])
+        save_checkpoint(tmp_path / "c.pth", torch.nn.Linear(2, 2), ModelSpec())
+    for name in ("a.png", "m.png", "c.pth"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    with umask(0o077):
+        write_image(tmp_path / "b.png", np.zeros((8, 8, 3), np.uint8))
+    assert (tmp_path / "b.png").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(OSError), atomic_path(tmp_path / "half.png") as tmp:
+        tmp.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.pth", "m.png"]
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied"),
+                                         (errno.EROFS, "read-only"), (errno.EDQUOT, "quota")])
+def test_write_errors_are_one_line_naming_the_output(tmp_path, code, words):
+    with pytest.raises(OutputError) as error, writing(tmp_path / "out"):
+        raise OSError(code, os.strerror(code), str(tmp_path / "out" / ".rs-effnet-x.tmp"))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"cannot write {tmp_path / 'out'}: ") and words in message
+    assert ".tmp" not in message  # the user's path, not our temp name
+    torch_full = RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file")
+    assert "disk is probably full" in str(write_error("last.pth", torch_full))
+    with pytest.raises(RuntimeError, match="CUDA"), writing(tmp_path):  # other RuntimeErrors pass through
+        raise RuntimeError("CUDA out of memory")
+
+
+def test_read_only_and_full_disks_are_found_before_any_work(tmp_path):
+    with read_only_folder(tmp_path / "ro") as folder:
+        with pytest.raises(OutputError, match=r"cannot write .*ro.*(read-only|permission denied)"):
+            check_writable(folder / "out")
+    check_writable(tmp_path / "new" / "deep")
+    assert (tmp_path / "new" / "deep").is_dir() and not list((tmp_path / "new" / "deep").iterdir())
+
+
+def test_provenance_continues_the_same_run_and_refuses_others(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    out = tmp_path / "out"
+    first = make_record("predict", src, {"border": 32, "bands": (1, 2, 3)})
+    assert claim_folder(out, first) is False  # new: claimed
+    assert read_record(out)["settings"] == {"border": 32, "bands": [1, 2, 3]}
+    assert claim_folder(out, first) is False  # only the record: still counts as empty
+    (out / "18" / "1").mkdir(parents=True)
+    (out / "18" / "1" / "2.png").write_bytes(b"tile")
+    assert claim_folder(out, make_record("predict", src, {"border": 32, "bands": [1, 2, 3]})) is True
+    other = make_record("predict", src, {"border": 0, "bands": [1, 2, 3]})
+    with pytest.raises(OutputError, match=r"holds the output of another run .*--overwrite.*new folder"):
+        claim_folder(out, other)
+    (out / "keep.txt").write_text("mine")
+    removed = []
+    claim_folder(out, other, overwrite=True, clear=lambda folder: removed.append(folder))
+    assert removed == [out] and read_record(out)["settings"]["border"] == 0
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "photo.jpg").write_bytes(b"jpg")
+    with pytest.raises(OutputError, match="files this command did not write; pass --overwrite"):
+        claim_folder(foreign, first)
+    assert not (foreign / RECORD).exists()
+
+
+def test_a_training_folder_holding_another_run_needs_resume_or_overwrite(tmp_path):
+    folder = tmp_path / "ckpt"
+    assert claim_run_folder(folder) == [] and not folder.exists()  # checks only: nothing made yet
+    folder.mkdir()
+    for name in ("last.pth", "best.pth", "checkpoint-00003.pth", "history.csv", "notes.txt"):
+        (folder / name).write_bytes(b"old")
+    with pytest.raises(OutputError, match=r"holds another training run \(best.pth, checkpoint-00003.pth, .*--resume"):
+        claim_run_folder(folder)
+    claim_run_folder(folder, resume=folder / "last.pth")
+    assert (folder / "checkpoint-00003.pth").exists()
+    with pytest.raises(OutputError, match="would remove .*best.pth, which this run reads"):
+        claim_run_folder(folder, overwrite=True, keep=(folder / "best.pth",))
+    replaced = claim_run_folder(folder, overwrite=True)
+    assert len(list(folder.iterdir())) == 5  # nothing removed until the run starts
+    killed = folder / f".rs-effnet-last.{temp_path(folder).name.split('.')[2][:6]}-{dead_pid()}-00ff.tmp.pth"
+    killed.write_bytes(b"half")
+    start_run_folder(folder, replaced)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # only the old run's files (and temps) went
+
+
+def bad_checkpoints(folder: Path) -> dict[str, Path]:
+    marker = folder / "PWNED"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    good = folder / "good.pth"
+    save_checkpoint(good, torch.nn.Linear(2, 2), ModelSpec())
+    files = {"random": os.urandom(2048), "empty": b"", "truncated": good.read_bytes()[:300],
+             "evil-zip": None, "evil-pickle": pickle.dumps(Evil())}
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name}.pth"
+        if data is None:
+            torch.save({"model": Evil()}, paths[name])
+        else:
+            paths[name].write_bytes(data)
+    return paths
+
+
+def test_bad_pth_files_are_refused_without_running_code_or_unsafe_advice(tmp_path):
+    words = {"random": "it is not a PyTorch file", "empty": "the file is empty",
+             "truncated": "it is truncated or damaged", "evil-pickle": "it is not a PyTorch",
+             "evil-zip": "it holds Python objects (posix.system) that would run code"}
+    for name, path in bad_checkpoints(tmp_path).items():
+        with pytest.raises(CheckpointError) as error:
+            load_checkpoint(path)
+        message = str(error.value)
+        assert f"{path} is not a robosat_effnet checkpoint: {words[name]}" in message, message
+        assert "weights_only" not in message and "EOFError" not in message and "\n" not in message
+        assert "rs-effnet train" in message  # what is expected instead
+    assert not (tmp_path / "PWNED").exists()
+    torch.save({"features.0.0.weight": torch.zeros(2)}, tmp_path / "tv.pth")
+    with pytest.raises(CheckpointError, match="is a bare state dict .*torchvision.*--weights"):
+        load_checkpoint(tmp_path / "tv.pth")
