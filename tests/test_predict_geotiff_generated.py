@@ -174,3 +174,30 @@ def test_generated_uint16_scene_with_alpha_and_band_choice(tmp_path, max_value):
     assert any((read_png(p) == 255).any() for p in masks.values())
     assert any((read_png(p) == 1).any() for p in masks.values()) and any((read_png(p) == 0).any()
                                                                           for p in masks.values())
+
+
+def test_scene_windows_past_the_edge_see_the_mirrored_scene(tmp_path):
+    """The last window of `--geotiff` reaches past the scene: the network sees the scene mirrored there (as in
+    one window over the whole scene, whole-tile training never showed it a flat fill), while those pixels stay
+    no data; only no-data pixels inside the scene get the mean colour (0 once normalised)."""
+    from rasterio.windows import Window
+
+    from robosat_effnet.predict.mosaic import SceneWindows
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(1, 255, (3, 40, 50)).astype(np.uint8)
+    pixels[:, 5, 7] = 0  # one no-data pixel inside the scene
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=3, dtype="uint8", crs="EPSG:32636",
+                       transform=from_origin(500000, 100000, 0.3, 0.3), nodata=0) as dst:
+        dst.write(pixels)
+    spec = ModelSpec()
+    item = SceneWindows(path, [0], [0, 32], 32, [1, 2, 3], spec)[1]  # cols 32..63 of a 50 px wide scene
+    assert item["window"] == Window(32, 0, 18, 32)
+    inside = np.moveaxis(pixels[:, :32, 32:50], 0, -1)
+    mirrored = np.pad(inside, ((0, 0), (0, 14), (0, 0)), mode="reflect")
+    expected = to_tensor(mirrored, spec.mean, spec.std)
+    assert torch.equal(item["image"], expected)
+    assert item["valid"][:, :18].all() and not item["valid"][:, 18:].any()
+    first = SceneWindows(path, [0], [0, 32], 32, [1, 2, 3], spec)[0]
+    assert (first["image"][:, 5, 7] == 0).all() and not first["valid"][5, 7]

@@ -90,8 +90,12 @@ class SceneWindows(Dataset):
         pad = ((0, self.window - int(w.height)), (0, self.window - int(w.width)))
         mode = "reflect" if min(pixels.shape[1:]) > 1 else "edge"
         pixels = np.pad(np.moveaxis(pixels, 0, -1), (*pad, (0, 0)), mode=mode)
+        # Past the scene's edge the network sees the mirrored scene, not a flat fill: a flat area beside real
+        # pixels is nothing it was trained on (whole tiles only), and read as roof it grew false buildings into
+        # the scene's last column (demo: building IoU 0.68 against 0.90 for one window over the whole scene).
+        # Those pixels are still no data in the mask; only no-data pixels inside the scene get the mean colour.
+        image = fill_nodata(to_tensor(pixels, self.mean, self.std, self.max_value), np.pad(valid, pad, mode=mode))
         valid = np.pad(valid, pad, constant_values=False)
-        image = fill_nodata(to_tensor(pixels, self.mean, self.std, self.max_value), valid)
         return {"index": index, "image": image, "valid": torch.from_numpy(valid), "error": None, "window": w}
 
 
