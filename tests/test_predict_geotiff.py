@@ -87,14 +87,12 @@ def test_rgb_byte_writes_exactly_the_footprint_tiles_that_hold_data(rgb_byte_zoo
     assert sure <= written and result.written == len(written) and result.empty == len(footprint) - len(written)
 
 
-@needs_data
-def test_rgb_byte_tiles_line_up_with_an_independent_warp_to_the_tile_grid(rgb_byte_zoom9):
-    """Each tile equals the model applied to rasterio.warp.reproject of the scene onto the tile's
-    mercantile bounds (with the 32 px border), and no-data/outside pixels are 255."""
-    _, out = rgb_byte_zoom9
-    model, spec = pointwise_model()
+def warp_agreement(scene: Path, out: Path, model, spec) -> tuple[list[float], list[float]]:
+    """Per tile of `out`: the share of pixels equal to the model applied to rasterio.warp.reproject of `scene`
+    onto the tile's mercantile bounds grown by the 32 px border, and the share whose no-data (255) matches the
+    reprojected dataset mask. An independent path to the tile grid, for the GeoTIFF predictor's tests."""
     agreement, nodata = [], []
-    with rasterio.open(GEOTIFF / "RGB.byte.tif") as src:
+    with rasterio.open(scene) as src:
         pixels, valid = src.read(), src.dataset_mask()
         for tile, path in tile_files(out).items():
             left, bottom, right, top = mercantile.xy_bounds(tile)
@@ -114,6 +112,16 @@ def test_rgb_byte_tiles_line_up_with_an_independent_warp_to_the_tile_grid(rgb_by
             inside = mask & (got != 255)
             agreement.append((got[inside] == expected[inside]).mean())
             nodata.append(((got == 255) == ~mask).mean())
+    return agreement, nodata
+
+
+@needs_data
+def test_rgb_byte_tiles_line_up_with_an_independent_warp_to_the_tile_grid(rgb_byte_zoom9):
+    """Each tile equals the model applied to rasterio.warp.reproject of the scene onto the tile's
+    mercantile bounds (with the 32 px border), and no-data/outside pixels are 255."""
+    _, out = rgb_byte_zoom9
+    model, spec = pointwise_model()
+    agreement, nodata = warp_agreement(GEOTIFF / "RGB.byte.tif", out, model, spec)
     # measured: agreement 1.0 on every tile; no-data pixels agree except along the scene's edge
     assert min(agreement) > 0.99 and np.mean(nodata) > 0.98, (agreement, nodata)
 

@@ -15,13 +15,14 @@ import torch
 from PIL import Image
 from pyproj import Transformer
 from rasterio.features import shapes
-from rasterio.transform import from_bounds, from_origin
-from rasterio.warp import Resampling, reproject, transform_bounds, transform_geom
+from rasterio.transform import from_origin
+from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import box, shape
+from test_predict_geotiff import warp_agreement
 from torch import nn
 
 from robosat_effnet.checkpoint import ModelSpec
-from robosat_effnet.predict import Predictor, predict_geotiff
+from robosat_effnet.predict import predict_geotiff
 from robosat_effnet.predict.raster import footprint_tiles
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.transforms import to_tensor
@@ -97,27 +98,7 @@ def test_generated_scene_tiles_line_up_with_an_independent_warp_to_the_tile_grid
     bounds grown by the 32 px border; pixels outside the scene or under nodata are 255."""
     _, out = utm_masks
     model, spec = pointwise_model()
-    agreement, nodata = [], []
-    with rasterio.open(utm_scene) as src:
-        pixels, valid = src.read(), src.dataset_mask()
-        for tile, path in tile_files(out).items():
-            left, bottom, right, top = mercantile.xy_bounds(tile)
-            res = (right - left) / 64
-            dst_transform = from_bounds(left - 32 * res, bottom - 32 * res, right + 32 * res, top + 32 * res, 128, 128)
-            warped = np.zeros((3, 128, 128), np.uint8)
-            reproject(pixels, warped, src_transform=src.transform, src_crs=src.crs, dst_transform=dst_transform,
-                      dst_crs="EPSG:3857", resampling=Resampling.bilinear, src_nodata=0, dst_nodata=0)
-            mask = np.zeros((128, 128), np.uint8)
-            reproject(valid, mask, src_transform=src.transform, src_crs=src.crs, dst_transform=dst_transform,
-                      dst_crs="EPSG:3857", resampling=Resampling.nearest, dst_nodata=0)
-            image = to_tensor(np.moveaxis(warped, 0, -1), spec.mean, spec.std)
-            expected = Predictor(model, device="cpu")(image[None])[0].argmax(0)[32:96, 32:96].numpy()
-            mask = mask[32:96, 32:96] > 0
-            got = read_png(path)
-            assert got.shape == (64, 64)
-            inside = mask & (got != 255)
-            agreement.append((got[inside] == expected[inside]).mean())
-            nodata.append(((got == 255) == ~mask).mean())
+    agreement, nodata = warp_agreement(utm_scene, out, model, spec)
     assert len(agreement) >= 3
     assert min(agreement) > 0.97 and np.mean(nodata) > 0.97, (agreement, nodata)
 
