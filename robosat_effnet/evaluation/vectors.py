@@ -8,7 +8,6 @@ features at all is an empty set (a model that found nothing writes one).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,12 @@ class Polygons:
     classes: np.ndarray | None  # the class property's value per polygon (str), None if no feature has one
     source: Path
     skipped: int = 0  # non-polygon features left out
+    properties: list[dict] | None = None  # each polygon's feature properties (for maps and reports)
 
     def subset(self, keep: np.ndarray) -> Polygons:
         classes = None if self.classes is None else self.classes[keep]
-        return Polygons(self.geometries[keep], self.index[keep], classes, self.source, self.skipped)
+        properties = None if self.properties is None else [self.properties[i] for i in np.arange(len(self.index))[keep]]
+        return Polygons(self.geometries[keep], self.index[keep], classes, self.source, self.skipped, properties)
 
 
 def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Polygons:
@@ -45,13 +46,14 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
         records, crs = _geojson_records(path)
     else:
         records, crs = _ogr_records(path, class_property)
-    geometries, index, classes, skipped = [], [], [], 0
+    geometries, index, classes, props, skipped = [], [], [], [], 0
     for n, (geometry, properties) in enumerate(records):
         if geometry is None:
             skipped += 1
             continue
         geometries.append(geometry)
         index.append(n)
+        props.append(dict(properties) if isinstance(properties, dict) else {})
         value = properties.get(class_property) if isinstance(properties, dict) else None
         classes.append(None if value is None else str(value))
     if records and not geometries:
@@ -63,26 +65,15 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
         array = _to_lonlat(array, crs, path)
     has_classes = any(c is not None for c in classes)
     return Polygons(array, np.array(index, dtype=np.int64),
-                    np.array(classes, dtype=object) if has_classes else None, path, skipped)
+                    np.array(classes, dtype=object) if has_classes else None, path, skipped, props)
 
 
 def _geojson_records(path: Path) -> tuple[list, object]:
     import shapely
 
-    from robosat_effnet.geo.rasterize import geojson_crs
+    from robosat_effnet.geo.rasterize import geojson_crs, read_geojson
 
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection" and isinstance(data.get("features"), list):
-        features = data["features"]
-    elif isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    elif isinstance(data, dict) and "coordinates" in data:
-        features = [{"type": "Feature", "geometry": data, "properties": {}}]
-    else:
-        raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
+    data, features = read_geojson(path)
     records = []
     for n, feature in enumerate(features):
         geometry = feature.get("geometry") if isinstance(feature, dict) else None

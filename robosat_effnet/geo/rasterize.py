@@ -64,6 +64,28 @@ def geojson_crs(data: dict, path: Path):
         ) from None
 
 
+def read_geojson(path: str | os.PathLike) -> tuple[dict, list]:
+    """A GeoJSON file and its features: a FeatureCollection's, a single Feature, or a bare geometry as one feature.
+
+    One DatasetError line for a file that cannot be read or is not GeoJSON.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection" and \
+            isinstance(data.get("features") or [], list):
+        features = data.get("features") or []
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, dict) and "coordinates" in data:
+        features = [{"type": "Feature", "geometry": data, "properties": {}}]
+    else:
+        raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
+    return data, features
+
+
 def load_label_shapes(
     path: str | os.PathLike,
     classes: list[str],
@@ -81,18 +103,7 @@ def load_label_shapes(
     from robosat_effnet.geo.split import touching_index
 
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        features = data.get("features") or []
-    elif isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    elif isinstance(data, dict) and "coordinates" in data:
-        features = [{"type": "Feature", "geometry": data, "properties": {}}]
-    else:
-        raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
+    data, features = read_geojson(path)
     band = touching_index(classes)
     burnt = [i for i in range(1, len(classes)) if i != band]
     if class_property is None and len(burnt) != 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 # Line colours of the outline layers: saturated, so they stand out on imagery and on the mask overlay.
 OUTLINE_COLORS = {
@@ -24,23 +23,14 @@ LEGEND = [
 
 def load_outlines(path: str | os.PathLike) -> dict:
     """A GeoJSON FeatureCollection of the file's polygons in lon/lat (EPSG:4326), whatever CRS it declares,
-    with each feature's properties (GeoJSON files) for the page's pop-ups."""
-    import json
-
+    with each feature's properties for the page's pop-ups."""
     from shapely.geometry import mapping
 
-    from robosat_effnet.evaluation.vectors import GEOJSON, read_polygons
+    from robosat_effnet.evaluation.vectors import read_polygons
 
     layer = read_polygons(path)  # checks the file and reprojects; one line for anything wrong with it
-    properties: list = []
-    if Path(path).suffix.lower() in GEOJSON:
-        data = json.loads(Path(path).read_text())
-        properties = data.get("features", []) if data.get("type") == "FeatureCollection" else [data]
-    features = []
-    for geometry, n in zip(layer.geometries, layer.index.tolist(), strict=True):
-        props = properties[n].get("properties") if n < len(properties) else None
-        features.append({"type": "Feature", "geometry": mapping(geometry),
-                         "properties": dict(props) if isinstance(props, dict) else {}})
+    features = [{"type": "Feature", "geometry": mapping(geometry), "properties": dict(properties)}
+                for geometry, properties in zip(layer.geometries, layer.properties, strict=True)]
     return {"type": "FeatureCollection", "features": features}
 
 
