@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import mercantile
 import numpy as np
 import pytest
 import torch
@@ -25,6 +26,7 @@ import torch
 from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.io import write_image, write_mask
 from robosat_effnet.models import build_model
+from robosat_effnet.tiles import tile_path
 
 ZOOM, X0, Y0, COLUMNS = 18, 70760, 104110, 4
 CLASS_RGB = [(0, 0, 0), (235, 232, 220), (40, 90, 230), (230, 60, 40), (250, 220, 40)]  # index 0 unused
@@ -134,6 +136,16 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def trained_checkpoint(trained_run: dict[str, Any]) -> Path:
     """Path to best.pth of the session's tiny trained model (see trained_run)."""
     return trained_run["checkpoint"]
+
+
+@pytest.fixture
+def tiles(tmp_path) -> Path:
+    """Two neighbouring 64 px RGB tiles (z18) of one random image, in a slippy-map folder."""
+    root = tmp_path / "tiles"
+    image = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    for i in range(2):
+        write_image(tile_path(root, mercantile.Tile(70700 + i, 104100, 18), "png"), image[:, 64 * i:64 * (i + 1)])
+    return root
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from robosat_effnet.cli import main
-from robosat_effnet.io import write_image
 from robosat_effnet.tiles import tile_files, tile_path
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
@@ -21,15 +20,6 @@ needs_data = pytest.mark.skipif(not (DATA / "geotiff").is_dir(), reason="shared 
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def tiles(tmp_path) -> Path:
-    root = tmp_path / "tiles"
-    image = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
-    for i in range(2):
-        write_image(tile_path(root, mercantile.Tile(70700 + i, 104100, 18), "png"), image[:, 64 * i:64 * (i + 1)])
-    return root
 
 
 def invoke(*args: str):

@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import mercantile
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from test_geo_tile import write_scene
@@ -22,7 +21,6 @@ from test_outputs import bad_checkpoints, dead_pid, read_only_folder, umask
 from conftest import make_dataset
 from robosat_effnet.cli import main
 from robosat_effnet.history import read_csv
-from robosat_effnet.io import write_image
 from robosat_effnet.outputs import RECORD, temp_path
 from robosat_effnet.tiles import tile_files, tile_path
 
@@ -52,15 +50,6 @@ def killed_temp(target: Path) -> Path:
 def digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def tiles(tmp_path) -> Path:
-    root = tmp_path / "tiles"
-    image = np.random.default_rng(0).integers(0, 255, (64, 128, 3), dtype=np.uint8)
-    for i in range(2):
-        write_image(tile_path(root, mercantile.Tile(70700 + i, 104100, 18), "png"), image[:, 64 * i:64 * (i + 1)])
-    return root
 
 
 @pytest.fixture
