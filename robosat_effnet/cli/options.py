@@ -40,17 +40,23 @@ workers_option = click.option(
 batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per batch.")
 
 
+def comma_integers(value: str, minimum: int, kind: str, rule: str) -> list[int]:
+    """'3,2,1' -> [3, 2, 1]; click.BadParameter naming `kind` (what the list holds) or `rule` (the bound) when
+    a part is not an integer, when there is none, or when one is below `minimum`."""
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind}") from None
+    if not numbers or min(numbers) < minimum:
+        raise click.BadParameter(f"{value!r}: {rule}")
+    return numbers
+
+
 def parse_bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
     """Click callback: '3,2,1' -> [3, 2, 1] (1-based raster bands)."""
     if value is None:
         return None
-    try:
-        bands = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers, e.g. 1,2,3") from None
-    if not bands or min(bands) < 1:
-        raise click.BadParameter(f"{value!r}: bands are numbered from 1, e.g. 1,2,3")
-    return bands
+    return comma_integers(value, 1, "band numbers, e.g. 1,2,3", "bands are numbered from 1, e.g. 1,2,3")
 
 
 class _Echo(logging.Handler):

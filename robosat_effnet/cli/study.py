@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import device_option, reports_errors, show_warnings
+from robosat_effnet.cli.options import comma_integers, device_option, reports_errors, show_warnings
 
 
 def _backbones(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -21,13 +21,7 @@ def _backbones(ctx: click.Context, param: click.Parameter, value: str) -> list[s
 
 
 def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1") from None
-    if not seeds or min(seeds) < 0:
-        raise click.BadParameter(f"{value!r}: give one or more seeds >= 0, e.g. 0,1")
-    return seeds
+    return comma_integers(value, 0, "integers, e.g. 0,1", "give one or more seeds >= 0, e.g. 0,1")
 
 
 @click.command("study")
