@@ -71,15 +71,17 @@ def write_page(out: str | os.PathLike, images: str | os.PathLike, masks: str | o
     if pred is not None and true is not None:
         match_outlines(pred, true, match_iou)
 
+    bounds = _bounds(image_files)
     check_writable(out)
     with writing(out):
-        _write(out, image_files, mask_files, pred, true, classes, opacity, progress)
+        _write(out, image_files, mask_files, pred, true, bounds, classes, opacity, progress)
     return Page(out, len(image_files), len(mask_files), len(pred["features"]) if pred else 0,
-                len(true["features"]) if true else 0, _bounds(image_files))
+                len(true["features"]) if true else 0, bounds)
 
 
 def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, true: dict | None,
-           classes: list[str] | None, opacity: float, progress: bool) -> None:
+           bounds: tuple[float, float, float, float], classes: list[str] | None, opacity: float,
+           progress: bool) -> None:
     (out / MARKER).touch()
     static = resources.files("robosat_effnet.view") / "static"
     for name in STATIC:
@@ -90,7 +92,6 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
 
     image_ext = _copy_images(image_files, out / "tiles" / "images", progress)
     legend_classes = _write_overlays(mask_files, out / "tiles" / "masks", classes, progress) if mask_files else None
-    bounds = _bounds(image_files)
     data = {
         "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
         "images": {"url": f"tiles/images/{{z}}/{{x}}/{{y}}{image_ext}", **_zooms(image_files)},
