@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,40 +22,14 @@ def _onnx_engines(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.T
                   int8: bool) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """onnxruntime runners of `model` (fp32, and int8 when asked), exported into `folder`."""
     from robosat_effnet.export import export_onnx, load_onnx
+    from robosat_effnet.quantize import quantize_int8  # the implementation `rs-effnet export --int8` uses
 
     fp32 = export_onnx((model, spec), folder / "model.onnx")
     engines = {"onnxruntime fp32": load_onnx(fp32, "cpu")[0]}
     if int8:
-        engines["onnxruntime int8 (static QDQ)"] = load_onnx(_quantize(fp32, batches, folder / "int8.onnx"), "cpu")[0]
+        int8_file = quantize_int8(fp32, batches, folder / "int8.onnx")
+        engines["onnxruntime int8 (static QDQ)"] = load_onnx(int8_file, "cpu")[0]
     return engines
-
-
-def _quantize(fp32: Path, batches: list[torch.Tensor], out: Path) -> Path:
-    """Static int8 quantisation (QDQ, per-channel weights) with activation ranges from `batches`; the spec
-    metadata is carried over so that our loader accepts the file."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    class Tiles(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"image": b[i:i + 1].numpy()} for b in batches for i in range(b.shape[0])])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs advice about graph details on the root logger
-    try:
-        quantize_static(str(fp32), str(out), Tiles(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
-    source, proto = onnx.load(str(fp32)), onnx.load(str(out))
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(source.metadata_props)
-    onnx.save(proto, str(out))
-    return out
 
 
 def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], repeats: int = 7,

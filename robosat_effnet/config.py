@@ -49,10 +49,11 @@ DATASET_KEYS = {
                "bands": list, "in_channels": int, "mean": list, "std": list, "max_value": float},
     "weights": {"values": list},
 }
+PRECISIONS = ("fp32", "bf16")
 MODEL_KEYS = {
     "common": {"cuda": bool, "batch_size": int, "image_size": int, "checkpoint": str, "backbone": str,
-               "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "seed": int, "workers": int,
-               "save_every": int},
+               "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "precision": str, "seed": int,
+               "workers": int, "save_every": int},
     "opt": {"epochs": int, "lr": float, "loss": str, "weight_decay": float, "decay": float, "warmup": float,
             "grad_clip": float, "augment": bool, "jitter": float, "gamma": float},
 }
@@ -99,6 +100,7 @@ class ModelConfig:
     decoder_channels: list[int] | None = None  # the decoder's widths (see configs/model-unet.toml); None: defaults
     weights: str | None = None  # None/"none": random init; "imagenet"; or a path to weights
     amp: bool = True  # mixed precision, on CUDA only
+    precision: str = "fp32"  # "bf16": bfloat16 autocast on any device (AVX-512 BF16/AMX CPUs, recent GPUs)
     seed: int = 0
     workers: int = 2
     epochs: int = 10
@@ -232,6 +234,7 @@ def validate_model_config(config: ModelConfig) -> None:
         ("jitter", 0 <= config.jitter < 1, "between 0 and 1"),
         ("workers", config.workers >= 0, "0 or more"),
         ("save_every", config.save_every >= 1, "at least 1"),
+        ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     ]
     for key, ok, expected in checks:
         if not ok:

@@ -21,11 +21,11 @@ from robosat_effnet.metrics import confusion_matrix
 
 @dataclass
 class Engine:
-    """Where and how batches run: device, mixed precision (CUDA only), gradient clipping, ranks, progress."""
+    """Where and how batches run: device, autocast dtype (None: float32), gradient clipping, ranks, progress."""
 
     device: torch.device
     num_classes: int
-    amp: bool = False
+    dtype: torch.dtype | None = None
     grad_clip: float = 0.0
     info: DistInfo = field(default_factory=DistInfo)
     progress: bool = True
@@ -40,10 +40,10 @@ class Engine:
         bar = tqdm(loader, desc=desc, unit="batch", disable=not self.progress, leave=False)
         for step, (images, labels) in enumerate(bar):
             images, labels = self.to_device(images, labels)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 logits = model(images)
             loss = criterion(logits.float(), labels)  # losses in float32: sums over many pixels
-            if not self.amp and not torch.isfinite(loss):  # with AMP the scaler skips such steps itself
+            if self.dtype != torch.float16 and not torch.isfinite(loss):  # with AMP the scaler skips such steps itself
                 raise RobosatEffnetError(f"the loss became {loss.item()} in {desc}, step {step + 1}; "
                                          "lower lr in model.toml (or --lr)")
             optimizer.zero_grad(set_to_none=True)
@@ -62,6 +62,9 @@ class Engine:
                             tiles_s=f"{tiles_per_s:.1f}")
         return self._reduce(totals, confusion)
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader, criterion: nn.Module,
                  desc: str = "validate") -> tuple[float, torch.Tensor]:
@@ -70,7 +73,7 @@ class Engine:
         totals, confusion = self._accumulators()
         for images, labels in tqdm(loader, desc=desc, unit="batch", disable=not self.progress, leave=False):
             images, labels = self.to_device(images, labels)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            with self._autocast():
                 logits = model(images)
             loss = criterion(logits.float(), labels)
             totals += torch.tensor([loss.item() * len(images), len(images)], dtype=torch.float64,

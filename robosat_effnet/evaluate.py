@@ -36,10 +36,12 @@ def evaluate(
     progress: bool = True,
     match_iou: float | None = 0.5,
     min_area: float = 0.0,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Per-class IoU, precision, recall, F1 and one-vs-rest MCC of a checkpoint on image/label tiles.
 
     `checkpoint` is a .pth from `rs-effnet train` or a .onnx from `rs-effnet export` (run by onnxruntime).
+    `precision` is None (the device's default), "fp32" or "bf16", as for `Predictor`.
 
     Only tiles present in both folders are scored (`tiles` in the result; `unlabelled` counts image
     tiles without a label). Returns `metrics.scores(...)` plus "mcc_per_class", "pixels" (labelled
@@ -53,9 +55,10 @@ def evaluate(
     """
     from robosat_effnet.evaluation.buildings import BuildingMasks
     from robosat_effnet.predict.context import crop
-    from robosat_effnet.predict.engine import Predictor, resolve_device, resolve_model
+    from robosat_effnet.predict.engine import Predictor, check_precision, resolve_device, resolve_model
     from robosat_effnet.predict.tiles import BufferedTiles
 
+    check_precision(precision)
     image_files, label_files = tile_files(images), tile_files(labels, {".png"})
     if not image_files:
         raise DatasetError(f"no image tiles in {images}; expected a slippy-map folder z/x/y.<png|jpg|webp|tif>")
@@ -66,7 +69,7 @@ def evaluate(
                            f"(e.g. {missing}); pass the label folder made for these images (`rs-effnet rasterize`)")
     device = resolve_device(device)
     network, spec = resolve_model(checkpoint, device)
-    predictor = Predictor(network, device=device)
+    predictor = Predictor(network, device=device, precision=precision)
     # All image tiles stay available as neighbour context, even those without labels.
     dataset = BufferedTiles(image_files, common, border, spec)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)

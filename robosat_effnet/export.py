@@ -3,6 +3,7 @@
     from robosat_effnet.export import export_onnx, load_onnx
 
     export_onnx("checkpoints/best.pth", "model.onnx")         # dynamic batch, height and width
+    export_onnx("checkpoints/best.pth", "model-int8.onnx", int8=True, calibration="tiles/")  # see `quantize`
     model, spec = load_onnx("model.onnx", threads=2)          # tensor in, logits out, like the torch network
 
 The file carries the checkpoint's ModelSpec as metadata (see `robosat_effnet.predict.onnx` for the layout),
@@ -16,6 +17,7 @@ import inspect
 import io
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -27,7 +29,17 @@ from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_model
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, check_writable, writing
-from robosat_effnet.predict.onnx import DIVISOR_KEY, FORMAT_KEY, INPUT, OUTPUT, SPEC_KEY, load_onnx, read_spec, require
+from robosat_effnet.predict.onnx import (
+    DIVISOR_KEY,
+    FORMAT_KEY,
+    INPUT,
+    OUTPUT,
+    PRECISION_KEY,
+    SPEC_KEY,
+    load_onnx,
+    read_spec,
+    require,
+)
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "export_onnx", "load_onnx", "read_spec", "summary"]
 
@@ -38,7 +50,8 @@ VERSION_KEY = "robosat_effnet.version"
 
 
 def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], output: str | os.PathLike,
-                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> Path:
+                opset: int = DEFAULT_OPSET, overwrite: bool = False, int8: bool = False,
+                calibration: str | os.PathLike | None = None, calibration_tiles: int = 32) -> Path:
     """Write `checkpoint`'s network as an ONNX file with dynamic batch, height and width; return its path.
 
     Args:
@@ -46,6 +59,9 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
         output: the .onnx file, written atomically and checked with onnx.checker before it appears.
         opset: ONNX opset, MIN_OPSET..MAX_OPSET.
         overwrite: replace an existing output, but only one this package exported.
+        int8: write it statically quantised to int8 (`robosat_effnet.quantize`), with activation ranges
+            from `calibration_tiles` tiles of the slippy-map folder `calibration` (required then), read
+            with the checkpoint's bands and normalisation as `rs-effnet predict` reads them.
     Input "image" is N x C x H x W float32 (normalised as spec.mean/std say, H and W multiples of
     32), output "logits" N x K x H x W.
     """
@@ -53,6 +69,11 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     output = Path(output)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    if int8 and calibration is None:
+        raise ConfigError("int8 export needs calibration tiles: pass --calibration TILES_DIR (a slippy-map folder "
+                          "of imagery like the one the model will predict)")
+    if calibration_tiles < 1:
+        raise ConfigError(f"calibration tiles {calibration_tiles} must be 1 or more")
     if not isinstance(checkpoint, tuple):
         if Path(checkpoint).suffix.lower() == ".onnx":
             raise ConfigError(f"{checkpoint} is already an exported model; export takes a .pth checkpoint")
@@ -62,6 +83,10 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     model, spec = checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint)
     model = copy.deepcopy(model).cpu().eval()  # a caller's model keeps its device and mode
     divisor = int(getattr(model, "divisor", 32))
+    if int8:  # before tracing: a folder without tiles fails at once
+        from robosat_effnet.quantize import calibration_batches
+
+        batches = calibration_batches(calibration, spec, calibration_tiles, divisor=divisor)
     sample = torch.zeros(1, spec.in_channels, 2 * divisor, 2 * divisor)  # any valid size: the axes are dynamic
     axes = {0: "batch", 2: "height", 3: "width"}
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
@@ -75,12 +100,19 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
                           do_constant_folding=True, **legacy)
     proto = onnx.load_from_string(buffer.getvalue())
     metadata = {FORMAT_KEY: FORMAT, SPEC_KEY: json.dumps(spec.to_dict()), DIVISOR_KEY: str(divisor),
-                VERSION_KEY: __version__}
+                VERSION_KEY: __version__, PRECISION_KEY: "fp32"}
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = f"robosat_effnet {summary(spec)}"
     onnx.checker.check_model(proto, full_check=True)  # our exporter's fault if this fails: let it surface
+    if int8:
+        from robosat_effnet.quantize import quantize_int8
+
+        with tempfile.TemporaryDirectory(prefix="rs-effnet-export-") as tmp:
+            fp32 = Path(tmp) / "fp32.onnx"
+            onnx.save(proto, str(fp32))
+            return quantize_int8(fp32, batches, output)
     with writing(output), atomic_path(output) as tmp:  # a full or read-only disk: one line, nothing half-written
         onnx.save(proto, str(tmp))
     return output

@@ -73,7 +73,7 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
         dataset_cfg = load_dataset_config(dataset_cfg)
     if not isinstance(model_cfg, ModelConfig):
         model_cfg = load_model_config(model_cfg)
-    device = resolve_device(device, model_cfg.cuda)
+    device = resolve_device(device, model_cfg.cuda, model_cfg.source)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(model_cfg.checkpoint)
     # Before any long work (and on every rank, so all fail alike): never inside the data, never two runs mixed.
     check_separate([folder], [dataset_cfg.dataset / split / name for split in SPLITS
@@ -90,7 +90,8 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
         shutdown(info)
 
 
-def resolve_device(requested: str | torch.device | None, cuda: bool | None) -> torch.device:
+def resolve_device(requested: str | torch.device | None, cuda: bool | None,
+                   source: str | os.PathLike | None = None) -> torch.device:
     """The device to train on: `requested` if given, else CUDA when allowed and present, else CPU."""
     if requested is not None:
         try:
@@ -103,7 +104,7 @@ def resolve_device(requested: str | torch.device | None, cuda: bool | None) -> t
     if torch.cuda.is_available() and cuda is not False:
         return torch.device("cuda")
     if cuda:
-        log.warning("model.toml says cuda = true but no CUDA GPU is available: training on CPU")
+        log.warning("%s says cuda = true but no CUDA GPU is available: training on CPU", source or "model.toml")
     return torch.device("cpu")
 
 
@@ -123,7 +124,9 @@ class _Run:
         self.data, self.cfg, self.device, self.info = dataset_cfg, model_cfg, device, info
         self.progress = progress and info.is_main
         self.cuda = device.type == "cuda"
-        self.amp = model_cfg.amp and self.cuda
+        # float16 needs the gradient scaler and CUDA; bfloat16 has float32's range and runs anywhere
+        self.amp = model_cfg.amp and self.cuda and model_cfg.precision == "fp32"
+        self.dtype = torch.bfloat16 if model_cfg.precision == "bf16" else torch.float16 if self.amp else None
         loss_name = canonical_loss(model_cfg.loss)
         if loss_name in WEIGHTED and dataset_cfg.weights is None:
             log.warning("%s: no [weights] values; the %s loss uses equal class weights (compute them with "
@@ -177,7 +180,7 @@ class _Run:
                                   "in model.toml or --checkpoint-dir to a writable folder") from None
             start_run_folder(folder, replaced)  # the replaced run's files go only now that everything checked out
         metrics: dict[str, Any] = {}
-        engine = Engine(self.device, self.spec.num_classes, self.amp, cfg.grad_clip, info, self.progress)
+        engine = Engine(self.device, self.spec.num_classes, self.dtype, cfg.grad_clip, info, self.progress)
         end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
         for epoch in range(start, end):
             began = time.perf_counter()

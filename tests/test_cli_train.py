@@ -58,7 +58,7 @@ def test_robosat_parking_configs_train(tmp_path):
     print(f"parking: 1 epoch, 4 tiles of 512 px, batch 2 on CPU took {time.perf_counter() - began:.1f} s")
     assert result.exit_code == 0, result.output
     if not torch.cuda.is_available():  # cuda = true in robosat's file: a warning, then CPU
-        assert "warning: model.toml says cuda = true but no CUDA GPU is available" in result.output
+        assert f"warning: {tmp_path / 'model.toml'} says cuda = true but no CUDA GPU is available" in result.output
     assert "best validation mIoU" in result.output
     names = {p.name for p in (tmp_path / "pth").iterdir()}
     assert {"checkpoint-00001.pth", "last.pth", "best.pth", "history.csv", "history.png"} <= names

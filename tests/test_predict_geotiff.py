@@ -187,8 +187,9 @@ def test_no_crs_and_too_many_tiles_are_clear_errors_with_nothing_written(tmp_pat
 
 
 def test_pixels_without_data_reach_the_network_as_the_mean_colour(tmp_path):
-    """Outside the scene and under nodata the input is 0 (the normalised mean), not black: black reads as a
-    dark roof or shadow and gave false detections along scene edges."""
+    """Under nodata the input is 0 (the normalised mean), not black: black reads as a dark roof or shadow and
+    gave false detections along scene edges. Outside the scene the input is the mirrored scene, here its
+    nodata columns again (so the mean colour too), all but the last one mirrored: the first valid column."""
     from robosat_effnet.predict.geotiff import WarpedTiles
     from robosat_effnet.predict.mosaic import SceneWindows
 
@@ -205,9 +206,10 @@ def test_pixels_without_data_reach_the_network_as_the_mean_colour(tmp_path):
     item = WarpedTiles(tmp_path / "scene.tif", [tile], 64, 0, [1, 2, 3], spec, Resampling.nearest)[0]
     image, valid = item["image"], item["valid"].numpy()
     assert not valid[:, :32].any() and valid[:, 32:].all()  # 16 px outside the scene + 16 px nodata
-    assert (image[:, :, :32] == 0).all()
+    assert (image[:, :, 1:32] == 0).all()
     expected = to_tensor(np.full((64, 32, 3), 200, np.uint8), spec.mean, spec.std)
     torch.testing.assert_close(image[:, :, 32:], expected)
+    torch.testing.assert_close(image[:, :, :1], expected[:, :, :1])  # tile column 0 mirrors scene column 16
     window = SceneWindows(tmp_path / "scene.tif", [0], [0], 96, [1, 2, 3], spec)[0]["image"]
     assert (window[:, :, :16] == 0).all() and (window[:, :64, 16:] != 0).all()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import statistics
 
 import pytest
@@ -15,7 +16,7 @@ from conftest import make_dataset
 from robosat_effnet.bench import multiply_adds
 from robosat_effnet.checkpoint import load_checkpoint
 from robosat_effnet.cli import main
-from robosat_effnet.config import apply_overrides, load_model_config
+from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluate import evaluate
 from robosat_effnet.models import build_model
@@ -265,3 +266,20 @@ def test_run_killed_after_its_last_epoch_is_not_retrained(tmp_path, monkeypatch,
     assert result["skipped"] == ["efficientnet-b0-s0"]
     assert result["rows"][0]["miou"] == pytest.approx(done["best_miou"], abs=1e-6)
     assert json.loads((run / "run.json").read_text())["best_epoch"] == 1
+
+
+def test_scores_the_last_checkpoint_unless_told_the_best(study, tmp_path):
+    out, data = study["out"], study["data"]
+    assert "Scored checkpoint: the last epoch's" in (out / "results.md").read_text()
+    run = tmp_path / "run"
+    shutil.copytree(out / NAMES[0], run)
+    shutil.copyfile(out / NAMES[1] / "best.pth", run / "best.pth")  # best.pth and last.pth now differ
+    config = load_dataset_config(data.dataset_toml)
+    seed0, seed1 = study["result"]["rows"][:2]
+    last = runs.evaluate_run(config, run, progress=False)
+    assert last["checkpoint"] == "last" and last["miou"] == pytest.approx(seed0["miou"], abs=1e-9)
+    best = runs.evaluate_run(config, run, checkpoint="best", progress=False)
+    assert best["miou"] == pytest.approx(seed1["miou"], abs=1e-9) and best["confusion"] != last["confusion"]
+    assert json.loads((run / "eval.json").read_text())["checkpoint"] == "best"
+    with pytest.raises(ConfigError, match="unknown checkpoint 'middle' to score; valid: last, best"):
+        runs.evaluate_run(config, run, checkpoint="middle", progress=False)

@@ -137,3 +137,30 @@ def test_best_is_the_epoch_of_highest_validation_miou(tmp_path, monkeypatch):
     best = torch.load(result["best"], weights_only=True)
     assert best["epoch"] == 2 and best["metrics"]["miou"] == pytest.approx(miou_2)
     assert torch.load(result["last"], weights_only=True)["best_epoch"] == 2
+
+
+def test_precision_bf16_runs_the_forward_pass_in_bfloat16(tmp_path):
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={**TINY, "precision": "bf16"})
+    run = make_run(data)
+    assert run.dtype is torch.bfloat16 and not run.amp  # no float16 gradient scaler on CPU
+    seen = []
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1))
+    model[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    loader = [(torch.randn(2, 3, 8, 8), torch.randint(0, 2, (2, 8, 8)))]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    for dtype, expected in ((torch.bfloat16, torch.bfloat16), (None, torch.float32)):
+        engine = Engine(torch.device("cpu"), 2, dtype, progress=False)
+        engine.train_one_epoch(model, loader, run.criterion, optimizer, scheduler, scaler)
+        engine.evaluate(model, loader, run.criterion)
+        assert seen[-2:] == [expected, expected]
+    assert model[0].weight.dtype is torch.float32  # autocast: the weights stay float32
+    result = train(data.dataset_toml, data.model_toml, device="cpu", progress=False)
+    assert torch.load(result["last"], weights_only=True)["model_config"]["precision"] == "bf16"
+
+
+def test_unknown_precision_names_the_valid_ones(tmp_path):
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={**TINY, "precision": "fp16"})
+    with pytest.raises(Exception, match="precision = 'fp16' must be one of fp32, bf16"):
+        load_model_config(data.model_toml)

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import batch_size_option, device_option, reports_errors, workers_option
+from robosat_effnet.cli.options import (
+    batch_size_option,
+    device_option,
+    precision_option,
+    reports_errors,
+    workers_option,
+)
 
 
 @click.command("eval")
@@ -20,6 +26,7 @@ from robosat_effnet.cli.options import batch_size_option, device_option, reports
               help="Also write the metrics (and the confusion matrix) to this JSON file.")
 @batch_size_option
 @device_option
+@precision_option
 @workers_option
 @click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
@@ -27,7 +34,7 @@ from robosat_effnet.cli.options import batch_size_option, device_option, reports
               help="Per building: leave out outlines smaller than this, in m2 (as `features --min-area`).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(checkpoint, images, labels, json_path, batch_size, device, workers, match_iou, min_area, quiet):
+def cli(checkpoint, images, labels, json_path, batch_size, device, precision, workers, match_iou, min_area, quiet):
     """Score CHECKPOINT on IMAGES against LABELS (slippy maps of the same tiles).
 
     Prints per-class IoU, precision, recall, F1 and MCC (one class against the rest), then mIoU,
@@ -43,7 +50,7 @@ def cli(checkpoint, images, labels, json_path, batch_size, device, workers, matc
         check_separate([json_path], [images, labels, checkpoint])
         sweep_temp(check_writable(Path(json_path).parent, create=False), target=json_path)
     result = evaluate(checkpoint, images, labels, batch_size=batch_size or 8, device=device, workers=workers or 0,
-                      progress=not quiet, match_iou=match_iou, min_area=min_area)
+                      progress=not quiet, match_iou=match_iou, min_area=min_area, precision=precision)
     click.echo(format_table(result))
     if result["unlabelled"]:
         click.echo(f"{result['unlabelled']} image tiles without a label were not scored")

@@ -38,6 +38,11 @@ workers_option = click.option(
     "--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes."
 )
 batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per batch.")
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+    help="fp32, or bf16: bfloat16 autocast (weights stay fp32), about 2x on CPUs with AVX512-BF16/AMX, a few "
+         "pixels may change. Default: float16 autocast on CUDA, fp32 on CPU. An .onnx model runs its own precision.",
+)
 
 
 def comma_integers(value: str, minimum: int, kind: str, rule: str) -> list[int]:

@@ -12,6 +12,7 @@ from robosat_effnet.cli.options import (
     checkpoint_option,
     device_option,
     parse_bands,
+    precision_option,
     reports_errors,
     workers_option,
 )
@@ -78,12 +79,13 @@ def default_workers() -> int:
 @batch_size_option
 @workers_option
 @device_option
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Redo tiles already written (default: skip them, resuming).")
 @click.option("--shard", callback=_shard, help="i/n: predict only the i-th of n disjoint shares of the tiles.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors
 def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap,
-        max_tiles, border, masks, tta, batch_size, workers, device, overwrite, shard, quiet):
+        max_tiles, border, masks, tta, batch_size, workers, device, precision, overwrite, shard, quiet):
     """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it).
 
     SOURCE is a slippy-map folder (z/x/y.<png|jpg|webp|tif>) or a GeoTIFF scene (any CRS; with --zoom
@@ -109,7 +111,8 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
     if geotiff_out:  # written last: a read-only or full disk there must fail before the tiles are made
         check_writable(Path(geotiff_out).parent, create=False)
-    common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, progress=not quiet,
+    common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, precision=precision,
+                  progress=not quiet,
                   workers=default_workers() if workers is None else workers)
     kind = "mask" if masks else "probability"
     if not is_scene:

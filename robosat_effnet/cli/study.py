@@ -39,11 +39,13 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 @device_option
 @click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Per-building scoring drops polygons under this many m2 (as `features --min-area`).")
+@click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
+              help="Checkpoint scored: the last epoch's, or the best validation mIoU's (chosen on the scored split).")
 @click.option("--speed-repeats", type=click.IntRange(min=1), default=10, show_default=True,
               help="Interleaved timing rounds of the CPU speed measurement.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @reports_errors
-def cli(dataset_path, model_path, backbones, seeds, epochs, out, device, min_area, speed_repeats, quiet):
+def cli(dataset_path, model_path, backbones, seeds, epochs, out, device, min_area, checkpoint, speed_repeats, quiet):
     """Train every backbone (x seed) with one recipe, score each on the validation split, compare their cost.
 
     Writes OUT/results.csv (one row per run), OUT/results.md (per backbone: mean and spread over seeds) and
@@ -54,7 +56,8 @@ def cli(dataset_path, model_path, backbones, seeds, epochs, out, device, min_are
     from robosat_effnet.study import run_study
 
     result = run_study(dataset_path, model_path, backbones, out, seeds=seeds, epochs=epochs, device=device,
-                       min_area=min_area, speed_repeats=speed_repeats, progress=not quiet)
+                       min_area=min_area, checkpoint=checkpoint, speed_repeats=speed_repeats,
+                       progress=not quiet)
     if result["skipped"]:
         click.echo(f"already finished, skipped: {', '.join(result['skipped'])}")
     click.echo(f"{len(result['rows'])} runs; wrote {result['csv']}, {result['markdown']}, {result['plot']}")

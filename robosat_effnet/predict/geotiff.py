@@ -5,8 +5,9 @@ view (rasterio.vrt.WarpedVRT) in EPSG:3857 at the tile's exact bounds (mercantil
 masks line up with the tile grid whatever the scene's projection. Only that window is read, so
 memory follows the tile size, not the scene size. Pixels outside the scene or flagged as no data
 (nodata value, mask or alpha band) become palette index 255 (transparent); a tile without any data
-is not written. Tiles whose pixels cannot be read are never written; the run then ends with one
-RasterError naming the file and the unreadable area.
+is not written. The network sees the scene mirrored where a tile hangs over its edge (predict.mirror)
+and the mean colour under the scene's own no data. Tiles whose pixels cannot be read are never written;
+the run then ends with one RasterError naming the file and the unreadable area.
 
     result = predict_geotiff("best.pth", "scene.tif", "masks/", zoom=18)
 """
@@ -25,7 +26,7 @@ import torch
 from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.transform import from_bounds
+from rasterio.transform import Affine, from_bounds
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as warp_transform
 from rasterio.warp import transform_bounds
@@ -36,7 +37,15 @@ from torch.utils.data import Dataset
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import RasterError
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
-from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.engine import (
+    ModelLike,
+    Predictor,
+    check_precision,
+    precision_settings,
+    resolve_device,
+    resolve_model,
+)
+from robosat_effnet.predict.mirror import mirror_sources
 from robosat_effnet.predict.raster import (
     alpha_band,
     choose_bands,
@@ -110,26 +119,64 @@ class WarpedTiles(Dataset):
         """(C x H x W pixels of the chosen bands, H x W bool validity) of `tile` with its border."""
         src = self.source()
         transform, side = tile_transform(tile, self.tile_size, self.border)
+        return self._warp(src, transform, side, side, resampling_scale(src, transform, side))
+
+    def _warp(self, src: rasterio.DatasetReader, transform, width: int, height: int,
+              scale: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels, validity) of the scene warped onto a `width` x `height` px EPSG:3857 grid at `transform`."""
         alpha = alpha_band(src)
         # Without an alpha band, ask the warper for one: it marks both nodata and outside-the-scene pixels.
-        with gdal_env(), WarpedVRT(src, crs=MERCATOR, transform=transform, width=side, height=side,
-                                   resampling=self.resampling, add_alpha=alpha is None,
-                                   **resampling_scale(src, transform, side)) as vrt:
+        with gdal_env(), WarpedVRT(src, crs=MERCATOR, transform=transform, width=width, height=height,
+                                   resampling=self.resampling, add_alpha=alpha is None, **scale) as vrt:
             alpha_index = alpha if alpha is not None else vrt.count
             data = vrt.read(self.bands + [alpha_index])
         return data[:-1], data[-1] > 0
+
+    def mirror(self, tile: mercantile.Tile, pixels: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels, validity) of the network's input: past the scene's edge, the scene mirrored across it.
+
+        A flat fill beside real pixels is nothing whole-tile training showed the network: it read the hard
+        edge as an outline and grew false buildings along the scene's edges. So those pixels get the mirrored
+        scene, as the `--geotiff` windows do (see predict.mirror for why the mirror is computed from the
+        geometry rather than np.pad). The masks still mark them as no data (`valid` is not changed), and no-data
+        pixels inside the scene, mirrored ones included, still get the mean colour.
+        """
+        src = self.source()
+        transform, side = tile_transform(tile, self.tile_size, self.border)
+        found = mirror_sources(src, transform, ~valid)
+        if found is None:
+            return pixels, valid
+        flat, u, v = found
+        u, v = np.clip(u, -2 * side, 3 * side - 1), np.clip(v, -2 * side, 3 * side - 1)  # a far fold: any pixel
+        x0, y0 = min(int(u.min()), 0), min(int(v.min()), 0)
+        x1, y1 = max(int(u.max()) + 1, side), max(int(v.max()) + 1, side)
+        if (x0, y0, x1, y1) == (0, 0, side, side):
+            source, source_valid = pixels, valid
+        else:  # the mirrored pixels lie partly beyond the tile's window: warp a larger one at the same scale
+            moved = Affine(transform.a, 0.0, transform.c + x0 * transform.a, 0.0, transform.e,
+                           transform.f + y0 * transform.e)  # the tile grid, x0 px right and y0 px down
+            try:
+                source, source_valid = self._warp(src, moved, x1 - x0, y1 - y0,
+                                                  resampling_scale(src, transform, side))
+            except (RasterioError, CPLE_BaseError):  # damage beside the tile: the tiles reading it report it
+                return pixels, valid
+        pixels, context = pixels.copy(), valid.copy()
+        pixels.reshape(len(pixels), -1)[:, flat] = source[:, v - y0, u - x0]
+        context.reshape(-1)[flat] = source_valid[v - y0, u - x0]
+        return pixels, context
 
     def __getitem__(self, index: int) -> dict:
         tile = self.tiles[index]
         try:
             pixels, valid = self.read(tile)
+            b = self.border
+            center = valid[b:b + self.tile_size, b:b + self.tile_size] if b else valid
+            if not center.any():
+                return {"index": index, "image": None, "valid": None, "error": None}
+            pixels, context = (pixels, valid) if valid.all() else self.mirror(tile, pixels, valid)
         except (RasterioError, CPLE_BaseError) as e:
             return {"index": index, "image": None, "valid": None, "error": f"tile {tile}: {e}"}
-        b = self.border
-        center = valid[b:b + self.tile_size, b:b + self.tile_size] if b else valid
-        if not center.any():
-            return {"index": index, "image": None, "valid": None, "error": None}
-        image = fill_nodata(to_tensor(np.moveaxis(pixels, 0, -1), self.mean, self.std, self.max_value), valid)
+        image = fill_nodata(to_tensor(np.moveaxis(pixels, 0, -1), self.mean, self.std, self.max_value), context)
         return {"index": index, "image": image, "valid": None if center.all() else torch.from_numpy(center.copy()),
                 "error": None}
 
@@ -139,7 +186,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
                     probs: bool = False, tta: bool = False, max_tiles: int = 100_000, batch_size: int = 8,
                     workers: int = 0, device: str | torch.device | None = None, overwrite: bool = False,
                     shard: tuple[int, int] | None = None, resampling: str = "bilinear",
-                    progress: bool = True) -> PredictResult:
+                    precision: str | None = None, progress: bool = True) -> PredictResult:
     """Predict the slippy-map tiles at `zoom` covering `scene` into `output_dir`/z/x/y.png.
 
     Args:
@@ -151,13 +198,15 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         resampling: how scene pixels are warped onto the tile grid (a rasterio Resampling name); use
             what the training tiles were cut with (`rs-effnet tile --resampling`, bilinear by default).
         probs: probability tiles as in `predict_tiles`; there, no-data pixels get probability 0.
-        Others as in `predict_tiles`.
+        Others (precision too) as in `predict_tiles`.
     Raises RasterError (after writing every readable tile) when some of the scene cannot be read, and
     OutputError (before writing) for an output that overlaps the inputs or holds another run's tiles.
     """
     check_separate([output_dir], [scene, model if isinstance(model, (str, os.PathLike)) else None])
+    check_precision(precision)
     device = resolve_device(device)
     network, spec = resolve_model(model, device)
+    predictor = Predictor(network, device=device, tta=tta, precision=precision)  # bf16 with .onnx fails here
     tile_size = tile_size or spec.tile_size
     if tile_size < 1 or border < 0:
         raise RasterError(f"tile size {tile_size} must be positive and border {border} 0 or more px")
@@ -168,7 +217,8 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         tiles = footprint_tiles(src, zoom, max_tiles)
     output = Path(output_dir)
     settings = {"kind": "probabilities" if probs else "masks", "zoom": zoom, "tile_size": tile_size,
-                "border": border, "bands": chosen, "resampling": resampling, "tta": tta, "classes": spec.classes}
+                "border": border, "bands": chosen, "resampling": resampling, "tta": tta, "classes": spec.classes,
+                **precision_settings(precision, device)}
     claim_folder(output, make_record("predict", scene, settings, model), overwrite=overwrite, clear=remove_tiles)
     result = PredictResult(output=output)
     share = take_share(tiles, shard)
@@ -176,7 +226,6 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
     result.skipped = len(share) - len(todo)
     dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec, Resampling[resampling])
-    predictor = Predictor(network, device=device, tta=tta)
     run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result)
     if result.failed:
         with open_scene(scene) as src:

@@ -31,7 +31,7 @@ from robosat_effnet.colors import NODATA_INDEX, to_rgb
 from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
-from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
 from robosat_effnet.transforms import fill_nodata, to_tensor
 
@@ -102,15 +102,17 @@ class SceneWindows(Dataset):
 def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str | os.PathLike, *,
                          window: int = 512, overlap: int = 64, bands: Sequence[int] | None = None, tta: bool = False,
                          batch_size: int = 4, workers: int = 0, device: str | torch.device | None = None,
-                         overwrite: bool = False, progress: bool = True) -> Path:
+                         overwrite: bool = False, precision: str | None = None, progress: bool = True) -> Path:
     """Write the class mask of `scene` as a GeoTIFF on the scene's grid (see the module docstring).
 
     `window` must be a multiple of 32 and `overlap` at most half of it. An existing mask of this scene at
-    `output` is kept unless `overwrite` (another file there is an error). Raises RasterError naming the
+    `output` is kept unless `overwrite` (another file there is an error). `precision` as in `predict_tiles`
+    (an existing mask is not checked for it). Raises RasterError naming the
     unreadable area if the scene is damaged (nothing is written then).
     """
     output = Path(output)
     check_separate([output], [scene, model if isinstance(model, (str, os.PathLike)) else None])
+    check_precision(precision)
     if output.exists() and not overwrite:
         _check_existing(output, scene)
         return output
@@ -118,7 +120,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
         raise RasterError(f"window {window} must be a multiple of 32 and overlap {overlap} between 0 and window/2")
     device = resolve_device(device)
     network, spec = resolve_model(model, device)
-    predictor = Predictor(network, device=device, tta=tta)
+    predictor = Predictor(network, device=device, tta=tta, precision=precision)
     # A read-only or full disk fails now, not after the last window; a killed run's temp file goes.
     sweep_temp(check_writable(output.parent), target=output)
     with open_scene(scene) as src, gdal_env():

@@ -5,7 +5,8 @@ An exported file (written by `robosat_effnet.export.export_onnx`) describes itse
     graph input  "image":  N x C x H x W float32, normalised as the spec says (H, W multiples of 32)
     graph output "logits": N x K x H x W float32
     metadata_props: "format" = "robosat_effnet", "robosat_effnet.spec" = the ModelSpec as JSON,
-                    "robosat_effnet.divisor" = the total stride (32)
+                    "robosat_effnet.divisor" = the total stride (32),
+                    "robosat_effnet.precision" = "fp32", or "int8" (`rs-effnet export --int8`; absent: fp32)
 
     model, spec = load_onnx("model.onnx", device="cpu", threads=2)
     logits = model(batch)                     # a torch tensor, on batch's device
@@ -36,6 +37,7 @@ from robosat_effnet.models.segmentation import check_size
 log = logging.getLogger("robosat_effnet")
 
 FORMAT_KEY, SPEC_KEY, DIVISOR_KEY = "format", "robosat_effnet.spec", "robosat_effnet.divisor"
+PRECISION_KEY = "robosat_effnet.precision"
 INPUT, OUTPUT = "image", "logits"
 INSTALL = "pip install 'robosat_effnet[onnx]'"
 
@@ -68,8 +70,9 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     path = Path(path)
     ort = require("onnxruntime")
     proto, spec = _read(path)
+    metadata = _metadata(proto)
     try:
-        divisor = int(_metadata(proto).get(DIVISOR_KEY, 32))
+        divisor = int(metadata.get(DIVISOR_KEY, 32))
     except ValueError:
         raise CheckpointError(f"{path} has an unreadable {DIVISOR_KEY} metadata entry; re-export it") from None
     options = ort.SessionOptions()
@@ -89,7 +92,7 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.in_channels):
         raise CheckpointError(f"{path} takes inputs of shape {shape} but its metadata says {spec.in_channels} "
                               "bands (N x C x H x W); re-export it with `rs-effnet export`")
-    return OnnxModel(session, spec, divisor, path), spec
+    return OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32")), spec
 
 
 def providers_for(device: torch.device, ort: ModuleType | None = None) -> list:
@@ -107,12 +110,14 @@ class OnnxModel(nn.Module):
     """An onnxruntime session that behaves like our PyTorch network: N x C x H x W in, logits out.
 
     An nn.Module without parameters, so the predictor's `.to(device).eval()` apply unchanged.
-    Inputs pass through host memory as float32 (onnxruntime copies to the GPU itself under CUDA).
+    Inputs pass through host memory as float32 (onnxruntime copies to the GPU itself under CUDA);
+    `precision` is what the file says its weights are ("fp32" or "int8").
     """
 
-    def __init__(self, session: Any, spec: ModelSpec, divisor: int = 32, path: Path | None = None):
+    def __init__(self, session: Any, spec: ModelSpec, divisor: int = 32, path: Path | None = None,
+                 precision: str = "fp32"):
         super().__init__()
-        self.session, self.spec, self.divisor, self.path = session, spec, divisor, path
+        self.session, self.spec, self.divisor, self.path, self.precision = session, spec, divisor, path, precision
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
 
@@ -130,7 +135,7 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(logits).to(x.device)
 
     def extra_repr(self) -> str:
-        return f"{self.path}, providers={self.providers}"
+        return f"{self.path}, {self.precision}, providers={self.providers}"
 
 
 def _read(path: Path) -> tuple[Any, ModelSpec]:

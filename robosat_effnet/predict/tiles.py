@@ -20,7 +20,14 @@ from robosat_effnet.errors import ConfigError, DatasetError, RobosatEffnetError
 from robosat_effnet.io import read_alpha, read_image
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
 from robosat_effnet.predict.context import buffer_tile
-from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.engine import (
+    ModelLike,
+    Predictor,
+    check_precision,
+    precision_settings,
+    resolve_device,
+    resolve_model,
+)
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.tiles import neighbours, tile_files
@@ -107,7 +114,7 @@ class BufferedTiles(Dataset):
 def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                   border: int = 32, probs: bool = False, tta: bool = False, bands: Sequence[int] | None = None,
                   batch_size: int = 8, workers: int = 0, device: str | torch.device | None = None,
-                  overwrite: bool = False, shard: tuple[int, int] | None = None,
+                  overwrite: bool = False, shard: tuple[int, int] | None = None, precision: str | None = None,
                   progress: bool = True) -> PredictResult:
     """Predict every tile of the slippy-map folder `input_dir` into `output_dir`/z/x/y.png.
 
@@ -117,6 +124,8 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
             should be a multiple of 32 (e.g. 512 + 2 x 32) so the network's grid matches the tiles'.
         probs: write probability tiles (robosat's format, see `predict.writer`) instead of masks.
         tta: average the 8 flips/rotations.
+        precision: None (the device's default), "fp32" or "bf16" (see `engine.Predictor`); part of the
+            folder's settings when not the default, so a rerun at another precision is another run.
         bands: 1-based channels to use (default: the checkpoint's, else all).
         overwrite: redo tiles whose outputs exist (default: skip them, so reruns resume).
         shard: (i, n) to predict only the i-th of n disjoint shares (also see RANK/WORLD_SIZE).
@@ -127,6 +136,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
     if border < 0:
         raise DatasetError(f"border {border} must be 0 or more px")
     check_separate([output_dir], [input_dir, model if isinstance(model, (str, os.PathLike)) else None])
+    check_precision(precision)
     files = tile_files(input_dir)
     if not files:
         raise DatasetError(f"no image tiles in {input_dir}; expected a slippy-map folder z/x/y.<png|jpg|webp|tif>")
@@ -134,7 +144,8 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
     network, spec = resolve_model(model, device)
     output = Path(output_dir)
     settings = {"kind": "probabilities" if probs else "masks", "border": border, "tta": tta,
-                "bands": list(bands) if bands else spec.bands, "classes": spec.classes}
+                "bands": list(bands) if bands else spec.bands, "classes": spec.classes,
+                **precision_settings(precision, device)}
     claim = make_record("predict", input_dir, settings, model)
     result = PredictResult(output=output)
     share = take_share(list(files), shard)
@@ -152,7 +163,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
             raise
         except DatasetError:  # unreadable: reported with the others after the run
             continue
+    predictor = Predictor(network, device=device, tta=tta, precision=precision)  # bf16 with .onnx fails here
     claim_folder(output, claim, overwrite=overwrite, clear=remove_tiles)  # after the checks: a typo claims nothing
-    predictor = Predictor(network, device=device, tta=tta)
     return run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict",
                result)

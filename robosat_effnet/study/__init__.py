@@ -5,10 +5,11 @@
     >>> result["markdown"], result["rows"][0]["iou_building"]
 
 Each backbone x seed trains in `<out>/<backbone>-s<seed>/` with the same settings (recipe.py records them in
-`study.json` and refuses a folder made with another recipe), its best checkpoint is scored on the validation
-split (runs.py), every model's cost is measured side by side (speed.py), and report.py writes `results.csv`,
-`results.md` and `accuracy-vs-speed.png`. Finished steps are skipped on a rerun and an interrupted run resumes
-from its last.pth, so a long study can be run in parts (or stopped with Ctrl-C and started again).
+`study.json` and refuses a folder made with another recipe), its last checkpoint (or its best) is scored on the
+validation split (runs.py), every model's cost is measured side by side (speed.py), and report.py writes
+`results.csv`, `results.md` and `accuracy-vs-speed.png`. Finished steps are skipped on a rerun and an
+interrupted run resumes from its last.pth, so a long study can be run in parts (or stopped with Ctrl-C and
+started again).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ OUTPUTS = {"csv": "results.csv", "markdown": "results.md", "plot": "accuracy-vs-
 def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig | str | os.PathLike,
               backbones: Sequence[str], out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
               epochs: int | None = None, device: str | None = None, min_area: float = 0.0,
-              speed_repeats: int = 10, progress: bool = True) -> dict[str, Any]:
+              checkpoint: str = "last", speed_repeats: int = 10, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate and measure every backbone x seed with one recipe; write the study's three files.
 
     Args:
@@ -50,6 +51,8 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
             measured on the CPU.
         min_area: per-building scoring drops polygons under this many m2 on both sides (as `rs-effnet features
             --min-area`); changing it re-scores the runs, it does not retrain them.
+        checkpoint: which checkpoint of each run is scored: "last" (end of the cosine schedule; nothing is
+            chosen on the validation split) or "best" (highest validation mIoU: chosen on the scored split).
         speed_repeats: interleaved timing rounds.
     Returns {"rows" (one per finished run in `out`), "summary" (per backbone), "trained" / "skipped" (run names),
     "csv", "markdown", "plot" (paths)}. Raises RobosatEffnetError subclasses for bad input.
@@ -70,15 +73,17 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
             bar.set_postfix_str(key.name)
             _, ran = train_run(dataset_cfg, model_cfg, key, out / key.name, device=device, progress=progress)
             (trained if ran else skipped).append(key.name)
-            evaluate_run(dataset_cfg, out / key.name, device=device, min_area=min_area, progress=progress)
+            evaluate_run(dataset_cfg, out / key.name, device=device, min_area=min_area, checkpoint=checkpoint,
+                         progress=progress)
         bar.close()
         return write_results(dataset_cfg, model_cfg, out, keys, speed_repeats=speed_repeats, device=device,
-                             min_area=min_area, progress=progress) | {"trained": trained, "skipped": skipped}
+                             min_area=min_area, checkpoint=checkpoint, progress=progress) | {
+            "trained": trained, "skipped": skipped}
 
 
 def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path, keys: Sequence[RunKey] = (), *,
                   speed_repeats: int = 10, device: str | None = None, min_area: float = 0.0,
-                  progress: bool = True) -> dict[str, Any]:
+                  checkpoint: str = "last", progress: bool = True) -> dict[str, Any]:
     """Measure the finished runs in `out` side by side and write results.csv, results.md, accuracy-vs-speed.png.
 
     Every finished run of the folder is reported (they share one recipe), those of `keys` first.
@@ -87,8 +92,8 @@ def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path,
     if not finished:
         raise ConfigError(f"{out} holds no finished run yet; run the study first")
     records = {name: read_json(out / name / RUN_FILE) for name in finished}
-    evaluations = {name: evaluate_run(dataset_cfg, out / name, device=device, min_area=min_area, progress=progress)
-                   for name in finished}
+    evaluations = {name: evaluate_run(dataset_cfg, out / name, device=device, min_area=min_area,
+                                      checkpoint=checkpoint, progress=progress) for name in finished}
     # One model per backbone for the cost: the weights differ between seeds, the work does not.
     first = {}
     for name in finished:
@@ -102,7 +107,7 @@ def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path,
     report.write_csv(rows, paths["csv"])
     from robosat_effnet.bench import machine
 
-    text = _heading(dataset_cfg, model_cfg, min_area) + report.markdown(summary, classes, machine())
+    text = _heading(dataset_cfg, model_cfg, min_area, checkpoint) + report.markdown(summary, classes, machine())
     with atomic_path(paths["markdown"]) as tmp:
         tmp.write_text(text)
     main = "building" if "building" in classes else classes[1]
@@ -116,12 +121,15 @@ def _finished_runs(out: Path, keys: Sequence[RunKey]) -> list[str]:
     return names + others
 
 
-def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float) -> str:
+def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float, checkpoint: str) -> str:
     m = model_cfg
+    scored = ("the last epoch's (end of the schedule; nothing chosen on the validation split)" if checkpoint == "last"
+              else "the best epoch's (highest validation mIoU: chosen on the split it is scored on)")
     return (f"# Backbone study\n\nDataset {dataset_cfg.dataset} (classes {', '.join(dataset_cfg.classes)}); "
             f"{m.decoder} decoder, {m.epochs} epochs, lr {m.lr:g}, loss {m.loss}, batch {m.batch_size}, "
-            f"{m.image_size} px, weights {m.weights or 'none'}, augment {str(m.augment).lower()}. "
-            "Best checkpoint: highest validation mIoU over the epochs. Per-building scoring drops polygons under "
+            f"{m.image_size} px, weights {m.weights or 'none'}, augment {str(m.augment).lower()}, jitter {m.jitter:g}, "
+            f"precision {m.precision}. "
+            f"Scored checkpoint: {scored}. Per-building scoring drops polygons under "
             f"{min_area:g} m2.\n\n")
 
 

@@ -1,10 +1,10 @@
-"""One run of a study: train it (or skip it, or resume it) and evaluate its best checkpoint.
+"""One run of a study: train it (or skip it, or resume it) and evaluate its last (or best) checkpoint.
 
 Each run lives in `<out>/<backbone>-s<seed>/`, the trainer's own checkpoint folder. Two small records say how far
 it got, each written atomically once its step is complete:
 
     run.json    training finished: backbone, seed, epochs, best epoch, training seconds, device
-    eval.json   the best checkpoint's metrics on the validation split (`evaluate`'s result: pixel metrics
+    eval.json   the scored checkpoint's metrics on the validation split (`evaluate`'s result: pixel metrics
                 and per-building matching)
     cost.json   parameters and multiply-adds (speed.py)
 
@@ -30,6 +30,7 @@ from robosat_effnet.train import train
 log = logging.getLogger("robosat_effnet")
 
 RUN_FILE, EVAL_FILE = "run.json", "eval.json"
+CHECKPOINTS = ("last", "best")
 
 
 def run_config(model_cfg: ModelConfig, key: RunKey, folder: Path) -> ModelConfig:
@@ -72,22 +73,28 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
 
 
 def evaluate_run(dataset_cfg: DatasetConfig, folder: Path, *, device: str | None = None, min_area: float = 0.0,
-                 progress: bool = True) -> dict[str, Any]:
-    """The best checkpoint's metrics on the validation split: pixel metrics and per-building matching.
+                 checkpoint: str = "last", progress: bool = True) -> dict[str, Any]:
+    """One checkpoint's metrics on the validation split: pixel metrics and per-building matching.
 
-    Read from eval.json when it holds per-building metrics made with this `min_area` (m2, polygons smaller than
-    it are dropped on both sides, as `rs-effnet features --min-area` does); computed and recorded otherwise,
-    which costs one pass over the validation tiles, never a retraining.
+    `checkpoint` is "last" (the end of the schedule: nothing chosen by looking at the validation split) or
+    "best" (the epoch of highest validation mIoU, which is selection on the split that is also scored). Read
+    from eval.json when it holds per-building metrics made with this checkpoint and `min_area` (m2, polygons
+    smaller than it are dropped on both sides, as `rs-effnet features --min-area` does); computed and recorded
+    otherwise, which costs one pass over the validation tiles, never a retraining.
     """
+    if checkpoint not in CHECKPOINTS:
+        raise ConfigError(f"unknown checkpoint {checkpoint!r} to score; valid: {', '.join(CHECKPOINTS)}")
     recorded = read_json(folder / EVAL_FILE)
-    if recorded is not None and "buildings" in recorded and recorded.get("building_min_area") == min_area:
+    if (recorded is not None and "buildings" in recorded and recorded.get("building_min_area") == min_area
+            and recorded.get("checkpoint", "best") == checkpoint):
         return recorded
     if len(dataset_cfg.images) != 1:
         raise ConfigError(f"{dataset_cfg.source}: the study evaluates datasets with one image folder; "
                           f"this one stacks {', '.join(dataset_cfg.images)}")
     split = Path(dataset_cfg.dataset) / "validation"
-    result = to_json(evaluate(folder / "best.pth", split / dataset_cfg.images[0], split / dataset_cfg.labels,
-                              device=device, min_area=min_area, progress=progress))
+    result = to_json(evaluate(folder / f"{checkpoint}.pth", split / dataset_cfg.images[0],
+                              split / dataset_cfg.labels, device=device, min_area=min_area, progress=progress))
+    result["checkpoint"] = checkpoint
     write_json(folder / EVAL_FILE, result)
     return result
 

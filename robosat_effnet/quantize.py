@@ -1,0 +1,105 @@
+"""Static int8 quantisation of an exported model with onnxruntime, calibrated on image tiles.
+
+    batches = calibration_batches("tiles/", spec, count=32)        # read as `rs-effnet predict` reads them
+    quantize_int8("model.onnx", batches, "model-int8.onnx")        # QDQ, per-channel int8 weights
+
+The int8 file keeps the fp32 file's metadata (classes, bands, normalisation: see `predict.onnx`) with
+"robosat_effnet.precision" = "int8", so `rs-effnet predict` and `eval` load it as they load the fp32 export.
+Activation ranges come from the calibration tiles, so they should look like what the model will predict.
+`rs-effnet export --int8 --calibration TILES_DIR` runs both steps; `bench_engines` times the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.errors import DatasetError
+from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import writing
+from robosat_effnet.predict.onnx import INPUT, PRECISION_KEY, require
+from robosat_effnet.tiles import tile_files
+
+DEFAULT_CALIBRATION_TILES = 32
+
+
+def calibration_batches(tiles_dir: str | os.PathLike, spec: ModelSpec, count: int = DEFAULT_CALIBRATION_TILES,
+                        border: int = 32, divisor: int = 32) -> list[torch.Tensor]:
+    """Up to `count` tiles of the slippy-map folder `tiles_dir`, each a 1 x C x H x W tensor prepared as
+    `rs-effnet predict` prepares it (the spec's bands and normalisation, `border` px of neighbour context),
+    mirror-padded to multiples of `divisor`. Tiles are spread evenly over the folder's (sorted) tiles.
+
+    Raises DatasetError when the folder holds no image tiles, or none of the chosen ones can be read.
+    """
+    from robosat_effnet.predict.tiles import BufferedTiles
+
+    files = tile_files(tiles_dir)
+    if not files:
+        raise DatasetError(f"no image tiles in {tiles_dir} to calibrate with; give a slippy-map folder "
+                           "(z/x/y.<png|jpg|webp|tif>) of imagery like the one the model will predict")
+    tiles = sorted(files)
+    picks = sorted({int(i) for i in np.linspace(0, len(tiles) - 1, min(count, len(tiles))).round()})
+    dataset = BufferedTiles(files, [tiles[i] for i in picks], border, spec)
+    batches, errors = [], []
+    for item in (dataset[i] for i in range(len(dataset))):
+        if item["error"]:
+            errors.append(item["error"])
+        elif item["image"] is not None:  # tiles without any imagery say nothing about activations
+            image = item["image"][None]
+            pad_h, pad_w = -image.shape[-2] % divisor, -image.shape[-1] % divisor
+            batches.append(F.pad(image, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else image)
+    if not batches:
+        reason = f": {errors[0]}" if errors else " (every one is without data)"
+        raise DatasetError(f"none of the {len(picks)} calibration tiles from {tiles_dir} can be used{reason}")
+    return batches
+
+
+def quantize_int8(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], output: str | os.PathLike) -> Path:
+    """Write `fp32` (an exported .onnx file) statically quantised to int8 as `output`; return its path.
+
+    QDQ format, per-channel symmetric int8 weights, uint8 activations whose ranges (min/max) are taken from
+    every image of `batches` (N x C x H x W normalised tensors). The metadata is carried over with precision
+    int8; `output` is written atomically, after onnx.checker accepted the graph.
+    """
+    onnx = require("onnx", "int8 quantisation")
+    require("onnxruntime", "int8 quantisation")
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    images = [b[i:i + 1].detach().cpu().float().contiguous().numpy() for b in batches for i in range(b.shape[0])]
+
+    class Tiles(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter({INPUT: image} for image in images)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="rs-effnet-int8-") as tmp:
+        quantized = Path(tmp) / "int8.onnx"
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs advice about graph details on the root logger
+        try:
+            quantize_static(str(fp32), str(quantized), Tiles(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        source, proto = onnx.load(str(fp32), load_external_data=False), onnx.load(str(quantized))
+    metadata = {entry.key: entry.value for entry in source.metadata_props} | {PRECISION_KEY: "int8"}
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = f"{source.doc_string} (int8)".strip()
+    onnx.checker.check_model(proto)  # the quantiser's fault if this fails: let it surface
+    with writing(output), atomic_path(output) as tmp_path:  # a full or read-only disk: one line, nothing half-written
+        onnx.save(proto, str(tmp_path))
+    return output
