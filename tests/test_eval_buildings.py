@@ -118,3 +118,23 @@ def test_eval_match_iou_out_of_range_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / "x.pth"), str(tmp_path), str(tmp_path),
                                        "--match-iou", "1.5", "-q"])
     assert result.exit_code == 2 and "match-iou" in result.output
+
+
+def test_the_touching_band_splits_buildings_and_is_not_scored_itself():
+    pytest.importorskip("skimage")
+    # Three buildings in a row, sharing walls: class 1 with a band of class 2 ("touching") at each wall.
+    target = np.zeros((SIZE, SIZE), np.uint8)
+    target[16:48, 4:58] = 1
+    target[16:48, 20:24] = target[16:48, 38:42] = 2
+    merged = np.where(target > 0, 1, 0).astype(np.uint8)  # one blob over all three, no band
+    results = {}
+    for name, prediction in (("split", target), ("merged", merged)):
+        with BuildingMasks(["background", "building", "touching"]) as masks:
+            masks.add(LEFT, prediction, target)
+            results[name] = masks.score()
+    assert set(results["split"]) == {"building"}
+    split = results["split"]["building"]
+    assert (split.tp, split.fp, split.fn) == (3, 0, 0)
+    # The merged blob covers each building at IoU about 1/3: no match, three missed, one invented.
+    merged_result = results["merged"]["building"]
+    assert (merged_result.tp, merged_result.fp, merged_result.fn) == (0, 1, 3)

@@ -27,29 +27,36 @@ from robosat_effnet.tiles import tile_files, tile_path
 
 
 def mask_polygons(masks: str | os.PathLike, classes: dict[int, str], min_area: float = 0.0,
-                  progress: bool = False) -> dict[str, list]:
-    """{class name: lon/lat polygons} of a folder of mask tiles, as `rs-effnet features` makes them."""
+                  progress: bool = False, touching: int | None = None) -> dict[str, list]:
+    """{class name: lon/lat polygons} of a folder of mask tiles, as `rs-effnet features` makes them.
+
+    `touching`: the index of the band between touching buildings (`geo.split`); blobs are split with it, as
+    `features` does for a dataset with a class named "touching", and the band itself is not an object class.
+    """
     from robosat_effnet.geo.features import mask_features
 
+    classes = {i: name for i, name in classes.items() if i != touching}
     result: dict[str, list] = {name: [] for name in classes.values()}
     if not tile_files(masks, {".png"}):
         return result
-    for feature in mask_features(masks, classes, min_area=min_area, progress=progress).features:
+    for feature in mask_features(masks, classes, min_area=min_area, progress=progress, touching=touching).features:
         result[feature.class_name].append(feature.geometry)
     return result
 
 
 def building_scores(pred_masks: str | os.PathLike, truth_masks: str | os.PathLike, classes: dict[int, str],
-                    match_iou: float = 0.5, min_area: float = 0.0, progress: bool = False) -> dict[str, MatchResult]:
+                    match_iou: float = 0.5, min_area: float = 0.0, progress: bool = False,
+                    touching: int | None = None) -> dict[str, MatchResult]:
     """Match the polygons of two mask folders ({index: name} classes): {class name: MatchResult}.
 
-    `min_area` (m2) drops smaller polygons on both sides, as `rs-effnet features --min-area` does.
-    MatchResult indices refer to the polygons in `mask_polygons` order.
+    `min_area` (m2) drops smaller polygons on both sides, as `rs-effnet features --min-area` does; `touching`
+    (the band class's index) splits blobs on both sides first, as in `mask_polygons`. MatchResult indices refer
+    to the polygons in `mask_polygons` order.
     """
-    pred = mask_polygons(pred_masks, classes, min_area, progress)
-    truth = mask_polygons(truth_masks, classes, min_area, progress)
+    pred = mask_polygons(pred_masks, classes, min_area, progress, touching)
+    truth = mask_polygons(truth_masks, classes, min_area, progress, touching)
     crs = equal_area_crs(*pred.values(), *truth.values())
-    return {name: match(project(pred[name], crs), project(truth[name], crs), match_iou) for name in classes.values()}
+    return {name: match(project(pred[name], crs), project(truth[name], crs), match_iou) for name in pred}
 
 
 class BuildingMasks:
@@ -61,7 +68,10 @@ class BuildingMasks:
     """
 
     def __init__(self, classes: list[str]):
+        from robosat_effnet.geo.split import touching_index
+
         self.classes = {i: name for i, name in enumerate(classes) if i > 0}  # background is not an object
+        self.touching = touching_index(list(classes))  # the band between buildings splits them, as in features
         self._colors = ["#000000"] * len(classes)
         self._dir = tempfile.TemporaryDirectory(prefix="rs-effnet-eval-")
         self.root = Path(self._dir.name)
@@ -75,7 +85,8 @@ class BuildingMasks:
             write_mask(tile_path(self.root / "truth", tile, "png"), target, self._colors)
 
     def score(self, match_iou: float = 0.5, min_area: float = 0.0, progress: bool = False) -> dict[str, MatchResult]:
-        return building_scores(self.root / "pred", self.root / "truth", self.classes, match_iou, min_area, progress)
+        return building_scores(self.root / "pred", self.root / "truth", self.classes, match_iou, min_area, progress,
+                               self.touching)
 
     def close(self) -> None:
         self._dir.cleanup()
