@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robosat_effnet.checkpoint import ModelSpec, load_model
+from robosat_effnet.config import PRECISIONS  # what callers may ask for; None keeps the device's default
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.predict.onnx import OnnxModel, load_onnx
 from robosat_effnet.transforms import DIHEDRAL, dihedral
@@ -28,7 +29,6 @@ from robosat_effnet.transforms import DIHEDRAL, dihedral
 # checkpoint path (.pth, or .onnx run by onnxruntime), model, or (model, ModelSpec)
 ModelLike = str | os.PathLike | nn.Module | tuple
 
-PRECISIONS = ("fp32", "bf16")  # what callers may ask for; None keeps the device's default
 
 
 def check_precision(precision: str | None) -> str | None:
