@@ -115,15 +115,21 @@ def test_bad_options_fail_cleanly(small, args, words):
     assert not (small.dataset_toml.parent / "checkpoints").exists()
 
 
+def test_unknown_precision_is_a_usage_error(small):
+    result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--precision", "fp16")
+    assert result.exit_code == 2 and "'fp16' is not one of 'fp32', 'bf16'" in result.output
+
+
 def test_options_override_the_files(small, tmp_path):
-    """--decoder, --epochs, --batch-size, --lr and --checkpoint-dir reach the run (and its checkpoint)."""
+    """--decoder, --epochs, --batch-size, --lr, --precision and --checkpoint-dir reach the run (and its checkpoint)."""
     out = tmp_path / "elsewhere"
     result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet", "--decoder", "fpn",
-                 "--epochs", "2", "--batch-size", "2", "--lr", "0.01", "--checkpoint-dir", out)
+                 "--epochs", "2", "--batch-size", "2", "--lr", "0.01", "--precision", "bf16", "--checkpoint-dir", out)
     assert result.exit_code == 0, result.output
     state = torch.load(out / "last.pth", weights_only=True)
     assert state["spec"]["decoder"] == "fpn" and state["epoch"] == 2
     assert (state["model_config"]["batch_size"], state["model_config"]["lr"]) == (2, 0.01)
+    assert state["model_config"]["precision"] == "bf16"
     assert state["scheduler"]["last_epoch"] == 2 * 4 // 2  # 4 training tiles in batches of 2, for 2 epochs
     assert not (small.dataset_toml.parent / "checkpoints").exists()  # model.toml's folder was overridden
 

@@ -21,6 +21,9 @@ from robosat_effnet.cli.options import batch_size_option, device_option, reports
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs [model.toml: epochs].")
 @batch_size_option
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="bf16: bfloat16 autocast, weights stay fp32; faster on CPUs with AVX-512 BF16 or AMX "
+                   "[model.toml: precision].")
 @device_option
 @workers_option
 @click.option("--resume", type=click.Path(dir_okay=False), default=None,
@@ -31,8 +34,8 @@ from robosat_effnet.cli.options import batch_size_option, device_option, reports
               help="Replace another run found in the checkpoint folder (its checkpoints and history are removed).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
 @reports_errors
-def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, device, workers, resume,
-        checkpoint_dir, overwrite, quiet):
+def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, precision, device, workers,
+        resume, checkpoint_dir, overwrite, quiet):
     """Train an EfficientNet segmentation model on a robosat slippy-map dataset.
 
     robosat's dataset.toml and model.toml work unchanged; options override the files. Writes
@@ -46,7 +49,7 @@ def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size
 
     dataset_cfg = load_dataset_config(dataset_path)
     model_cfg = apply_overrides(load_model_config(model_path), backbone=backbone, decoder=decoder, weights=weights,
-                                epochs=epochs, batch_size=batch_size, lr=lr, workers=workers)
+                                epochs=epochs, batch_size=batch_size, lr=lr, precision=precision, workers=workers)
 
     result = train(dataset_cfg, model_cfg, device=device, resume=resume, checkpoint_dir=checkpoint_dir,
                    progress=not quiet, overwrite=overwrite)
