@@ -173,6 +173,20 @@ MUTANTS = [
     Mutant("view overlay hides the imagery", "robosat_effnet/view/page.py",
            "rgba[..., 3] = np.where((index == 0) | (index == NODATA_INDEX), 0, 255)", "rgba[..., 3] = 255",
            ("tests/test_view.py::test_page_holds_everything_it_needs",)),
+    Mutant("bf16 training precision ignored", "robosat_effnet/train.py",
+           'self.dtype = torch.bfloat16 if model_cfg.precision == "bf16" else torch.float16 if self.amp else None',
+           "self.dtype = torch.float16 if self.amp else None",
+           ("tests/test_train_wiring.py::test_precision_bf16_runs_the_forward_pass_in_bfloat16",)),
+    Mutant("study scores best.pth whatever it is told", "robosat_effnet/study/runs.py",
+           'folder / f"{checkpoint}.pth"', 'folder / "best.pth"',
+           ("tests/test_study.py::test_scores_the_last_checkpoint_unless_told_the_best",)),
+    Mutant("eval ignores the touching band", "robosat_effnet/evaluation/buildings.py",
+           "self.touching = touching_index(list(classes))", "self.touching = None",
+           ("tests/test_eval_buildings.py::test_the_touching_band_splits_buildings_and_is_not_scored_itself",)),
+    Mutant("predict --zoom fills past the scene edge flat", "robosat_effnet/predict/geotiff.py",
+           "pixels, context = (pixels, valid) if valid.all() else self.mirror(tile, pixels, valid)",
+           "pixels, context = pixels, valid",
+           ("tests/test_predict_geotiff_mirror.py",)),
 ]
 
 

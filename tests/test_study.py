@@ -274,6 +274,7 @@ def test_scores_the_last_checkpoint_unless_told_the_best(study, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(out / NAMES[0], run)
     shutil.copyfile(out / NAMES[1] / "best.pth", run / "best.pth")  # best.pth and last.pth now differ
+    (run / "eval.json").unlink()  # scored afresh, not read back
     config = load_dataset_config(data.dataset_toml)
     seed0, seed1 = study["result"]["rows"][:2]
     last = runs.evaluate_run(config, run, progress=False)
