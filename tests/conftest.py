@@ -15,6 +15,7 @@ grey-white) on textured dark noise. Tiles are real slippy-map neighbours at zoom
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -148,13 +149,22 @@ def tiles(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def one_thread():
+@contextlib.contextmanager
+def single_torch_thread():
     """One torch thread: where cores are shared, OpenMP threads spinning against each other cost far more."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (`single_torch_thread`)."""
+    with single_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

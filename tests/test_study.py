@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import make_dataset
+from conftest import make_dataset, single_torch_thread
 from robosat_effnet.bench import multiply_adds
 from robosat_effnet.checkpoint import load_checkpoint
 from robosat_effnet.cli import main
@@ -30,10 +30,9 @@ NAMES = [f"efficientnet-{b}-s{s}" for b in BACKBONES for s in SEEDS]
 
 @pytest.fixture(scope="module")
 def threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """One torch thread for the module's study fixture and the tests that train beside it."""
+    with single_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import click
 
 from robosat_effnet.cli.options import (
     batch_size_option,
+    building_min_area_option,
     device_option,
     precision_option,
     reports_errors,
@@ -30,8 +31,7 @@ from robosat_effnet.cli.options import (
 @workers_option
 @click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Per building: leave out outlines smaller than this, in m2 (as `features --min-area`).")
+@building_min_area_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
 def cli(checkpoint, images, labels, json_path, batch_size, device, precision, workers, match_iou, min_area, quiet):

@@ -38,10 +38,16 @@ workers_option = click.option(
     "--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes."
 )
 batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per batch.")
+PRECISIONS = ("fp32", "bf16")  # config.PRECISIONS, spelled out here so that --help does not import torch
 precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+    "--precision", type=click.Choice(PRECISIONS), default=None,
     help="fp32, or bf16: bfloat16 autocast (weights stay fp32), about 2x on CPUs with AVX512-BF16/AMX, a few "
          "pixels may change. Default: float16 autocast on CUDA, fp32 on CPU. An .onnx model runs its own precision.",
+)
+
+building_min_area_option = click.option(
+    "--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="Per building: leave out outlines smaller than this, in m2 (as `features --min-area`).",
 )
 
 

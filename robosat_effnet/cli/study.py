@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import comma_integers, device_option, reports_errors, show_warnings
+from robosat_effnet.cli.options import (
+    building_min_area_option,
+    comma_integers,
+    device_option,
+    reports_errors,
+    show_warnings,
+)
 
 
 def _backbones(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -37,8 +43,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               help="Study folder: one subfolder per run, results.csv, results.md, accuracy-vs-speed.png.")
 @device_option
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Per-building scoring drops polygons under this many m2 (as `features --min-area`).")
+@building_min_area_option
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="Checkpoint scored: the last epoch's, or the best validation mIoU's (chosen on the scored split).")
 @click.option("--speed-repeats", type=click.IntRange(min=1), default=10, show_default=True,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import batch_size_option, device_option, reports_errors, show_warnings, workers_option
+from robosat_effnet.cli.options import (
+    PRECISIONS,
+    batch_size_option,
+    device_option,
+    reports_errors,
+    show_warnings,
+    workers_option,
+)
 
 
 @click.command("train")
@@ -21,7 +28,7 @@ from robosat_effnet.cli.options import batch_size_option, device_option, reports
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs [model.toml: epochs].")
 @batch_size_option
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="bf16: bfloat16 autocast, weights stay fp32; faster on CPUs with AVX-512 BF16 or AMX "
                    "[model.toml: precision].")
 @device_option
