@@ -11,7 +11,7 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -179,25 +179,27 @@ def encoder_rows(variants: list[str], batches: list[torch.Tensor], repeats: int 
 
 
 def _train_step_worker(backbone: str, decoder: str, images: torch.Tensor, steps: int, device: str, threads: int,
-                       queue) -> None:
-    """Runs in its own process so that its peak memory is its own. On CUDA the step is the trainer's:
-    mixed precision with a gradient scaler, channels_last."""
+                       queue, precision: str = "fp32") -> None:
+    """Runs in its own process so that its peak memory is its own. The step is the trainer's: on CUDA mixed
+    precision with a gradient scaler and channels_last; with precision "bf16" bfloat16 autocast, no scaler
+    (model.toml's `precision = "bf16"`)."""
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    bf16 = precision == "bf16"
     layout = torch.channels_last if cuda else torch.preserve_format
     model = build_model(backbone, decoder, in_channels=images.shape[1]).to(dev, memory_format=layout).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and not bf16)
     x = images.to(dev).contiguous(memory_format=layout)
     batch, size = x.shape[0], x.shape[-1]
     y = torch.randint(0, 2, (batch, size, size), device=dev)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=cuda):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16 if bf16 else torch.float16, enabled=cuda or bf16):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -211,22 +213,26 @@ def _train_step_worker(backbone: str, decoder: str, images: torch.Tensor, steps:
         _sync(dev)
         times.append(time.perf_counter() - start)
     peak_gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    queue.put({"model": f"{backbone} {decoder}", "train_tiles_per_s": batch / statistics.median(times),
+    queue.put({"model": f"{backbone} {decoder}", "precision": precision,
+               "train_tiles_per_s": batch / statistics.median(times),
                "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_gpu_MiB": peak_gpu})
 
 
-def train_rows(models: list[tuple[str, str]], images: torch.Tensor, steps: int = 2, device: str = "cpu") -> list[dict]:
-    """Training throughput and peak memory of a train step on `images` (one batch) per (backbone, decoder), each
-    in a fresh process with this process's thread count. In train mode BatchNorm normalises with batch
-    statistics: no calibration is needed."""
+def train_rows(models: list[tuple[str, str]], images: torch.Tensor, steps: int = 2, device: str = "cpu",
+               precisions: Sequence[str] = ("fp32",)) -> list[dict]:
+    """Training throughput and peak memory of a train step on `images` (one batch) per (backbone, decoder) and
+    precision ("fp32": the device's default; "bf16": bfloat16 autocast), each in a fresh process with this
+    process's thread count. Ratios are to the resnet50 U-Net at the first precision. In train mode BatchNorm
+    normalises with batch statistics: no calibration is needed."""
     import queue as queues
 
     ctx = multiprocessing.get_context("spawn")
     rows = []
-    for backbone, decoder in tqdm(models, desc="train steps"):
+    runs = [(b, d, p) for b, d in models for p in precisions]
+    for backbone, decoder, precision in tqdm(runs, desc="train steps"):
         queue = ctx.Queue()
         process = ctx.Process(target=_train_step_worker, args=(backbone, decoder, images, steps, device,
-                                                                     torch.get_num_threads(), queue))
+                                                                     torch.get_num_threads(), queue, precision))
         process.start()
         row = None
         while row is None:
@@ -234,12 +240,12 @@ def train_rows(models: list[tuple[str, str]], images: torch.Tensor, steps: int =
                 row = queue.get(timeout=5)
             except queues.Empty:
                 if not process.is_alive():  # killed (e.g. out of memory) before it could report
-                    row = {"model": f"{backbone} {decoder}", "train_tiles_per_s": float("nan"),
+                    row = {"model": f"{backbone} {decoder}", "precision": precision, "train_tiles_per_s": float("nan"),
                            "peak_rss_MiB": float("nan"), "peak_gpu_MiB": None,
                            "failed": f"exit code {process.exitcode}"}
         process.join()
         rows.append(row)
-    base = next((r for r in rows if r["model"] == "resnet50 unet"), None)
+    base = next((r for r in rows if r["model"] == "resnet50 unet" and r["precision"] == precisions[0]), None)
     # Memory that matters: the GPU's where the step ran there, the process's otherwise.
     memory = "peak_gpu_MiB" if torch.device(device).type == "cuda" else "peak_rss_MiB"
     for row in rows:

@@ -106,9 +106,10 @@ def test_engine_rows_agree_with_eager(batches):
 
 def test_train_rows_measure_in_a_fresh_process():
     images = torch.randn(1, 3, 64, 64)
-    (row,) = train_rows([("efficientnet-b0", "unet-lite")], images, steps=1)
-    assert row["model"] == "efficientnet-b0 unet-lite"
-    assert row["train_tiles_per_s"] > 0 and row["peak_rss_MiB"] > 50
+    rows = train_rows([("efficientnet-b0", "unet-lite")], images, steps=1, precisions=("fp32", "bf16"))
+    assert [(r["model"], r["precision"]) for r in rows] == [("efficientnet-b0 unet-lite", "fp32"),
+                                                            ("efficientnet-b0 unet-lite", "bf16")]
+    assert all(r["train_tiles_per_s"] > 0 and r["peak_rss_MiB"] > 50 for r in rows)
 
 
 def test_bench_rejects_unknown_sections_and_models():
@@ -116,6 +117,8 @@ def test_bench_rejects_unknown_sections_and_models():
     assert result.exit_code == 2 and "nope" in result.output
     result = CliRunner().invoke(main, ["bench", "--models", "b0:segnet"])
     assert result.exit_code == 2 and "segnet" in result.output and "unet-lite" in result.output
+    result = CliRunner().invoke(main, ["bench", "--train-precision", "fp32,fp16"])
+    assert result.exit_code == 2 and "--train-precision" in result.output and "fp32, bf16" in result.output
 
 
 def test_markdown_table():

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import device_option, reports_errors
+from robosat_effnet.cli.options import PRECISIONS, device_option, reports_errors
 
 SECTIONS = ("model", "encoder", "engines", "predict", "train", "memory")
 DEFAULT_SECTIONS = ("model", "encoder", "engines", "predict", "train")
+
+
+def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = sorted(set(names) - set(PRECISIONS))
+    if not names or unknown:
+        raise click.BadParameter(f"give one or more of {', '.join(PRECISIONS)}, e.g. fp32,bf16")
+    return list(dict.fromkeys(names))
 
 
 @click.command("bench")
@@ -23,6 +31,8 @@ DEFAULT_SECTIONS = ("model", "encoder", "engines", "predict", "train")
 @click.option("--size", type=click.IntRange(min=32), default=512, show_default=True, help="Tile size in px.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Inference batch.")
 @click.option("--train-batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--train-precision", default="fp32", show_default=True, callback=_precisions,
+              help="Comma-separated precisions of the train section: fp32, bf16 (model.toml's precision).")
 @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
               help="Timed interleaved rounds (median reported).")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch (and onnxruntime) "
@@ -40,8 +50,8 @@ DEFAULT_SECTIONS = ("model", "encoder", "engines", "predict", "train")
               help="Also write the tables to this Markdown file.")
 @device_option
 @reports_errors
-def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, repeats, threads, sections, int8,
-        flush_denormal, scene_size, markdown_path, device):
+def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train_precision, repeats, threads, sections,
+        int8, flush_denormal, scene_size, markdown_path, device):
     """Inference speed (whole network, encoder, decoder), training speed and memory, engines and precisions.
 
     Every comparison runs in this one invocation (ratios to the resnet50 U-Net, to torchvision, to PyTorch
@@ -69,14 +79,15 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, repea
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush_denormal)
     try:
-        _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, repeats, chosen, int8,
-             scene_size, markdown_path, device)
+        _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, train_precision, repeats,
+             chosen, int8, scene_size, markdown_path, device)
     finally:  # the process (a notebook, a test) keeps its own settings
         torch.set_num_threads(saved[0])
         torch.set_flush_denormal(saved[1])
 
 
-def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, repeats, chosen, int8, scene_size,
+def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, train_precision, repeats, chosen,
+         int8, scene_size,
          markdown_path, device) -> None:
     import datetime
 
@@ -127,7 +138,7 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
     if "train" in chosen:
         images = sample_batches(size, 1, train_batch_size, tiles_dir=tiles_dir)[0]
         emit(f"Train step, {size} px, batch {train_batch_size}",
-             bench.train_rows(pairs, images, max(1, min(2, repeats - 1)), device))
+             bench.train_rows(pairs, images, max(1, min(2, repeats - 1)), device, train_precision))
     if "memory" in chosen:
         from robosat_effnet import bench_predict
 
