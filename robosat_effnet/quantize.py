@@ -6,7 +6,7 @@
 The int8 file keeps the fp32 file's metadata (classes, bands, normalisation: see `predict.onnx`) with
 "robosat_effnet.precision" = "int8", so `rs-effnet predict` and `eval` load it as they load the fp32 export.
 Activation ranges come from the calibration tiles, so they should look like what the model will predict.
-`rs-effnet export --int8 --calibration TILES_DIR` runs both steps; `bench_engines` times the result.
+`rs-effnet export --int8 --calibration TILES_DIR` runs both steps; `bench.engines` times the result.
 """
 
 from __future__ import annotations

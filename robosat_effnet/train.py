@@ -9,7 +9,7 @@ epochs (default 1) and after the last, `best.pth` (highest validation mIoU), `hi
 `history.png`. A checkpoint holds the model spec, weights, optimizer, scheduler, AMP scaler, RNG states,
 metrics and the configs, and loads with `torch.load(weights_only=True)`; `resume=` continues from one
 exactly where it stopped.
-The batches themselves run in robosat_effnet.engine; torchrun/DDP plumbing is in robosat_effnet.distributed.
+The batches themselves run in robosat_effnet.train_engine; torchrun/DDP plumbing is in robosat_effnet.distributed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoin
 from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
 from robosat_effnet.datasets import SPLITS, SegmentationTiles, check_dataset
 from robosat_effnet.distributed import DistInfo, ShardSampler, init_distributed, shutdown
-from robosat_effnet.engine import Engine
 from robosat_effnet.errors import CheckpointError, ConfigError
 from robosat_effnet.history import plot, write_csv
 from robosat_effnet.io import atomic_path
@@ -40,6 +39,7 @@ from robosat_effnet.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.metrics import scores
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
 from robosat_effnet.rng import get_rng_state, set_rng_state
+from robosat_effnet.train_engine import Engine
 
 log = logging.getLogger("robosat_effnet")
 

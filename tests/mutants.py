@@ -164,7 +164,7 @@ MUTANTS = [
     Mutant("touching buildings not split", "robosat_effnet/geo/features.py",
            "            if touching is None:", "            if True:",
            ("tests/test_touching.py",)),
-    Mutant("bench times fresh networks", "robosat_effnet/bench.py",
+    Mutant("bench times fresh networks", "robosat_effnet/bench/models.py",
            "    return calibrate_batchnorm(model, batches)\n", "    return model.eval()\n",
            ("tests/test_bench.py::test_bench_tiny",)),
     Mutant("view server follows symlinks out", "robosat_effnet/view/server.py",

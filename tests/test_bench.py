@@ -7,9 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from robosat_effnet import calibration
-from robosat_effnet.bench import markdown_table, train_rows
-from robosat_effnet.calibration import (
+from robosat_effnet.bench import calibration, markdown_table, train_rows
+from robosat_effnet.bench.calibration import (
     calibrate_batchnorm,
     deepest_tap_magnitude,
     flush_denormal_enabled,
@@ -91,7 +90,7 @@ def test_bench_tiny(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
 def test_engine_rows_agree_with_eager(batches):
-    from robosat_effnet.bench_engines import engine_rows
+    from robosat_effnet.bench.engines import engine_rows
     from robosat_effnet.checkpoint import ModelSpec
 
     torch.manual_seed(0)

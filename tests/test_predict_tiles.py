@@ -268,7 +268,7 @@ def test_robosat_parking_fixture_gives_four_512px_palette_masks(tmp_path, random
 
 
 def test_throughput_reports_end_to_end_next_to_model_only(tmp_path, random_model):
-    from robosat_effnet.bench_predict import predict_throughput
+    from robosat_effnet.bench.predict import predict_throughput
 
     write_scene_tiles(tmp_path / "in", np.random.default_rng(8).integers(0, 255, (64, 128, 3), dtype=np.uint8))
     numbers = predict_throughput(random_model, tmp_path / "in", batch_size=2, border=0, repeats=1)

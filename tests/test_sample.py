@@ -15,8 +15,8 @@ from pyproj import Geod
 from rasterio.features import rasterize
 from rasterio.warp import transform, transform_geom
 
+from robosat_effnet.demo.sample import DEFAULT_CENTER, write_sample
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.sample import DEFAULT_CENTER, write_sample
 
 SIZE = 256
 

@@ -107,7 +107,7 @@ def test_two_processes_with_gloo(tmp_path):
         import torch
         torch.set_num_threads(1)
         from robosat_effnet.cli import main
-        from robosat_effnet.engine import Engine
+        from robosat_effnet.train_engine import Engine
 
         original, record = Engine.train_one_epoch, {{"batches": [], "rng": []}}
 

@@ -61,7 +61,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     import torch
 
     from robosat_effnet import bench
-    from robosat_effnet.calibration import flush_denormal_enabled
+    from robosat_effnet.bench.calibration import flush_denormal_enabled
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     chosen = [s.strip() for s in sections.split(",") if s.strip()]
@@ -93,7 +93,7 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
 
     import torch
 
-    from robosat_effnet.calibration import flush_denormal_enabled, sample_batches, tiles_source
+    from robosat_effnet.bench.calibration import flush_denormal_enabled, sample_batches, tiles_source
 
     trained = None
     if checkpoint:
@@ -123,14 +123,14 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
              bench.encoder_rows(["b0", "b4"], batches, repeats, device, batch_size))
     network = trained or (bench.calibrated_model("efficientnet-b0", "unet", batches, torch.device(device)), None)
     if "engines" in chosen:
-        from robosat_effnet.bench_engines import engine_rows
+        from robosat_effnet.bench.engines import engine_rows
         from robosat_effnet.checkpoint import ModelSpec
 
         model, model_spec = network[0], network[1] or ModelSpec(tile_size=size)
         emit(f"Engines and precisions, {model_spec.backbone} {model_spec.decoder}, {size} px, batch {batch_size}",
              engine_rows(model, model_spec, batches, repeats, device, batch_size, int8=int8))
     if "predict" in chosen:
-        from robosat_effnet import bench_predict
+        from robosat_effnet.bench import predict as bench_predict
         from robosat_effnet.checkpoint import ModelSpec
 
         emit("Predict: end to end vs model only", bench_predict.throughput_rows(
@@ -140,7 +140,7 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
         emit(f"Train step, {size} px, batch {train_batch_size}",
              bench.train_rows(pairs, images, max(1, min(2, repeats - 1)), device, train_precision))
     if "memory" in chosen:
-        from robosat_effnet import bench_predict
+        from robosat_effnet.bench import predict as bench_predict
 
         emit(f"Predict: large GeoTIFF ({scene_size} x {scene_size} px) peak memory",
              bench_predict.large_scene_rows(scene_size))

@@ -105,7 +105,7 @@ def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path,
     classes = dataset_cfg.classes
     paths = {kind: out / name for kind, name in OUTPUTS.items()}
     report.write_csv(rows, paths["csv"])
-    from robosat_effnet.bench import machine
+    from robosat_effnet.bench.timing import machine
 
     text = _heading(dataset_cfg, model_cfg, min_area, checkpoint) + report.markdown(summary, classes, machine())
     with atomic_path(paths["markdown"]) as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from robosat_effnet.bench import interleaved_timings, multiply_adds
+from robosat_effnet.bench.timing import interleaved_timings, multiply_adds
 from robosat_effnet.checkpoint import load_model
 from robosat_effnet.config import DatasetConfig
 from robosat_effnet.datasets import SegmentationTiles, find_samples

@@ -66,10 +66,10 @@ def _mosaics(tiles_dir: Path) -> list[np.ndarray]:
 
 
 def _generated_images(size: int, count: int, seed: int) -> list[np.ndarray]:
-    """Crops of a synthetic town scene from robosat_effnet.sample (used when no real tiles are at hand)."""
+    """Crops of a synthetic town scene from robosat_effnet.demo.sample (used when no real tiles are at hand)."""
     import rasterio
 
-    from robosat_effnet.sample import write_sample
+    from robosat_effnet.demo.sample import write_sample
 
     side = int(np.ceil(np.sqrt(count))) * size
     with tempfile.TemporaryDirectory(prefix="rs-effnet-calib-") as tmp:
@@ -97,7 +97,7 @@ def sample_images(size: int = 512, count: int = 16, tiles_dir: str | os.PathLike
     """`count` RGB uint8 size x size px aerial images (H x W x 3).
 
     From `tiles_dir` (a slippy-map folder) when given, else from the real tiles of ../shared/data/buildings-oam
-    when present, else from a generated scene (robosat_effnet.sample); `tiles_source()` says which. Images are
+    when present, else from a generated scene (robosat_effnet.demo.sample); `tiles_source()` says which. Images are
     reused (in a shuffled order) when the source has fewer than `count`.
     """
     folder = Path(tiles_dir) if tiles_dir is not None else default_tiles_dir()
@@ -124,7 +124,7 @@ def sample_batches(size: int = 512, count: int = 4, batch: int = 4, tiles_dir: s
 def tiles_source(tiles_dir: str | os.PathLike | None = None) -> str:
     """Where `sample_batches(tiles_dir=...)` takes its images from, in words (for benchmark reports)."""
     folder = Path(tiles_dir) if tiles_dir is not None else default_tiles_dir()
-    return f"tiles of {folder}" if folder is not None else "a generated scene (robosat_effnet.sample)"
+    return f"tiles of {folder}" if folder is not None else "a generated scene (robosat_effnet.demo.sample)"
 
 
 def calibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:

@@ -1,6 +1,6 @@
 """The demo's one-picture summary: a scene with predicted and true outlines side by side, and the training curves.
 
-    >>> from robosat_effnet.overview import plot_overview
+    >>> from robosat_effnet.demo.overview import plot_overview
     >>> plot_overview("scene.tif", "predicted.geojson", "buildings.geojson", "history.csv", "overview.png")
 
 Everything is drawn with matplotlib's object API (Figure, not pyplot): it needs no display and leaves the

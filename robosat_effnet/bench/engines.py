@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from robosat_effnet.bench import interleaved_timings
+from robosat_effnet.bench.timing import interleaved_timings
 from robosat_effnet.checkpoint import ModelSpec
 
 

@@ -1,76 +1,26 @@
-"""Speed and memory, measured side by side in one run so that ratios survive a noisy machine.
+"""The networks compared: inference speed and memory of whole models and of encoders, and training steps.
 
-Every function returns rows (dicts) that `rs-effnet bench` prints as Markdown tables; timings are
-interleaved across the compared models (round-robin) so that a slow moment hits all of them.
+Every function returns rows (dicts) that `rs-effnet bench` prints as Markdown tables (`timing.markdown_table`);
+the networks carry BatchNorm statistics from real tiles (`calibration`), never a fresh network's.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from robosat_effnet.calibration import calibrate_batchnorm
+from robosat_effnet.bench.calibration import calibrate_batchnorm
+from robosat_effnet.bench.timing import interleaved_timings, multiply_adds, synchronize
 from robosat_effnet.models import build_encoder, build_model, canonical_backbone
 
 # The compared networks of `rs-effnet bench`: backbone:decoder.
 DEFAULT_MODELS = "b0:unet,b2:unet,b4:unet,resnet50:unet,b0:fpn,b0:unet-lite"
-
-
-def machine() -> str:
-    """One line describing where the numbers were taken."""
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    line = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available():
-        line += f", GPU {torch.cuda.get_device_name()}"
-    return line
-
-
-def multiply_adds(model: torch.nn.Module, size: int, in_channels: int = 3) -> float:
-    """Multiply-adds of one forward pass on one size x size tile, counted on the meta device."""
-    import copy
-
-    meta = copy.deepcopy(model).to("meta").eval()
-    with FlopCounterMode(display=False) as counter:
-        meta(torch.empty(1, in_channels, size, size, device="meta"))
-    return counter.get_total_flops() / 2
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved_timings(functions: dict[str, Callable[[], object]], repeats: int, device: torch.device,
-                        warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each function, calling them round-robin `repeats` times."""
-    with torch.inference_mode():
-        for fn in functions.values():
-            for _ in range(warmup):
-                fn()
-        _sync(device)
-        times: dict[str, list[float]] = {name: [] for name in functions}
-        for _ in range(repeats):
-            for name, fn in functions.items():
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def parse_models(text: str) -> list[tuple[str, str]]:
@@ -90,7 +40,7 @@ def parse_models(text: str) -> list[tuple[str, str]]:
 
 def calibrated_model(backbone: str, decoder: str, batches: list[torch.Tensor], device: torch.device,
                      **kwargs) -> torch.nn.Module:
-    """A fresh network with BatchNorm statistics from `batches` (see robosat_effnet.calibration), in eval mode."""
+    """A fresh network with BatchNorm statistics from `batches` (see robosat_effnet.bench.calibration), in eval mode."""
     torch.manual_seed(0)
     model = build_model(backbone, decoder, in_channels=batches[0].shape[1], **kwargs).to(device)
     return calibrate_batchnorm(model, batches)
@@ -205,12 +155,12 @@ def _train_step_worker(backbone: str, decoder: str, images: torch.Tensor, steps:
         scaler.update()
 
     step()  # warm-up: allocator, optimizer state
-    _sync(dev)
+    synchronize(dev)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
-        _sync(dev)
+        synchronize(dev)
         times.append(time.perf_counter() - start)
     peak_gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
     queue.put({"model": f"{backbone} {decoder}", "precision": precision,
@@ -253,19 +203,3 @@ def train_rows(models: list[tuple[str, str]], images: torch.Tensor, steps: int =
             row["speed_vs_resnet50_unet"] = row["train_tiles_per_s"] / base["train_tiles_per_s"]
             row["memory_vs_resnet50_unet"] = (row[memory] / base[memory]) if row[memory] and base[memory] else None
     return rows
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """Rows of dicts as a Markdown table (floats to 3 significant figures)."""
-    if not rows:
-        return ""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-        return "" if v is None else str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)

@@ -26,8 +26,8 @@ from typing import Any
 
 import click
 
-# The demo's data and scores live in demo_data; they are re-exported here, where the demo is used from.
-from robosat_effnet.demo_data import (  # noqa: F401
+# The demo's data and scores live in demo.data; they are re-exported here, where the demo is used from.
+from robosat_effnet.demo.data import (  # noqa: F401
     DemoError,
     Settings,
     best_validation,
@@ -177,7 +177,7 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
     mask_iou = building_iou(p["mask_tif"], p["test_mask"])
     click.secho(f"\n[{len(steps) + 1}/{len(steps) + 1}] overview: the test scene with predicted and true "
                 "outlines, and the training curves", bold=True)
-    from robosat_effnet.overview import plot_overview
+    from robosat_effnet.demo.overview import plot_overview
 
     plot_overview(p["test_scene"], p["features"], p["test_buildings"], p["history"], p["overview"], iou=test_iou,
                   title=f"rs-effnet demo: EfficientNet-B0 U-Net trained from scratch for {validation['epochs']} "
@@ -259,6 +259,3 @@ def main(out: Path, epochs: int | None) -> None:
 
     reports_errors(run_demo)(Settings(out=out), epochs)
 
-
-if __name__ == "__main__":
-    main()

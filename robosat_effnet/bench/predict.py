@@ -19,15 +19,11 @@ import mercantile
 import numpy as np
 import torch
 
+from robosat_effnet.bench.timing import synchronize
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
 from robosat_effnet.predict.tiles import BufferedTiles, predict_tiles
 from robosat_effnet.tiles import tile_files
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_size: int = 8, workers: int = 0,
@@ -56,7 +52,7 @@ def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_
         start = time.perf_counter()
         for batch in batches:
             crop(predictor(batch), border).argmax(dim=1).to(torch.uint8).cpu()
-        _sync(device)
+        synchronize(device)
         return time.perf_counter() - start
 
     def end_to_end(out: Path) -> float:
@@ -152,7 +148,7 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
     with tempfile.TemporaryDirectory(prefix="rs-effnet-scene-", dir=workdir) as tmp:
         tmp = Path(tmp)
         if checkpoint is None:
-            from robosat_effnet.calibration import calibrate_batchnorm, sample_batches
+            from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches
 
             network = calibrate_batchnorm(build_model("efficientnet-b0", num_classes=2),
                                           sample_batches(tile_size, 2, 4))  # realistic activations, as everywhere
@@ -188,7 +184,7 @@ def throughput_rows(model: ModelLike | None = None, device: str | torch.device |
     come from the same imagery (a fresh network in eval mode would time denormal arithmetic). With `onnx` (and
     robosat_effnet.export and onnxruntime installed) the same model, exported, runs the same tiles too.
     """
-    from robosat_effnet.calibration import calibrate_batchnorm, sample_batches, sample_images
+    from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches, sample_images
     from robosat_effnet.checkpoint import ModelSpec
     from robosat_effnet.io import write_image
     from robosat_effnet.models import build_model
