@@ -7,7 +7,7 @@ Parameter names are our own; `weights.py` maps torchvision's published checkpoin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -168,35 +168,67 @@ class MBConv(nn.Module):
         return out
 
 
-def build_body(scaling: Scaling, in_channels: int = 3,
-               output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
-    """The stem and the seven scaled stages; returns (stem, stages, stride after each stage).
+@dataclass(frozen=True)
+class BlockStage:
+    """One stage as built: `repeats` blocks of `block` (MBConv or V2's FusedMBConv) at real channel counts."""
 
-    Where the running stride would pass `output_stride`, the stage keeps stride 1 and dilates its
-    depthwise convolutions instead, so deeper taps stay at `output_stride`.
+    block: Callable[..., nn.Module]
+    expand: int
+    kernel: int
+    stride: int
+    in_channels: int
+    out_channels: int
+    repeats: int
+
+
+def build_stages(stages: Sequence[BlockStage], norm: Callable[[int], nn.Module], stem_stride: int = 2,
+                 output_stride: int = 32) -> tuple[nn.ModuleList, list[int]]:
+    """The stages of an EfficientNet (V1 or V2) after its stem; returns (stages, stride after each stage).
+
+    Where the running stride would pass `output_stride`, the stage keeps stride 1 and dilates its k x k
+    convolutions instead, so deeper taps stay at `output_stride`. The stochastic-depth drop rate grows
+    linearly with depth over the whole network, from 0 at the first block towards 0.2.
     """
-    norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
-    stem_channels = round_channels(32, scaling.width)
-    stem = ConvBNAct(in_channels, stem_channels, 3, stride=2, norm=norm)
-    repeats = [round_repeats(s.repeats, scaling.depth) for s in B0_STAGES]
-    total, index = sum(repeats), 0
-    stages, strides, stride, dilation = nn.ModuleList(), [], 2, 1
-    for stage, n in zip(B0_STAGES, repeats, strict=True):
-        cin, cout = round_channels(stage.in_channels, scaling.width), round_channels(stage.out_channels, scaling.width)
+    total, index = sum(s.repeats for s in stages), 0
+    modules, strides, stride, dilation = nn.ModuleList(), [], stem_stride, 1
+    for stage in stages:
         step = stage.stride
         if stride * step > output_stride:
             dilation, step = dilation * step, 1
         stride *= step
         blocks = []
-        for i in range(n):
-            # The drop rate grows linearly with depth, from 0 at the first block towards 0.2.
-            drop = STOCHASTIC_DEPTH * index / total
-            blocks.append(MBConv(cin if i == 0 else cout, cout, stage.expand, stage.kernel,
-                                 step if i == 0 else 1, drop, norm, dilation))
+        for i in range(stage.repeats):
+            blocks.append(stage.block(stage.in_channels if i == 0 else stage.out_channels, stage.out_channels,
+                                      stage.expand, stage.kernel, step if i == 0 else 1,
+                                      STOCHASTIC_DEPTH * index / total, norm, dilation))
             index += 1
-        stages.append(nn.Sequential(*blocks))
+        modules.append(nn.Sequential(*blocks))
         strides.append(stride)
-    return stem, stages, strides
+    return modules, strides
+
+
+def tap_stages(stages: Sequence[BlockStage | Stage], stem_stride: int = 2) -> list[int]:
+    """Indices of the last stage at each nominal stride (2, 4, 8, 16, 32): the encoder's taps."""
+    nominal, stride = [], stem_stride
+    for s in stages:
+        stride *= s.stride
+        nominal.append(stride)
+    return [i for i in range(len(nominal)) if i == len(nominal) - 1 or nominal[i + 1] != nominal[i]]
+
+
+def scaled_stages(scaling: Scaling) -> list[BlockStage]:
+    """Table 1's B0 stages with `scaling`'s width and depth applied."""
+    return [BlockStage(MBConv, s.expand, s.kernel, s.stride, round_channels(s.in_channels, scaling.width),
+                       round_channels(s.out_channels, scaling.width), round_repeats(s.repeats, scaling.depth))
+            for s in B0_STAGES]
+
+
+def build_body(scaling: Scaling, in_channels: int = 3,
+               output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
+    """The stem and the seven scaled stages; returns (stem, stages, stride after each stage)."""
+    norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
+    stem = ConvBNAct(in_channels, round_channels(32, scaling.width), 3, stride=2, norm=norm)
+    return (stem, *build_stages(scaled_stages(scaling), norm, output_stride=output_stride))
 
 
 def init_weights(module: nn.Module) -> None:
@@ -249,12 +281,7 @@ class EfficientNetEncoder(nn.Module):
         if output_stride not in (8, 16, 32):
             raise ConfigError(f"output_stride must be 8, 16 or 32, not {output_stride}")
         self.stem, self.stages, stage_strides = build_body(scaling, in_channels, output_stride)
-        # The last stage before each downsampling (and the final stage) is a tap.
-        nominal = [2]
-        for s in B0_STAGES:
-            nominal.append(nominal[-1] * s.stride)
-        nominal = nominal[1:]
-        self.tap_indices = [i for i in range(len(nominal)) if i == len(nominal) - 1 or nominal[i + 1] != nominal[i]]
+        self.tap_indices = tap_stages(B0_STAGES)
         self.strides = [stage_strides[i] for i in self.tap_indices]
         self.out_channels = [round_channels(B0_STAGES[i].out_channels, scaling.width) for i in self.tap_indices]
         self.in_channels = in_channels

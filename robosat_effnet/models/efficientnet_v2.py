@@ -17,13 +17,15 @@ from torch import nn
 
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.models.efficientnet import (
-    STOCHASTIC_DEPTH,
+    BlockStage,
     ConvBNAct,
     EfficientNet,
     EfficientNetEncoder,
     MBConv,
     StochasticDepth,
+    build_stages,
     init_weights,
+    tap_stages,
 )
 
 
@@ -135,39 +137,13 @@ class FusedMBConv(nn.Module):
 
 def build_v2_body(variant: V2Variant, in_channels: int = 3,
                   output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
-    """The stem and stages of a V2 network; returns (stem, stages, stride after each stage).
-
-    As in EfficientNet's build_body, a stage that would pass `output_stride` keeps stride 1 and dilates
-    its k x k convolutions instead.
-    """
+    """The stem and stages of a V2 network; returns (stem, stages, stride after each stage), built and dilated
+    as EfficientNet's (`build_stages`)."""
     norm = partial(nn.BatchNorm2d, eps=variant.bn_eps, momentum=variant.bn_momentum)
     stem = ConvBNAct(in_channels, variant.stem, 3, stride=2, norm=norm)
-    total, index = sum(s.repeats for s in variant.stages), 0
-    stages, strides, stride, dilation = nn.ModuleList(), [], 2, 1
-    for stage in variant.stages:
-        step = stage.stride
-        if stride * step > output_stride:
-            dilation, step = dilation * step, 1
-        stride *= step
-        block = FusedMBConv if stage.fused else MBConv
-        blocks = []
-        for i in range(stage.repeats):
-            drop = STOCHASTIC_DEPTH * index / total  # linear in depth over the whole network, as in V1
-            blocks.append(block(stage.in_channels if i == 0 else stage.out_channels, stage.out_channels,
-                                stage.expand, stage.kernel, step if i == 0 else 1, drop, norm, dilation))
-            index += 1
-        stages.append(nn.Sequential(*blocks))
-        strides.append(stride)
-    return stem, stages, strides
-
-
-def tap_stages(variant: V2Variant) -> list[int]:
-    """Indices of the last stage at each nominal stride (2, 4, 8, 16, 32)."""
-    nominal, stride = [], 2
-    for s in variant.stages:
-        stride *= s.stride
-        nominal.append(stride)
-    return [i for i in range(len(nominal)) if i == len(nominal) - 1 or nominal[i + 1] != nominal[i]]
+    stages = [BlockStage(FusedMBConv if s.fused else MBConv, s.expand, s.kernel, s.stride, s.in_channels,
+                         s.out_channels, s.repeats) for s in variant.stages]
+    return (stem, *build_stages(stages, norm, output_stride=output_stride))
 
 
 class EfficientNetV2(nn.Module):
@@ -198,7 +174,7 @@ class EfficientNetV2Encoder(nn.Module):
         if output_stride not in (8, 16, 32):
             raise ConfigError(f"output_stride must be 8, 16 or 32, not {output_stride}")
         self.stem, self.stages, stage_strides = build_v2_body(variant, in_channels, output_stride)
-        self.tap_indices = tap_stages(variant)
+        self.tap_indices = tap_stages(variant.stages)
         self.strides = [stage_strides[i] for i in self.tap_indices]
         self.out_channels = [variant.stages[i].out_channels for i in self.tap_indices]
         self.in_channels = in_channels
