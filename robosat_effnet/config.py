@@ -23,7 +23,7 @@ dataset.toml::
 
 model.toml: robosat's `[common] cuda, batch_size, image_size, checkpoint` and `[opt] epochs, lr, loss`,
 plus ours in `[common]`: backbone, decoder, decoder_channels, weights, amp, seed, workers, save_every;
-in `[opt]`: weight_decay, warmup, grad_clip, augment, jitter, gamma. Keys nobody knows are
+in `[opt]`: weight_decay, warmup, grad_clip, augment, jitter, gamma, gap_weight, gap_px. Keys nobody knows are
 reported with a warning and ignored.
 """
 
@@ -55,7 +55,8 @@ MODEL_KEYS = {
                "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "precision": str, "seed": int,
                "workers": int, "save_every": int},
     "opt": {"epochs": int, "lr": float, "loss": str, "weight_decay": float, "decay": float, "warmup": float,
-            "grad_clip": float, "augment": bool, "jitter": float, "gamma": float},
+            "grad_clip": float, "augment": bool, "jitter": float, "gamma": float, "gap_weight": float,
+            "gap_px": int},
 }
 
 
@@ -112,6 +113,8 @@ class ModelConfig:
     augment: bool = True  # the 8 flips/rotations, on training tiles only
     jitter: float = 0.0  # colour jitter strength (brightness/contrast), 0 = off
     gamma: float = 2.0  # focusing parameter of the Focal loss
+    gap_weight: float = 0.0  # > 0: a cross-entropy term on the background between close objects (losses.GapLoss)
+    gap_px: int = 8  # ... within this many px of two different objects
     source: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,6 +235,8 @@ def validate_model_config(config: ModelConfig) -> None:
         ("warmup", config.warmup >= 0, "0 or more epochs"),
         ("grad_clip", config.grad_clip >= 0, "0 (off) or more"),
         ("jitter", 0 <= config.jitter < 1, "between 0 and 1"),
+        ("gap_weight", config.gap_weight >= 0, "0 (off) or more"),
+        ("gap_px", config.gap_px >= 1, "at least 1"),
         ("workers", config.workers >= 0, "0 or more"),
         ("save_every", config.save_every >= 1, "at least 1"),
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),

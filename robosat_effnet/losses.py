@@ -9,6 +9,10 @@ Every loss takes logits N x C x H x W and targets N x H x W (class indices) and 
 - "Lovasz": the Lovasz hinge on the logits of the one-hot targets, flattened over classes and pixels of
   each image, averaged over images (robosat's LovaszLoss2d; Berman et al. 2018). Ignores class weights.
 - "Dice": 1 - mean over classes of the soft Dice coefficient over the batch. Ignores class weights.
+
+`GapLoss` adds to any of them a term for the narrow gaps between neighbouring objects (U-Net's border weights,
+Ronneberger et al. 2015): the cross-entropy of the background pixels that have two different objects within
+`gap_px`, so that a network learns to keep neighbours apart instead of joining them into one outline.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robosat_effnet.errors import UnknownNameError
+from robosat_effnet.errors import MissingDependencyError, UnknownNameError
 
 
 class CrossEntropyLoss(nn.Module):
@@ -124,8 +128,55 @@ def canonical_loss(name: str) -> str:
     raise UnknownNameError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)} ([opt] loss in model.toml)")
 
 
-def build_loss(name: str, weights: Sequence[float] | None = None, gamma: float = 2.0) -> nn.Module:
-    """The loss called `name`; `weights` (one per class) are used by CrossEntropy, mIoU and Focal."""
+def build_loss(name: str, weights: Sequence[float] | None = None, gamma: float = 2.0, gap_weight: float = 0.0,
+               gap_px: int = 8) -> nn.Module:
+    """The loss called `name`; `weights` (one per class) are used by CrossEntropy, mIoU and Focal.
+
+    `gap_weight` > 0 adds the gap term (`GapLoss`) for background within `gap_px` of two objects.
+    """
     key = canonical_loss(name)
     weight = torch.tensor(list(weights), dtype=torch.float32) if weights is not None and key in WEIGHTED else None
-    return LOSSES[key](weight, gamma)
+    loss = LOSSES[key](weight, gamma)
+    return GapLoss(loss, gap_weight, gap_px) if gap_weight > 0 else loss
+
+
+def gap_pixels(targets: torch.Tensor, radius: int) -> torch.Tensor:
+    """N x H x W bool: background pixels (class 0) with two different objects within `radius` px in x and in y.
+
+    Objects are the 4-connected parts of the non-background pixels of each tile; the wall between buildings that
+    touch is no gap (there is no background there), the strip of ground between two close ones is.
+    """
+    try:
+        from scipy import ndimage
+    except ImportError:
+        raise MissingDependencyError("the gap loss needs scipy: pip install robosat_effnet[footprints]") from None
+    import numpy as np
+
+    size = 2 * radius + 1  # a square window: the filters are separable, so this costs milliseconds per tile
+    labels = targets.detach().cpu().numpy()
+    out = np.zeros(labels.shape, dtype=bool)
+    for i, label in enumerate(labels):
+        ids, count = ndimage.label(label > 0)
+        if count < 2:
+            continue
+        highest = ndimage.maximum_filter(ids, size=size, mode="constant", cval=0)
+        lowest = ndimage.minimum_filter(np.where(ids > 0, ids, count + 1), size=size, mode="constant",
+                                        cval=count + 1)
+        out[i] = (label == 0) & (lowest <= count) & (highest != lowest)
+    return torch.from_numpy(out).to(targets.device)
+
+
+class GapLoss(nn.Module):
+    """`base(logits, targets) + weight x` the mean cross-entropy over the gap pixels of the batch (`gap_pixels`)."""
+
+    def __init__(self, base: nn.Module, weight: float, radius: int):
+        super().__init__()
+        self.base, self.weight, self.radius = base, weight, radius
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = self.base(logits, targets)
+        gaps = gap_pixels(targets, self.radius)
+        if not gaps.any():
+            return loss + 0.0 * logits.sum()  # the same graph every step (DDP expects every output used)
+        pixels = F.cross_entropy(logits, targets, reduction="none")
+        return loss + self.weight * pixels[gaps].mean()

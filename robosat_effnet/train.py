@@ -131,7 +131,8 @@ class _Run:
         if loss_name in WEIGHTED and dataset_cfg.weights is None:
             log.warning("%s: no [weights] values; the %s loss uses equal class weights (compute them with "
                         "`rs-effnet weights`)", dataset_cfg.source or "dataset config", loss_name)
-        self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma).to(device)
+        self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma, model_cfg.gap_weight,
+                                    model_cfg.gap_px).to(device)
         samples = check_dataset(dataset_cfg, workers=max(1, model_cfg.workers), progress=self.progress)
         self.spec = spec_from_configs(dataset_cfg, model_cfg)
         options = dict(size=model_cfg.image_size, seed=model_cfg.seed)
