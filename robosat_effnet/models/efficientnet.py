@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -168,46 +168,35 @@ class MBConv(nn.Module):
         return out
 
 
-@dataclass(frozen=True)
-class BlockStage:
-    """One stage as built: `repeats` blocks of `block` (MBConv or V2's FusedMBConv) at real channel counts."""
-
-    block: Callable[..., nn.Module]
-    expand: int
-    kernel: int
-    stride: int
-    in_channels: int
-    out_channels: int
-    repeats: int
-
-
-def build_stages(stages: Sequence[BlockStage], norm: Callable[[int], nn.Module], stem_stride: int = 2,
-                 output_stride: int = 32) -> tuple[nn.ModuleList, list[int]]:
-    """The stages of an EfficientNet (V1 or V2) after its stem; returns (stages, stride after each stage).
+def build_stages(stages: Sequence[tuple[Callable[..., nn.Module], Stage]], norm: Callable[[int], nn.Module],
+                 stem_stride: int = 2, output_stride: int = 32) -> tuple[nn.ModuleList, list[int]]:
+    """The stages of an EfficientNet (V1 or V2) after its stem, from (block class, stage) pairs: `repeats` blocks
+    of MBConv (or V2's FusedMBConv) at the stage's real channel counts (a Stage, or a V2Stage with the same
+    fields). Returns (stages, stride after each stage).
 
     Where the running stride would pass `output_stride`, the stage keeps stride 1 and dilates its k x k
     convolutions instead, so deeper taps stay at `output_stride`. The stochastic-depth drop rate grows
     linearly with depth over the whole network, from 0 at the first block towards 0.2.
     """
-    total, index = sum(s.repeats for s in stages), 0
+    total, index = sum(stage.repeats for _, stage in stages), 0
     modules, strides, stride, dilation = nn.ModuleList(), [], stem_stride, 1
-    for stage in stages:
+    for block, stage in stages:
         step = stage.stride
         if stride * step > output_stride:
             dilation, step = dilation * step, 1
         stride *= step
         blocks = []
         for i in range(stage.repeats):
-            blocks.append(stage.block(stage.in_channels if i == 0 else stage.out_channels, stage.out_channels,
-                                      stage.expand, stage.kernel, step if i == 0 else 1,
-                                      STOCHASTIC_DEPTH * index / total, norm, dilation))
+            blocks.append(block(stage.in_channels if i == 0 else stage.out_channels, stage.out_channels,
+                                stage.expand, stage.kernel, step if i == 0 else 1, STOCHASTIC_DEPTH * index / total,
+                                norm, dilation))
             index += 1
         modules.append(nn.Sequential(*blocks))
         strides.append(stride)
     return modules, strides
 
 
-def tap_stages(stages: Sequence[BlockStage | Stage], stem_stride: int = 2) -> list[int]:
+def tap_stages(stages: Sequence[Stage], stem_stride: int = 2) -> list[int]:
     """Indices of the last stage at each nominal stride (2, 4, 8, 16, 32): the encoder's taps."""
     nominal, stride = [], stem_stride
     for s in stages:
@@ -216,11 +205,11 @@ def tap_stages(stages: Sequence[BlockStage | Stage], stem_stride: int = 2) -> li
     return [i for i in range(len(nominal)) if i == len(nominal) - 1 or nominal[i + 1] != nominal[i]]
 
 
-def scaled_stages(scaling: Scaling) -> list[BlockStage]:
+def scaled_stages(scaling: Scaling) -> list[Stage]:
     """Table 1's B0 stages with `scaling`'s width and depth applied."""
-    return [BlockStage(MBConv, s.expand, s.kernel, s.stride, round_channels(s.in_channels, scaling.width),
-                       round_channels(s.out_channels, scaling.width), round_repeats(s.repeats, scaling.depth))
-            for s in B0_STAGES]
+    return [replace(s, in_channels=round_channels(s.in_channels, scaling.width),
+                    out_channels=round_channels(s.out_channels, scaling.width),
+                    repeats=round_repeats(s.repeats, scaling.depth)) for s in B0_STAGES]
 
 
 def build_body(scaling: Scaling, in_channels: int = 3,
@@ -228,7 +217,7 @@ def build_body(scaling: Scaling, in_channels: int = 3,
     """The stem and the seven scaled stages; returns (stem, stages, stride after each stage)."""
     norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
     stem = ConvBNAct(in_channels, round_channels(32, scaling.width), 3, stride=2, norm=norm)
-    return (stem, *build_stages(scaled_stages(scaling), norm, output_stride=output_stride))
+    return (stem, *build_stages([(MBConv, s) for s in scaled_stages(scaling)], norm, output_stride=output_stride))
 
 
 def init_weights(module: nn.Module) -> None:

@@ -17,7 +17,6 @@ from torch import nn
 
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.models.efficientnet import (
-    BlockStage,
     ConvBNAct,
     EfficientNet,
     EfficientNetEncoder,
@@ -141,8 +140,7 @@ def build_v2_body(variant: V2Variant, in_channels: int = 3,
     as EfficientNet's (`build_stages`)."""
     norm = partial(nn.BatchNorm2d, eps=variant.bn_eps, momentum=variant.bn_momentum)
     stem = ConvBNAct(in_channels, variant.stem, 3, stride=2, norm=norm)
-    stages = [BlockStage(FusedMBConv if s.fused else MBConv, s.expand, s.kernel, s.stride, s.in_channels,
-                         s.out_channels, s.repeats) for s in variant.stages]
+    stages = [(FusedMBConv if s.fused else MBConv, s) for s in variant.stages]
     return (stem, *build_stages(stages, norm, output_stride=output_stride))
 
 
