@@ -140,17 +140,24 @@ def build_loss(name: str, weights: Sequence[float] | None = None, gamma: float =
     return GapLoss(loss, gap_weight, gap_px) if gap_weight > 0 else loss
 
 
+def _ndimage():
+    try:
+        from scipy import ndimage
+    except ImportError:
+        raise MissingDependencyError("[opt] gap_weight needs scipy: pip install robosat_effnet[footprints], or set "
+                                     "gap_weight = 0") from None
+    return ndimage
+
+
 def gap_pixels(targets: torch.Tensor, radius: int) -> torch.Tensor:
     """N x H x W bool: background pixels (class 0) with two different objects within `radius` px in x and in y.
 
     Objects are the 4-connected parts of the non-background pixels of each tile; the wall between buildings that
     touch is no gap (there is no background there), the strip of ground between two close ones is.
     """
-    try:
-        from scipy import ndimage
-    except ImportError:
-        raise MissingDependencyError("the gap loss needs scipy: pip install robosat_effnet[footprints]") from None
     import numpy as np
+
+    ndimage = _ndimage()
 
     size = 2 * radius + 1  # a square window: the filters are separable, so this costs milliseconds per tile
     labels = targets.detach().cpu().numpy()
@@ -171,6 +178,7 @@ class GapLoss(nn.Module):
 
     def __init__(self, base: nn.Module, weight: float, radius: int):
         super().__init__()
+        _ndimage()  # a missing scipy is told before training starts, not at the first batch
         self.base, self.weight, self.radius = base, weight, radius
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

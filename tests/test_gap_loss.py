@@ -93,3 +93,24 @@ def test_bad_gap_settings_name_the_key(tmp_path, key, value):
     data = make_dataset(tmp_path, n_train=1, n_val=1, size=32, model={"epochs": 1, key: value})
     with pytest.raises(ConfigError, match=key):
         load_model_config(data.model_toml)
+
+
+def test_without_scipy_train_says_what_to_install_before_writing_anything(tmp_path, monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from robosat_effnet.cli import main
+    from robosat_effnet.errors import MissingDependencyError
+
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={"epochs": 1, "gap_weight": 1.0})
+    monkeypatch.setitem(sys.modules, "scipy", None)  # `import scipy` now fails, as where it is not installed
+    with pytest.raises(MissingDependencyError, match=r"robosat_effnet\[footprints\]"):
+        build_loss("Lovasz", gap_weight=1.0)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--dataset", str(data.dataset_toml), "--model", str(data.model_toml),
+                                       "--checkpoint-dir", str(out), "--device", "cpu"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "gap_weight" in result.output and "robosat_effnet[footprints]" in result.output
+    assert not out.exists() or not any(out.iterdir())  # told before the run folder is written

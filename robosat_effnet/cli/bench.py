@@ -87,8 +87,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
 
 
 def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size, train_precision, repeats, chosen,
-         int8, scene_size,
-         markdown_path, device) -> None:
+         int8, scene_size, markdown_path, device) -> None:
     import datetime
 
     import torch
