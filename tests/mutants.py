@@ -76,7 +76,7 @@ MUTANTS = [
            "return float(max_value) if max_value else 65535.0",
            "return 65535.0",
            ("tests/test_preprocessing.py",)),
-    Mutant("max_value not recorded in the checkpoint", "robosat_effnet/config.py",
+    Mutant("max_value not recorded in the checkpoint", "robosat_effnet/config/model.py",
            "spec.max_value = dataset_cfg.max_value",
            "spec.max_value = None",
            ("tests/test_preprocessing.py",)),

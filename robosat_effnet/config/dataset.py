@@ -1,0 +1,103 @@
+"""robosat's dataset.toml (plus our optional keys) as a checked DatasetConfig."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from robosat_effnet.colors import to_rgb
+from robosat_effnet.config.reading import is_number, read_toml, resolve_path
+from robosat_effnet.errors import ConfigError
+
+# What the file may contain: table -> key -> accepted Python types (int is accepted for float).
+DATASET_KEYS = {
+    "common": {"dataset": str, "classes": list, "colors": list, "images": (list, str), "labels": str,
+               "bands": list, "in_channels": int, "mean": list, "std": list, "max_value": float},
+    "weights": {"values": list},
+}
+
+# Colours for datasets that name none; robosat's colour names, background first.
+DEFAULT_COLORS = ["denim", "orange", "green", "purple", "red", "cyan", "yellow", "pink", "teal", "mustard",
+                  "blue", "navy", "dark", "gray", "white", "light", "bluedark", "navydark"]
+
+
+@dataclass
+class DatasetConfig:
+    """A dataset: where its tiles are, its classes, and how its images become network inputs."""
+
+    dataset: Path
+    classes: list[str]
+    colors: list[str]
+    weights: list[float] | None = None
+    images: list[str] = field(default_factory=lambda: ["images"])
+    labels: str = "labels"
+    bands: list[int] | None = None
+    in_channels: int = 3
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    max_value: float | None = None
+    source: Path | None = None  # the TOML file this came from, for messages
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
+    """Read a robosat dataset.toml (plus our optional keys) into a checked DatasetConfig."""
+    path = Path(path)
+    data = read_toml(path, DATASET_KEYS, "dataset")
+    common, weights = data.get("common", {}), data.get("weights", {})
+    for key in ("dataset", "classes"):
+        if key not in common:
+            raise ConfigError(f"{path}: [common] has no '{key}'; see configs/dataset-parking.toml for an example")
+    classes = [str(c) for c in common["classes"]]
+    if len(classes) < 2:
+        raise ConfigError(f"{path}: [common] classes needs at least two names (e.g. background and one class)")
+    colors = list(common.get("colors") or DEFAULT_COLORS[: len(classes)])
+    if len(colors) != len(classes):
+        raise ConfigError(f"{path}: {len(classes)} classes but {len(colors)} colors; give one colour per class")
+    for color in colors:
+        try:
+            to_rgb(color)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: [common] colors: {e}") from None
+    images = common.get("images", ["images"])
+    images = [images] if isinstance(images, str) else [str(i) for i in images]
+    if not images or not all(images):
+        raise ConfigError(f"{path}: [common] images must name at least one image folder, e.g. ['images']")
+    values = weights.get("values")
+    if values is not None and (len(values) != len(classes) or not all(is_number(v) for v in values)):
+        raise ConfigError(f"{path}: [weights] values must be {len(classes)} numbers, one per class")
+
+    bands = common.get("bands")
+    if bands is not None and not (bands and all(isinstance(b, int) and b >= 1 for b in bands)):
+        raise ConfigError(f"{path}: [common] bands must be a list of 1-based channel numbers, e.g. [1, 2, 3]")
+    mean, std = common.get("mean"), common.get("std")
+    in_channels = common.get("in_channels", len(bands) if bands else len(mean) if mean else 3)
+    if in_channels < 1:
+        raise ConfigError(f"{path}: [common] in_channels = {in_channels} must be 1 or more")
+    if bands and len(bands) != in_channels:
+        raise ConfigError(f"{path}: in_channels = {in_channels} but bands lists {len(bands)}; make them agree")
+    if in_channels != 3 and (mean is None or std is None):
+        raise ConfigError(f"{path}: {in_channels} input channels need [common] mean and std with "
+                          f"{in_channels} values each (ImageNet's defaults are for RGB)")
+    mean, std = mean or list(IMAGENET_MEAN), std or list(IMAGENET_STD)
+    for name, values_ in (("mean", mean), ("std", std)):
+        if len(values_) != in_channels or not all(is_number(v) for v in values_):
+            raise ConfigError(f"{path}: [common] {name} must be {in_channels} numbers, one per input channel")
+    if any(s <= 0 for s in std):
+        raise ConfigError(f"{path}: [common] std values must be positive")
+    max_value = common.get("max_value")
+    if max_value is not None and max_value <= 0:
+        raise ConfigError(f"{path}: [common] max_value must be positive")
+
+    return DatasetConfig(
+        dataset=resolve_path(path, common["dataset"]), classes=classes, colors=colors,
+        weights=[float(v) for v in values] if values is not None else None, images=images,
+        labels=str(common.get("labels", "labels")), bands=bands, in_channels=in_channels,
+        mean=[float(v) for v in mean], std=[float(v) for v in std],
+        max_value=float(max_value) if max_value is not None else None, source=path,
+    )

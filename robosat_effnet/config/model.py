@@ -1,0 +1,164 @@
+"""robosat's model.toml (plus our optional keys) as a checked ModelConfig; command-line overrides; the
+checkpoint's ModelSpec made from a dataset and a model config."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.config.dataset import DatasetConfig
+from robosat_effnet.config.reading import read_toml, resolve_path
+from robosat_effnet.errors import ConfigError, UnknownNameError
+
+log = logging.getLogger("robosat_effnet")
+
+PRECISIONS = ("fp32", "bf16")
+# What the file may contain: table -> key -> accepted Python types (int is accepted for float).
+MODEL_KEYS = {
+    "common": {"cuda": bool, "batch_size": int, "image_size": int, "checkpoint": str, "backbone": str,
+               "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "precision": str, "seed": int,
+               "workers": int, "save_every": int},
+    "opt": {"epochs": int, "lr": float, "loss": str, "weight_decay": float, "decay": float, "warmup": float,
+            "grad_clip": float, "augment": bool, "jitter": float, "gamma": float, "gap_weight": float,
+            "gap_px": int},
+}
+
+
+@dataclass
+class ModelConfig:
+    """How to train: robosat's model.toml keys plus ours, with their defaults."""
+
+    cuda: bool | None = None  # None: use a GPU when there is one
+    batch_size: int = 8
+    image_size: int = 512
+    checkpoint: Path = Path("checkpoints")
+    save_every: int = 1  # keep checkpoint-NNNNN.pth every this many epochs (last.pth and best.pth always)
+    backbone: str = "efficientnet-b0"
+    decoder: str = "unet"
+    decoder_channels: list[int] | None = None  # the decoder's widths (see configs/model-unet.toml); None: defaults
+    weights: str | None = None  # None/"none": random init; "imagenet"; or a path to weights
+    amp: bool = True  # mixed precision, on CUDA only
+    precision: str = "fp32"  # "bf16": bfloat16 autocast on any device (AVX-512 BF16/AMX CPUs, recent GPUs)
+    seed: int = 0
+    workers: int = 2
+    epochs: int = 10
+    lr: float = 1e-4
+    loss: str = "CrossEntropy"
+    weight_decay: float = 1e-4
+    warmup: float = 1.0  # epochs of linear warm-up (at most half of all steps)
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    augment: bool = True  # the 8 flips/rotations, on training tiles only
+    jitter: float = 0.0  # colour jitter strength (brightness/contrast), 0 = off
+    gamma: float = 2.0  # focusing parameter of the Focal loss
+    gap_weight: float = 0.0  # > 0: a cross-entropy term on the background between close objects (losses.GapLoss)
+    gap_px: int = 8  # ... within this many px of two different objects
+    source: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (paths as strings), e.g. to store in a checkpoint."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def load_model_config(path: str | os.PathLike) -> ModelConfig:
+    """Read a robosat model.toml (plus our optional keys) into a checked ModelConfig."""
+    path = Path(path)
+    data = read_toml(path, MODEL_KEYS, "model")
+    values: dict[str, Any] = {**data.get("common", {}), **data.get("opt", {})}
+    if "decay" in values:  # robosat's early name for weight decay
+        if "weight_decay" in values:
+            log.warning("%s: both decay and weight_decay are set; using weight_decay = %s", path,
+                        values["weight_decay"])
+        values.setdefault("weight_decay", values.pop("decay"))
+        values.pop("decay", None)
+    if "checkpoint" in values:
+        values["checkpoint"] = resolve_path(path, values["checkpoint"])
+    else:
+        values["checkpoint"] = path.parent / "checkpoints"
+    if "weights" in values:
+        values["weights"] = _weights(values["weights"], lambda file: str(resolve_path(path, file)))
+    for key, value in values.items():
+        if isinstance(value, int) and MODEL_KEYS["opt"].get(key) is float:
+            values[key] = float(value)
+    config = ModelConfig(**values, source=path)
+    validate_model_config(config)
+    return config
+
+
+def apply_overrides(config: ModelConfig, **overrides: Any) -> ModelConfig:
+    """A copy of `config` with the given keys replaced (None: keep the file's value), checked again.
+
+    `weights` takes the same values as in model.toml: 'none', 'imagenet' or a path.
+    """
+    values = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise ConfigError(f"unknown model setting(s) {', '.join(unknown)}")
+    if "weights" in values:
+        values["weights"] = _weights(values["weights"])
+    if "checkpoint" in values:
+        values["checkpoint"] = Path(values["checkpoint"])
+    config = dataclasses.replace(config, **values)
+    validate_model_config(config)
+    return config
+
+
+def validate_model_config(config: ModelConfig) -> None:
+    """Check value ranges (also after command-line overrides); raise ConfigError naming the key."""
+    where = f"{config.source}: " if config.source else ""
+    checks = [
+        ("batch_size", config.batch_size >= 1, "at least 1"),
+        ("image_size", config.image_size >= 32 and config.image_size % 32 == 0, "a multiple of 32, e.g. 512"),
+        ("epochs", config.epochs >= 1, "at least 1"),
+        ("lr", config.lr > 0, "positive"),
+        ("weight_decay", config.weight_decay >= 0, "0 or more"),
+        ("warmup", config.warmup >= 0, "0 or more epochs"),
+        ("grad_clip", config.grad_clip >= 0, "0 (off) or more"),
+        ("jitter", 0 <= config.jitter < 1, "between 0 and 1"),
+        ("gap_weight", config.gap_weight >= 0, "0 (off) or more"),
+        ("gap_px", config.gap_px >= 1, "at least 1"),
+        ("workers", config.workers >= 0, "0 or more"),
+        ("save_every", config.save_every >= 1, "at least 1"),
+        ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{where}{key} = {getattr(config, key)!r} must be {expected}")
+    from robosat_effnet.models import canonical_backbone, list_decoders
+
+    config.backbone = canonical_backbone(config.backbone)  # 'b4' -> 'efficientnet-b4'; unknown names raise
+    config.decoder = config.decoder.strip().lower()
+    if config.decoder not in list_decoders():
+        raise UnknownNameError(f"{where}unknown decoder {config.decoder!r}; valid: {', '.join(list_decoders())}")
+    widths = config.decoder_channels
+    if widths is not None and not (widths and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                                                  for w in widths)):
+        raise ConfigError(f"{where}decoder_channels = {widths!r} must be a list of positive integers, "
+                          "e.g. [256, 128, 64, 32, 16] (unet) or [256, 128] (fpn)")
+
+
+def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> ModelSpec:
+    """The checkpoint's model description for this dataset and model configuration."""
+    from robosat_effnet.models import canonical_backbone
+
+    spec = ModelSpec(
+        backbone=canonical_backbone(model_cfg.backbone), decoder=model_cfg.decoder,
+        decoder_channels=list(model_cfg.decoder_channels) if model_cfg.decoder_channels else None,
+        classes=list(dataset_cfg.classes), colors=list(dataset_cfg.colors), in_channels=dataset_cfg.in_channels,
+        bands=list(dataset_cfg.bands) if dataset_cfg.bands else None, mean=list(dataset_cfg.mean),
+        std=list(dataset_cfg.std), tile_size=model_cfg.image_size,
+    )
+    spec.max_value = dataset_cfg.max_value  # the uint16 scaling the inputs were trained with
+    return spec
+
+
+def _weights(value: Any, path: Any = str) -> str | None:
+    """The `weights` setting: None for 'none' (or empty), 'imagenet' (any case), else `path(value)`."""
+    text = str(value)
+    if text.lower() in ("none", ""):
+        return None
+    return "imagenet" if text.lower() == "imagenet" else path(text)

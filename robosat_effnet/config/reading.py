@@ -1,0 +1,73 @@
+"""Reading a config file: TOML checked against a schema of tables, keys and types, and its paths."""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from robosat_effnet.errors import ConfigError
+
+log = logging.getLogger("robosat_effnet")
+
+
+def read_toml(path: Path, schema: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    """The known tables and keys of a `kind` (dataset/model) TOML file; wrong types raise, unknown keys warn."""
+    if not path.is_file():
+        raise ConfigError(f"{kind} config {path} does not exist; pass --{kind} with the path of your {kind}.toml")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    unknown = []
+    result: dict[str, dict[str, Any]] = {}
+    for table, content in data.items():
+        if table not in schema or not isinstance(content, dict):
+            unknown.append(f"[{table}]")
+            continue
+        result[table] = {}
+        for key, value in content.items():
+            expected = schema[table].get(key)
+            if expected is None:
+                unknown.append(f"[{table}] {key}")
+            elif not is_type(value, expected):
+                raise ConfigError(f"{path}: [{table}] {key} = {value!r} has the wrong type; "
+                                  f"expected {type_names(expected)}")
+            else:
+                result[table][key] = value
+    if unknown:
+        log.warning("%s: ignoring unknown key(s) %s", path, ", ".join(unknown))
+    return result
+
+
+def is_type(value: Any, expected: Any) -> bool:
+    """Whether a TOML value has one of the expected types (an integer passes for a number, a bool only for a bool)."""
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool):  # bool is an int subclass; only accept it where a bool is asked for
+        return bool in types
+    return isinstance(value, types) or (float in types and isinstance(value, int))
+
+
+def type_names(expected: Any) -> str:
+    """The expected types in words, for messages."""
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join({str: "a string", int: "an integer", float: "a number", bool: "true/false",
+                        list: "a list"}[t] for t in types)
+
+
+def is_number(value: Any) -> bool:
+    """An int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def resolve_path(toml: Path, value: str) -> Path:
+    """A path from a config file: absolute as it is; relative to the file's folder, or, when only that
+    exists, to the current folder (robosat's reading of relative paths)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    beside = (toml.parent / path).resolve()
+    here = path.resolve()
+    return here if not beside.exists() and here.exists() else beside
