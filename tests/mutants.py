@@ -48,8 +48,8 @@ MUTANTS = [
            "pass",
            ("tests/test_train.py::test_two_processes_with_gloo",)),
     Mutant("configured loss ignored", "robosat_effnet/train.py",
-           "self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma).to(device)",
-           'self.criterion = build_loss("CrossEntropy", dataset_cfg.weights, model_cfg.gamma).to(device)',
+           "self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma, model_cfg.gap_weight,",
+           'self.criterion = build_loss("CrossEntropy", dataset_cfg.weights, model_cfg.gamma, model_cfg.gap_weight,',
            ("tests/test_train_wiring.py::test_the_configured_loss_is_the_one_used",)),
     Mutant("class weights ignored", "robosat_effnet/losses.py",
            "weight = torch.tensor(list(weights), dtype=torch.float32) if weights is not None and key in WEIGHTED "
