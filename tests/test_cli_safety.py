@@ -274,7 +274,7 @@ def test_features_full_disk_and_sample_modes(tmp_path, monkeypatch):
     with umask(0o022):
         assert run("sample", tmp_path / "town", "--size", "64").exit_code == 0
     files = [p for p in (tmp_path / "town").rglob("*") if p.is_file()]
-    assert len(files) == 6 and all(p.stat().st_mode & 0o777 == 0o644 for p in files)
+    assert len(files) == 8 and all(p.stat().st_mode & 0o777 == 0o644 for p in files)  # 2 x 3 files + 2 records
     with read_only_folder(tmp_path / "ro") as folder:
         one_line_error(run("sample", folder / "town", "--size", "64"), "cannot write")
 

@@ -36,7 +36,29 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_writes_three_files_atomically(scene):
     assert set(scene) == {"scene", "mask", "buildings"}
-    assert sorted(p.name for p in scene["scene"].parent.iterdir()) == ["buildings.geojson", "mask.tif", "scene.tif"]
+    names = sorted(p.name for p in scene["scene"].parent.iterdir())
+    assert names == [".rs-effnet.json", "buildings.geojson", "mask.tif", "scene.tif"]  # + what wrote them
+
+
+def test_never_replaces_a_scene_it_did_not_write(tmp_path):
+    from robosat_effnet.errors import OutputError
+
+    (tmp_path / "scene.tif").write_bytes(b"somebody's survey")
+    with pytest.raises(OutputError, match="files this command did not write"):
+        write_sample(tmp_path, seed=1, size=SIZE)
+    assert (tmp_path / "scene.tif").read_bytes() == b"somebody's survey"
+    write_sample(tmp_path, seed=1, size=SIZE, overwrite=True)  # asked for: replaced
+    assert (tmp_path / "scene.tif").read_bytes()[:2] in (b"II", b"MM")
+
+
+def test_a_rerun_rewrites_its_own_sample_and_refuses_another(tmp_path):
+    from robosat_effnet.errors import OutputError
+
+    first = write_sample(tmp_path, seed=1, size=SIZE)["scene"].read_bytes()
+    assert write_sample(tmp_path, seed=1, size=SIZE)["scene"].read_bytes() == first
+    with pytest.raises(OutputError, match="seed 1 there, 2 now"):
+        write_sample(tmp_path, seed=2, size=SIZE)
+    assert (tmp_path / "scene.tif").read_bytes() == first
 
 
 def test_same_seed_same_scene_other_seed_other_scene(tmp_path, scene):

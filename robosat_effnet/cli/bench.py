@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from robosat_effnet.cli.options import PRECISIONS, device_option, reports_errors
@@ -62,19 +64,35 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
 
     from robosat_effnet import bench
     from robosat_effnet.bench.calibration import flush_denormal_enabled
+    from robosat_effnet.errors import ConfigError, OutputError
+    from robosat_effnet.outputs import check_writable, claim_file
+    from robosat_effnet.predict.engine import resolve_device
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # Every argument is checked before the first timing: a bad one is a usage error, not minutes lost.
+    try:
+        device = str(resolve_device(device))
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
+    if size % 32:
+        raise click.BadParameter(f"{size} is not a multiple of 32 (the networks' stride), e.g. 512",
+                                 param_hint="--size")
     chosen = [s.strip() for s in sections.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))
-    if unknown:
-        raise click.BadParameter(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}",
-                                 param_hint="--sections")
-    from robosat_effnet.errors import ConfigError
-
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}" if unknown
+                                 else f"name one or more of {', '.join(SECTIONS)}", param_hint="--sections")
     try:
+        if models is not None and not models.strip():
+            raise ConfigError("name one or more backbone:decoder networks, e.g. b0:unet,resnet50:unet")
         pairs = bench.parse_models(models or bench.DEFAULT_MODELS)
     except ConfigError as e:
         raise click.BadParameter(str(e), param_hint="--models") from None
+    if markdown_path:
+        try:
+            claim_file(markdown_path, "bench")
+            check_writable(Path(markdown_path).parent, create=False)
+        except OutputError as e:
+            raise click.BadParameter(str(e), param_hint="--markdown") from None
     saved = torch.get_num_threads(), flush_denormal_enabled()
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush_denormal)
@@ -145,7 +163,8 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
              bench_predict.large_scene_rows(scene_size))
     if markdown_path:
         from robosat_effnet.io import atomic_path
+        from robosat_effnet.outputs import WRITTEN_BY, writing
 
-        with atomic_path(markdown_path) as tmp:
-            tmp.write_text("\n".join(out) + "\n")
+        with writing(markdown_path), atomic_path(markdown_path) as tmp:  # a full disk: one line, nothing half-written
+            tmp.write_text(f"<!-- {WRITTEN_BY}: rs-effnet bench -->\n" + "\n".join(out) + "\n")
         click.echo(f"wrote {markdown_path}")

@@ -44,10 +44,11 @@ def cli(checkpoint, images, labels, json_path, batch_size, device, precision, wo
     """
     from robosat_effnet.evaluate import evaluate, format_table, to_json
     from robosat_effnet.io import atomic_path
-    from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
+    from robosat_effnet.outputs import check_separate, check_writable, claim_file, mark, sweep_temp, writing
 
     if json_path:  # before the long work: never over an input, never onto a read-only or full disk
         check_separate([json_path], [images, labels, checkpoint])
+        claim_file(json_path, "eval")  # new, or an earlier eval's: never somebody's file
         sweep_temp(check_writable(Path(json_path).parent, create=False), target=json_path)
     result = evaluate(checkpoint, images, labels, batch_size=batch_size or 8, device=device, workers=workers or 0,
                       progress=not quiet, match_iou=match_iou, min_area=min_area, precision=precision)
@@ -56,5 +57,5 @@ def cli(checkpoint, images, labels, json_path, batch_size, device, precision, wo
         click.echo(f"{result['unlabelled']} image tiles without a label were not scored")
     if json_path:
         with writing(json_path), atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(to_json({"checkpoint": str(checkpoint), **result}), indent=2))
+            tmp.write_text(json.dumps(to_json({**mark("eval"), "checkpoint": str(checkpoint), **result}), indent=2))
         click.echo(f"wrote {json_path}")

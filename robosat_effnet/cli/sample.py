@@ -19,8 +19,10 @@ from robosat_effnet.demo.sample import write_sample
               help="Web mercator, or the UTM zone of the scene centre.")
 @click.option("--test-seed", type=click.IntRange(min=0), default=None, show_default="--seed + 1",
               help="Seed of the test scene.")
+@click.option("--overwrite", is_flag=True, help="Replace what SCENE_DIR/train and test hold (another sample, "
+              "or files sample did not write).")
 @reports_errors
-def cli(scene_dir: Path, seed: int, size: int, crs: str, test_seed: int | None) -> None:
+def cli(scene_dir: Path, seed: int, size: int, crs: str, test_seed: int | None, overwrite: bool) -> None:
     """Write synthetic aerial scenes of a small town to SCENE_DIR/train and SCENE_DIR/test.
 
     Each holds scene.tif (RGB GeoTIFF, 0.3 m/px), mask.tif (0/1 buildings) and buildings.geojson.
@@ -30,5 +32,5 @@ def cli(scene_dir: Path, seed: int, size: int, crs: str, test_seed: int | None) 
         raise click.BadParameter("must differ from --seed, or the test scene repeats the train scene.",
                                  param_hint="--test-seed")
     for split, split_seed in (("train", seed), ("test", test_seed)):
-        paths = write_sample(scene_dir / split, seed=split_seed, size=size, crs=crs)
+        paths = write_sample(scene_dir / split, seed=split_seed, size=size, crs=crs, overwrite=overwrite)
         click.echo(f"{split} (seed {split_seed}): {paths['scene']}, {paths['mask'].name}, {paths['buildings'].name}")

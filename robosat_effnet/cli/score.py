@@ -39,7 +39,7 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
     from robosat_effnet.evaluation.score import format_table, score_files
     from robosat_effnet.evaluation.vectors import polygon_area, tiles_area
     from robosat_effnet.io import atomic_path
-    from robosat_effnet.outputs import check_separate, writing
+    from robosat_effnet.outputs import check_separate, claim_file, mark, writing
 
     show_warnings()
     if tiles is not None and area is not None:
@@ -47,7 +47,8 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
     if json_path is not None:
         try:
             check_separate([json_path], [pred, truth, area, tiles])
-        except OutputError as e:  # an input would be overwritten: a usage error
+            claim_file(json_path, "score")
+        except OutputError as e:  # an input or somebody's file would be overwritten: a usage error
             raise click.BadParameter(str(e), param_hint="--json") from None
     region = tiles_area(tiles) if tiles is not None else polygon_area(area) if area is not None else None
     result = score_files(pred, truth, match_iou=match_iou, min_area=min_area, area=region, class_name=class_name,
@@ -55,6 +56,6 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
     click.echo(format_table(result))
     if json_path is not None:
         with writing(json_path), atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps({"pred": str(pred), "truth": str(truth), "class": class_name, **result},
-                                      indent=1))
+            tmp.write_text(json.dumps({**mark("score"), "pred": str(pred), "truth": str(truth), "class": class_name,
+                                       **result}, indent=1))
         click.echo(f"wrote {json_path}")

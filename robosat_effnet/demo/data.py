@@ -92,7 +92,7 @@ def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: st
   save_every = 4
 
 [opt]
-  # Total epochs; raise it (or pass --epochs) and rerun to continue from last.pth.
+  # Total epochs; raise it and rerun `make demo` to continue from last.pth (by hand: train --resume last.pth).
   epochs = {s.epochs}
   # Peak learning rate (AdamW: linear warm-up, then cosine decay to 0); high, as training starts from scratch.
   lr = {s.lr}

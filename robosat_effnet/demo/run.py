@@ -103,7 +103,7 @@ def plan(settings: Settings) -> tuple[dict[str, Path], list[Step], list[Step]]:
     before = [Step("sample", ["sample", p["scenes"], "--size", s.size, "--seed", s.seed],
                    [p["scenes"] / split / name for split in ("train", "test")
                     for name in ("scene.tif", "mask.tif", "buildings.geojson")],
-                   about="a synthetic town to train on and another to test on")]
+                   rerun=["--overwrite"], about="a synthetic town to train on and another to test on")]
     for split in ("train", "test"):
         scene, tiles, labels = p["scenes"] / split, o / "tiles" / split, o / "labels" / split
         whole = o / "tiles" / f"{split}-whole.csv"

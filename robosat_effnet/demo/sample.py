@@ -26,7 +26,7 @@ from shapely.geometry import mapping
 
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_writable, writing
+from robosat_effnet.outputs import claim_folder, make_record, writing
 
 DEFAULT_CENTER = (32.5825, 0.3476)  # Kampala, Uganda: a town of corrugated-metal and tile roofs
 
@@ -46,17 +46,22 @@ _House = tuple[Polygon, np.ndarray, np.ndarray]
 
 def write_sample(out_dir: str | os.PathLike, seed: int = 0, size: int = 2048, crs: str = "EPSG:3857",
                  center: tuple[float, float] = DEFAULT_CENTER, resolution: float = 0.3,
-                 buildings: int | None = None) -> dict[str, Path]:
+                 buildings: int | None = None, overwrite: bool = False) -> dict[str, Path]:
     """Draw one synthetic scene and write scene.tif, mask.tif and buildings.geojson into `out_dir`.
 
     `size` is the width and height in pixels, `resolution` the ground metres per pixel, `center`
     the (lon, lat) of the scene centre, `crs` "EPSG:3857" or "utm" (the UTM zone of the centre).
     `buildings` caps the number of houses; None fills about 12-18% of the pixels.
     Returns {"scene", "mask", "buildings"} -> path. The same arguments give identical files.
+    `out_dir` must be new, empty, or an earlier sample of the same arguments (rewritten); anything else is
+    refused unless `overwrite` (somebody's scene is never replaced by a synthetic one unasked).
     """
     _check(seed, size, resolution, center, buildings)
     scene_crs, tf = scene_grid(center, size, resolution, crs)
-    out = check_writable(out_dir)  # a read-only or full disk fails now, not after drawing the town
+    settings = {"seed": seed, "size": size, "crs": crs, "center": list(center), "resolution": resolution,
+                "buildings": buildings}
+    out = Path(out_dir)  # claimed now (also: a read-only or full disk fails now, not after drawing the town)
+    claim_folder(out, make_record("sample", out, settings), overwrite=overwrite)
     rng = np.random.default_rng(seed)
     m = 1.0 / resolution  # pixels per ground metre
     roads = _roads(rng, size, m)

@@ -21,6 +21,7 @@ import numpy as np
 
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import atomic_path, read_label
+from robosat_effnet.outputs import mark
 from robosat_effnet.tiles import tile_files
 
 log = logging.getLogger("robosat_effnet")
@@ -254,6 +255,7 @@ def write_geojson(path: str | os.PathLike, features: list[Feature], precision: i
     import shapely
 
     collection = {
+        **mark("features"),  # a foreign member (RFC 7946 6.1), first: a rerun knows its own file
         "type": "FeatureCollection",
         "features": [
             {"type": "Feature",

@@ -14,7 +14,7 @@ from pathlib import Path
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.geo.features import Feature, properties, write_geojson
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_writable, write_error, writing
+from robosat_effnet.outputs import WRITTEN_BY, check_writable, claim_file, write_error, writing
 
 
 def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
@@ -41,6 +41,7 @@ def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
         tmp.unlink()  # GDAL creates the file itself and refuses to open an empty one as a GeoPackage
         try:
             frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio",
+                          layer_options={"DESCRIPTION": f"{WRITTEN_BY}: rs-effnet features"},
                           geometry_type="Polygon" if len(frame) == 0 else None)
         except (DataLayerError, DataSourceError) as e:
             raise write_error(path, e) from None
@@ -69,6 +70,7 @@ def check_output(path: str | os.PathLike) -> None:
     if path.is_dir():
         raise ConfigError(f"output {path} is a folder; name a file, e.g. {path / 'buildings.geojson'}")
     check_writable(path.parent, create=False)
+    claim_file(path, "features")  # new, or one `features` wrote: never somebody's file
 
 
 def write_features(path: str | os.PathLike, features: list[Feature]) -> Path:

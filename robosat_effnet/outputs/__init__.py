@@ -4,6 +4,7 @@
     claim_folder(out, record, overwrite=False)       # resume only what the same kind of run wrote
     claim_run_folder(folder, resume=..., overwrite=...)   # `train`: never two runs in one folder
     check_writable(out)                              # a read-only / full disk fails before long work
+    claim_file(out.json, "score")                   # a single file: new, or one this command wrote (its mark)
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
 
@@ -11,7 +12,16 @@ Modules: `temp` (our temp names, sweeping), `checks` (overlap, writability, writ
 (the `.rs-effnet.json` record of resumable outputs, training folders).
 """
 
-from robosat_effnet.outputs.checks import check_separate, check_writable, write_error, write_text, writing
+from robosat_effnet.outputs.checks import (
+    WRITTEN_BY,
+    check_separate,
+    check_writable,
+    claim_file,
+    mark,
+    write_error,
+    write_text,
+    writing,
+)
 from robosat_effnet.outputs.provenance import (
     RECORD,
     claim_folder,
@@ -29,13 +39,16 @@ from robosat_effnet.outputs.temp import TEMP_PREFIX, is_temp, sweep_temp, temp_p
 __all__ = [
     "RECORD",
     "TEMP_PREFIX",
+    "WRITTEN_BY",
     "check_separate",
     "check_writable",
+    "claim_file",
     "claim_folder",
     "claim_run_folder",
     "file_digest",
     "has_files",
     "is_temp",
+    "mark",
     "make_record",
     "read_record",
     "remove_tiles",

@@ -103,6 +103,51 @@ def writing(path: str | os.PathLike, extra: tuple[type[BaseException], ...] = ()
         raise write_error(path, e) from None
 
 
+WRITTEN_BY = "written_by"  # the key of the mark our single-file outputs carry in their first bytes
+
+
+def mark(command: str) -> dict[str, str]:
+    """The mark that makes a JSON output recognisably `command`'s: put it first in the written object."""
+    return {WRITTEN_BY: f"rs-effnet {command}"}
+
+
+def claim_file(path: str | os.PathLike, command: str) -> Path:
+    """Check that `command` may write the file `path`, before any work: OutputError naming it if not.
+
+    A missing file may be written; so may a regular file that `command` wrote earlier (a rerun replaces its own
+    output), known by its mark (`mark`; JSON/GeoJSON/Markdown in its first bytes, a GeoPackage in its layer
+    description). Anything else is somebody's data and is refused: another file, a folder, a device, a pipe,
+    or a symbolic link (the rename would replace the link, not write through it).
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputError(f"output {path} is a symbolic link; name the file itself (or a new file)")
+    if not path.exists():
+        return path
+    if not path.is_file():
+        raise OutputError(f"output {path} exists and is not a regular file (a folder, device or pipe); "
+                          "name a new file")
+    if not _marked(path, f"rs-effnet {command}"):
+        raise OutputError(f"output {path} exists and was not written by rs-effnet {command}; refusing to replace "
+                          "it: name a new file, or remove it first")
+    return path
+
+
+def _marked(path: Path, writer: str) -> bool:
+    if path.suffix.lower() == ".gpkg":
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                rows = db.execute("SELECT description FROM gpkg_contents").fetchall()
+        except sqlite3.Error:
+            return False
+        return any(row[0] == f"{WRITTEN_BY}: {writer}" for row in rows)
+    with open(path, "rb") as f:
+        head = f.read(512).decode("utf-8", "replace")
+    return f'"{WRITTEN_BY}": "{writer}"' in head or f"{WRITTEN_BY}: {writer}" in head
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a small text file atomically (temp name + rename)."""
     path = Path(path)
