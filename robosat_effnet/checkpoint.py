@@ -57,8 +57,33 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """The spec a checkpoint or an exported model stores; ValueError naming the field if it is damaged."""
+        if not isinstance(data, dict):
+            raise ValueError(f"the model description is a {type(data).__name__}, not a table of fields")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        spec = cls(**{k: v for k, v in data.items() if k in names})
+        for name, ok in _SPEC_RULES.items():
+            if not ok(getattr(spec, name)):
+                raise ValueError(f"its model description has a damaged {name} ({getattr(spec, name)!r})")
+        return spec
+
+
+def _numbers(value: Any, kind: type | tuple = (int, float)) -> bool:
+    return isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+
+
+# What each stored field must look like for the model to be rebuilt and its inputs prepared.
+_SPEC_RULES = {
+    "backbone": lambda v: isinstance(v, str), "decoder": lambda v: isinstance(v, str),
+    "classes": lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v),
+    "colors": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+    "in_channels": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "bands": lambda v: v is None or _numbers(v, int), "mean": _numbers, "std": _numbers,
+    "max_value": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
+    "tile_size": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "output_stride": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "decoder_channels": lambda v: v is None or _numbers(v, int),
+}
 
 
 def build_from_spec(spec: ModelSpec) -> torch.nn.Module:
@@ -127,6 +152,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"(`rs-effnet train --weights {path}`); here {EXPECTED}"
             )
         raise CheckpointError(f"{path} is not a robosat_effnet checkpoint; {EXPECTED}")
+    if not isinstance(data.get("model"), dict):
+        raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: its weights are missing or not a "
+                              "table of tensors; use another checkpoint (e.g. last.pth) or retrain")
+    try:
+        ModelSpec.from_dict(data.get("spec"))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: {e}; use another checkpoint "
+                              "(e.g. last.pth) or retrain") from None
     return data
 
 

@@ -57,6 +57,12 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return tensor
 
 
+def synchronize(info: DistInfo) -> None:
+    """Wait until every rank gets here (nothing when not distributed)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def shutdown(info: DistInfo) -> None:
     """Leave the process group if we joined it."""
     if info.initialised_here and dist.is_initialized():

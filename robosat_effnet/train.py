@@ -31,7 +31,7 @@ from tqdm import tqdm
 from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
 from robosat_effnet.datasets import SPLITS, SegmentationTiles, check_dataset
-from robosat_effnet.distributed import DistInfo, ShardSampler, init_distributed, shutdown
+from robosat_effnet.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
 from robosat_effnet.errors import CheckpointError, ConfigError
 from robosat_effnet.history import plot, write_csv
 from robosat_effnet.io import atomic_path
@@ -85,7 +85,9 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
     try:
         if info.enabled and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
-        return _Run(dataset_cfg, model_cfg, device, info, progress).fit(resume, folder, stop_after, replaced)
+        result = _Run(dataset_cfg, model_cfg, device, info, progress).fit(resume, folder, stop_after, replaced)
+        synchronize(info)  # the ranks leave together: gloo can abort a process whose peer tears down first
+        return result
     finally:
         shutdown(info)
 

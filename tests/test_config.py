@@ -112,6 +112,9 @@ def test_unknown_keys_warn_with_their_names(tmp_path, caplog):
     ("[common]\nbackbone = 'vgg16'\n", ["vgg16", "efficientnet-b0"]),
     ("[common]\ndecoder = 'deeplab'\n", ["deeplab", "unet"]),
     ("[opt]\nepochs = 0\n", ["epochs"]),
+    ("[opt]\nloss = 'Hinge'\n", ["unknown loss 'Hinge'", "Lovasz", "m.toml"]),
+    ("[common]\nseed = 4611686018427387904\n", ["seed", "0 to 4294967295"]),
+    ("[common]\nseed = -1\n", ["seed", "0 to 4294967295"]),
     ("[common\n", ["not valid TOML"]),
 ])
 def test_bad_model_configs(tmp_path, text, words):

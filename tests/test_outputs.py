@@ -220,3 +220,28 @@ def test_bad_pth_files_are_refused_without_running_code_or_unsafe_advice(tmp_pat
     torch.save({"features.0.0.weight": torch.zeros(2)}, tmp_path / "tv.pth")
     with pytest.raises(CheckpointError, match="is a bare state dict .*torchvision.*--weights"):
         load_checkpoint(tmp_path / "tv.pth")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("spec", "efficientnet-b0", "the model description is a str"),
+    ("spec", {"classes": 5}, "damaged classes (5)"),
+    ("spec", {"mean": ["a", "b", "c"]}, "damaged mean"),
+    ("spec", {"in_channels": True}, "damaged in_channels"),
+    ("model", "weights", "its weights are missing"),
+])
+def test_damaged_checkpoint_contents_are_one_clear_error(tmp_path, field, value, words):
+    from click.testing import CliRunner
+
+    from robosat_effnet.checkpoint import load_model
+    from robosat_effnet.cli import main
+
+    good = tmp_path / "good.pth"
+    save_checkpoint(good, torch.nn.Linear(2, 2), ModelSpec())
+    data = torch.load(good, weights_only=True)
+    data[field] = {**ModelSpec().to_dict(), **value} if isinstance(value, dict) else value
+    torch.save(data, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="is a damaged robosat_effnet checkpoint") as error:
+        load_model(tmp_path / "bad.pth")
+    assert words in str(error.value)
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "bad.pth"), str(tmp_path / "m.onnx")])
+    assert result.exit_code == 1 and "Traceback" not in result.output and words in result.output, result.output

@@ -188,6 +188,14 @@ def test_unknown_backbone_lists_valid_ones(tmp_path):
     assert result.exit_code == 2 and "'0,one' is not a comma-separated list of integers" in result.output
 
 
+def test_a_bad_recipe_is_refused_before_the_folder_records_it(tmp_path):
+    data = make_dataset(tmp_path, n_train=1, n_val=1)
+    out = tmp_path / "s"
+    with pytest.raises(ConfigError, match="seed"):  # each run's seed is checked with the rest of its settings
+        run_study(data.dataset_toml, data.model_toml, ["b0"], out, seeds=[0, 2**62], progress=False)
+    assert not out.exists()
+
+
 def test_refuses_folders_that_are_not_its_own(tmp_path):
     data = make_dataset(tmp_path, n_train=1, n_val=1)
     other = tmp_path / "photos"

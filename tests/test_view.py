@@ -94,6 +94,26 @@ def test_page_holds_everything_it_needs(scene):
     assert (folder / "tiles" / "images" / tile).read_bytes() == (scene["images"] / tile).read_bytes()
 
 
+def test_a_failed_write_leaves_no_page_that_opens(scene, monkeypatch):
+    import errno
+
+    from robosat_effnet.errors import OutputError
+
+    out = scene["root"] / "page"
+    write_page(out, scene["images"], masks=scene["masks"], progress=False)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("robosat_effnet.view.page._write_overlays", full)  # the disk fills while writing the masks
+    with pytest.raises(OutputError, match="the disk is full"):
+        write_page(out, scene["images"], masks=scene["masks"], progress=False)
+    assert not (out / "index.html").exists()  # the old page is not shown over half of the new one
+    monkeypatch.undo()
+    write_page(out, scene["images"], masks=scene["masks"], progress=False)  # the rerun completes it
+    assert (out / "index.html").is_file() and (out / "data.js").is_file()
+
+
 def test_geotiff_tiles_become_png(tmp_path):
     images = tmp_path / "tif"
     rng = np.random.default_rng(0)

@@ -123,13 +123,19 @@ def validate_model_config(config: ModelConfig) -> None:
         ("gap_px", config.gap_px >= 1, "at least 1"),
         ("workers", config.workers >= 0, "0 or more"),
         ("save_every", config.save_every >= 1, "at least 1"),
+        ("seed", 0 <= config.seed < 2**32, "an integer from 0 to 4294967295"),  # seeds torch, numpy and loaders
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     ]
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}{key} = {getattr(config, key)!r} must be {expected}")
+    from robosat_effnet.losses import canonical_loss
     from robosat_effnet.models import canonical_backbone, list_decoders
 
+    try:
+        canonical_loss(config.loss)  # unknown names raise now, not after the dataset check (or a study's records)
+    except UnknownNameError as e:
+        raise UnknownNameError(f"{where}{e}") from None
     config.backbone = canonical_backbone(config.backbone)  # 'b4' -> 'efficientnet-b4'; unknown names raise
     config.decoder = config.decoder.strip().lower()
     if config.decoder not in list_decoders():

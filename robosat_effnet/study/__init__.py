@@ -26,7 +26,7 @@ from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
-from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, train_run
+from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
 from robosat_effnet.study.speed import measure
 
 __all__ = ["run_study"]
@@ -65,6 +65,8 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
     keys = plan(backbones, seeds)
     out = Path(out)
     _check_outside(out, Path(dataset_cfg.dataset))
+    for key in keys:  # every run's settings are valid before the folder records the recipe
+        run_config(model_cfg, key, out / key.name)
     check_or_create(out, dataset_cfg, model_cfg)
     with study_lock(out):
         trained, skipped = [], []

@@ -83,12 +83,18 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
            bounds: tuple[float, float, float, float], classes: list[str] | None, opacity: float,
            progress: bool) -> None:
     (out / MARKER).touch()
+    (out / "index.html").unlink(missing_ok=True)  # written last: a page that opens has everything it loads
     static = resources.files("robosat_effnet.view") / "static"
-    for name in STATIC:
+
+    def copy(name: str) -> None:
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             tmp.write_bytes((static / name).read_bytes())
+
+    for name in STATIC:
+        if name != "index.html":
+            copy(name)
 
     image_ext = _copy_images(image_files, out / "tiles" / "images", progress)
     legend_classes = _write_overlays(mask_files, out / "tiles" / "masks", classes, progress) if mask_files else None
@@ -102,6 +108,7 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
     }
     with atomic_path(out / "data.js") as tmp:
         tmp.write_text("window.RS_VIEW = " + json.dumps(data, separators=(",", ":")) + ";\n")
+    copy("index.html")
 
 
 def _check_out(out: Path, inputs: list[Path]) -> None:
