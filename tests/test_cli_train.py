@@ -105,13 +105,25 @@ def test_resume_errors(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--backbone", "b9"], ["unknown backbone", "b9", "efficientnet-b0"]),
     (["--weights", "missing.pth"], ["missing.pth", "does not exist"]),
-    (["--device", "tpu:7"], ["device"]),
 ])
 def test_bad_options_fail_cleanly(small, args, words):
     result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--quiet", *args)
     assert_one_line_error(result, *words)
+    assert not (small.dataset_toml.parent / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("command, args, words", [
+    ("train", ["--backbone", "b9"], ["unknown backbone 'b9'", "efficientnet-b0", "--backbone"]),
+    ("train", ["--device", "tpu:7"], ["unknown device 'tpu:7'", "--device"]),
+    ("train", ["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "cuda:99"], ["--device"]),
+    ("eval", ["--device", "foo", "x", "y"], ["unknown device 'foo'"]),
+])
+def test_bad_option_values_are_usage_errors_before_any_work(small, command, args, words):
+    result = run(command, "--dataset" if command == "train" else "--checkpoint",
+                 small.dataset_toml if command == "train" else "none.pth", *args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert all(w in result.output for w in words), result.output
     assert not (small.dataset_toml.parent / "checkpoints").exists()
 
 

@@ -31,8 +31,35 @@ checkpoint_option = click.option(
     help="Checkpoint (.pth) written by `rs-effnet train`, or a model exported by `rs-effnet export` (.onnx, run "
          "by onnxruntime). Default: best.pth from model.toml's checkpoint folder.",
 )
+def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A device that does not exist here is a usage error (exit 2), found before any work."""
+    if value is None:
+        return None
+    from robosat_effnet.predict.engine import resolve_device
+
+    try:
+        resolve_device(value)
+    except RobosatEffnetError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def backbone_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An unknown backbone is a usage error (exit 2) listing the valid names."""
+    if value is None:
+        return None
+    from robosat_effnet.models import canonical_backbone
+
+    try:
+        canonical_backbone(value)
+    except RobosatEffnetError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
 device_option = click.option(
-    "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1. Default: cuda when available, else cpu."
+    "--device", default=None, callback=_device,
+    help="torch device, e.g. cpu, cuda, cuda:1. Default: cuda when available, else cpu.",
 )
 workers_option = click.option(
     "--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes."

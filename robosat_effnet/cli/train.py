@@ -6,6 +6,7 @@ import click
 
 from robosat_effnet.cli.options import (
     PRECISIONS,
+    backbone_name,
     batch_size_option,
     device_option,
     reports_errors,
@@ -19,7 +20,7 @@ from robosat_effnet.cli.options import (
               show_default=True, help="robosat dataset config (TOML).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default="model.toml", show_default=True,
               help="robosat model config (TOML).")
-@click.option("--backbone", default=None,
+@click.option("--backbone", default=None, callback=backbone_name,
               help="Encoder, e.g. b0..b7, efficientnet-b4, resnet50 [model.toml: backbone].")
 @click.option("--decoder", type=click.Choice(["unet", "unet-lite", "fpn"]), default=None,
               help="Decoder [model.toml: decoder]; unet-lite is the faster one.")
