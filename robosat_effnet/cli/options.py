@@ -31,34 +31,35 @@ checkpoint_option = click.option(
     help="Checkpoint (.pth) written by `rs-effnet train`, or a model exported by `rs-effnet export` (.onnx, run "
          "by onnxruntime). Default: best.pth from model.toml's checkpoint folder.",
 )
-def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A device that does not exist here is a usage error (exit 2), found before any work."""
-    if value is None:
-        return None
+def checked_by(check: Callable[[str], object]) -> Callable:
+    """A click callback: a value that `check` refuses (with our error) is a usage error (exit 2), before any work.
+    `check` imports what it needs when called, so that --help stays free of torch."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check(value)
+            except RobosatEffnetError as e:
+                raise click.BadParameter(str(e)) from None
+        return value
+
+    return callback
+
+
+def _device(value: str) -> object:
     from robosat_effnet.predict.engine import resolve_device
 
-    try:
-        resolve_device(value)
-    except RobosatEffnetError as e:
-        raise click.BadParameter(str(e)) from None
-    return value
+    return resolve_device(value)  # unknown names, and CUDA where there is none
 
 
-def backbone_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An unknown backbone is a usage error (exit 2) listing the valid names."""
-    if value is None:
-        return None
+def _backbone(value: str) -> str:
     from robosat_effnet.models import canonical_backbone
 
-    try:
-        canonical_backbone(value)
-    except RobosatEffnetError as e:
-        raise click.BadParameter(str(e)) from None
-    return value
+    return canonical_backbone(value)  # unknown names list the valid ones
 
 
+backbone_name = checked_by(_backbone)
 device_option = click.option(
-    "--device", default=None, callback=_device,
+    "--device", default=None, callback=checked_by(_device),
     help="torch device, e.g. cpu, cuda, cuda:1. Default: cuda when available, else cpu.",
 )
 workers_option = click.option(
