@@ -105,3 +105,14 @@ def test_geotiff_scenes_on_the_command_line(tmp_path, random_checkpoint):
     limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", random_checkpoint,
                    "--zoom", "16", "--max-tiles", "1000")
     assert limit.exit_code == 1 and "more than 1000 tiles" in limit.output and not (tmp_path / "big").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--window", "100"], ["--window", "not a multiple of 32"]),
+    (["--window", "64"], ["--overlap", "more than half of --window 64"]),  # the default overlap is 64
+])
+def test_window_and_overlap_are_usage_errors(tmp_path, random_checkpoint, args, words):
+    (tmp_path / "tiles").mkdir()
+    result = invoke(tmp_path / "tiles", tmp_path / "out", "--checkpoint", random_checkpoint, *args)
+    assert result.exit_code == 2 and all(w in result.output for w in words), result.output
+    assert not (tmp_path / "out").exists()

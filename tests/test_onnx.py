@@ -300,9 +300,10 @@ def test_bad_checkpoints_and_output_paths_are_refused_with_one_line(tmp_path, ti
     before = foreign.read_bytes()
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
+    for output in (pth, tmp_path / "model.pth"):  # the name alone is wrong: a usage error, nothing read
+        usage = invoke("export", pth, output)
+        assert usage.exit_code == 2 and "must end in .onnx" in usage.output, usage.output
     cases = [
-        ((pth, pth), "is the input"),
-        ((pth, tmp_path / "model.pth"), "must end in .onnx"),
         ((pth, tmp_path / "folder.onnx"), "is a folder"),
         ((pth, tmp_path / "not-a-folder" / "m.onnx"), "cannot write"),
         ((pth, model), "already exists; pass --overwrite"),

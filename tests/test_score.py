@@ -189,6 +189,8 @@ def test_bad_inputs_are_one_line(tmp_path):
     broken = tmp_path / "broken.geojson"
     broken.write_text('{"type": "FeatureCollection", "features": [')
     one_line_error(score(broken, good), 1, "cannot read GeoJSON")
+    (tmp_path / "cut.geojson").write_text('{"type": "FeatureCollection"}')  # a truncated download, not "none found"
+    one_line_error(score(tmp_path / "cut.geojson", good), 1, "without a features list")
     points = tmp_path / "points.geojson"
     points.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [32.5, 0.3]}}]}))

@@ -96,6 +96,13 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
 
+    if window % 32:
+        raise click.BadParameter(f"{window} is not a multiple of 32 (the networks' stride), e.g. 512",
+                                 param_hint="--window")
+    if overlap > window // 2:
+        raise click.BadParameter(f"{overlap} is more than half of --window {window}; use at most {window // 2}",
+                                 param_hint="--overlap")
+
     source = Path(source)
     is_scene = source.is_file()
     if is_scene and source.suffix.lower() not in GEOTIFF_SUFFIXES:

@@ -74,9 +74,11 @@ def read_geojson(path: str | os.PathLike) -> tuple[dict, list]:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection" and \
-            isinstance(data.get("features") or [], list):
-        features = data.get("features") or []
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        if not isinstance(data.get("features"), list):  # RFC 7946 3.3: a list, empty when nothing was found
+            raise DatasetError(f"{path} is a FeatureCollection without a features list (RFC 7946 needs one, "
+                               "even if empty); is the file complete?")
+        features = data["features"]
     elif isinstance(data, dict) and data.get("type") == "Feature":
         features = [data]
     elif isinstance(data, dict) and "coordinates" in data:
