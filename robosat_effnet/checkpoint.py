@@ -72,16 +72,19 @@ def _numbers(value: Any, kind: type | tuple = (int, float)) -> bool:
     return isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 # What each stored field must look like for the model to be rebuilt and its inputs prepared.
 _SPEC_RULES = {
     "backbone": lambda v: isinstance(v, str), "decoder": lambda v: isinstance(v, str),
     "classes": lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v),
     "colors": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-    "in_channels": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "in_channels": _count,
     "bands": lambda v: v is None or _numbers(v, int), "mean": _numbers, "std": _numbers,
     "max_value": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
-    "tile_size": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-    "output_stride": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    "tile_size": _count, "output_stride": _count,
     "decoder_channels": lambda v: v is None or _numbers(v, int),
 }
 

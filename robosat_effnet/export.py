@@ -126,10 +126,15 @@ def summary(spec: ModelSpec) -> str:
             f"output stride {spec.output_stride}, trained with robosat_effnet {spec.version}")
 
 
+def check_onnx_name(output: str | os.PathLike) -> None:
+    """ConfigError unless `output` ends in .onnx, the suffix predict and eval recognise exported models by."""
+    if Path(output).suffix.lower() != ".onnx":
+        raise ConfigError(f"output {output} must end in .onnx (predict and eval recognise exported models by it)")
+
+
 def _check_output(output: Path, overwrite: bool) -> None:
     """Refuse outputs that would lose data: a folder, a file we did not export, a wrong suffix."""
-    if output.suffix.lower() != ".onnx":
-        raise ConfigError(f"output {output} must end in .onnx (predict and eval recognise exported models by it)")
+    check_onnx_name(output)
     if output.is_dir():
         raise ConfigError(f"output {output} is a folder; give a file name such as {output / 'model.onnx'}")
     if output.exists():

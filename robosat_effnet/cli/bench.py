@@ -69,10 +69,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     from robosat_effnet.predict.engine import resolve_device
 
     # Every argument is checked before the first timing: a bad one is a usage error, not minutes lost.
-    try:
-        device = str(resolve_device(device))
-    except ConfigError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
+    device = str(resolve_device(device))  # checked when parsed (device_option); None: cuda when available
     if size % 32:
         raise click.BadParameter(f"{size} is not a multiple of 32 (the networks' stride), e.g. 512",
                                  param_hint="--size")
@@ -163,8 +160,8 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
              bench_predict.large_scene_rows(scene_size))
     if markdown_path:
         from robosat_effnet.io import atomic_path
-        from robosat_effnet.outputs import WRITTEN_BY, writing
+        from robosat_effnet.outputs import mark_text, writing
 
         with writing(markdown_path), atomic_path(markdown_path) as tmp:  # a full disk: one line, nothing half-written
-            tmp.write_text(f"<!-- {WRITTEN_BY}: rs-effnet bench -->\n" + "\n".join(out) + "\n")
+            tmp.write_text(f"<!-- {mark_text('bench')} -->\n" + "\n".join(out) + "\n")
         click.echo(f"wrote {markdown_path}")

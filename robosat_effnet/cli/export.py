@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import checked_by, reports_errors
 
 
-def _onnx_name(value: str) -> str:
-    if not value.lower().endswith(".onnx"):
-        raise click.BadParameter(f"{value} must end in .onnx (predict and eval recognise exported models by it)",
-                                 param_hint="OUTPUT")
-    return value
+def _onnx_name(value: str) -> None:
+    from robosat_effnet.export import check_onnx_name
+
+    check_onnx_name(value)
 
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.argument("output", type=click.Path(), callback=lambda ctx, param, value: _onnx_name(value))
+@click.argument("output", type=click.Path(), callback=checked_by(_onnx_name))
 @click.option("--opset", type=click.IntRange(11, 20), default=17, show_default=True,
               help="ONNX opset to write (17 loads in onnxruntime 1.14 and later).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it is a model exported earlier.")

@@ -31,6 +31,8 @@ checkpoint_option = click.option(
     help="Checkpoint (.pth) written by `rs-effnet train`, or a model exported by `rs-effnet export` (.onnx, run "
          "by onnxruntime). Default: best.pth from model.toml's checkpoint folder.",
 )
+
+
 def checked_by(check: Callable[[str], object]) -> Callable:
     """A click callback: a value that `check` refuses (with our error) is a usage error (exit 2), before any work.
     `check` imports what it needs when called, so that --help stays free of torch."""

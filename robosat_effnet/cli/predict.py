@@ -92,16 +92,15 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     for tiles, --geotiff for one mask on its grid, or both). The checkpoint says how to build the model
     and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
     """
-    from robosat_effnet.errors import DatasetError
+    from robosat_effnet.errors import DatasetError, RasterError
     from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
+    from robosat_effnet.predict.mosaic import check_windows
 
-    if window % 32:
-        raise click.BadParameter(f"{window} is not a multiple of 32 (the networks' stride), e.g. 512",
-                                 param_hint="--window")
-    if overlap > window // 2:
-        raise click.BadParameter(f"{overlap} is more than half of --window {window}; use at most {window // 2}",
-                                 param_hint="--overlap")
+    try:
+        check_windows(window, overlap)  # the library's own check, as a usage error before any work
+    except RasterError as e:
+        raise click.UsageError(str(e)) from None
 
     source = Path(source)
     is_scene = source.is_file()

@@ -14,7 +14,7 @@ from pathlib import Path
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.geo.features import Feature, properties, write_geojson
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import WRITTEN_BY, check_writable, claim_file, write_error, writing
+from robosat_effnet.outputs import check_writable, claim_file, mark_text, write_error, writing
 
 
 def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
@@ -41,7 +41,7 @@ def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
         tmp.unlink()  # GDAL creates the file itself and refuses to open an empty one as a GeoPackage
         try:
             frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio",
-                          layer_options={"DESCRIPTION": f"{WRITTEN_BY}: rs-effnet features"},
+                          layer_options={"DESCRIPTION": mark_text("features")},
                           geometry_type="Polygon" if len(frame) == 0 else None)
         except (DataLayerError, DataSourceError) as e:
             raise write_error(path, e) from None

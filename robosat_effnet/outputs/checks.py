@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -111,6 +112,11 @@ def mark(command: str) -> dict[str, str]:
     return {WRITTEN_BY: f"rs-effnet {command}"}
 
 
+def mark_text(command: str) -> str:
+    """The same mark for formats that are not JSON (a Markdown comment, a GeoPackage layer description)."""
+    return f"{WRITTEN_BY}: rs-effnet {command}"
+
+
 def claim_file(path: str | os.PathLike, command: str) -> Path:
     """Check that `command` may write the file `path`, before any work: OutputError naming it if not.
 
@@ -127,13 +133,13 @@ def claim_file(path: str | os.PathLike, command: str) -> Path:
     if not path.is_file():
         raise OutputError(f"output {path} exists and is not a regular file (a folder, device or pipe); "
                           "name a new file")
-    if not _marked(path, f"rs-effnet {command}"):
+    if not _marked(path, command):
         raise OutputError(f"output {path} exists and was not written by rs-effnet {command}; refusing to replace "
                           "it: name a new file, or remove it first")
     return path
 
 
-def _marked(path: Path, writer: str) -> bool:
+def _marked(path: Path, command: str) -> bool:
     if path.suffix.lower() == ".gpkg":
         import sqlite3
 
@@ -142,10 +148,10 @@ def _marked(path: Path, writer: str) -> bool:
                 rows = db.execute("SELECT description FROM gpkg_contents").fetchall()
         except sqlite3.Error:
             return False
-        return any(row[0] == f"{WRITTEN_BY}: {writer}" for row in rows)
+        return any(row[0] == mark_text(command) for row in rows)
     with open(path, "rb") as f:
         head = f.read(512).decode("utf-8", "replace")
-    return f'"{WRITTEN_BY}": "{writer}"' in head or f"{WRITTEN_BY}: {writer}" in head
+    return json.dumps(mark(command))[1:-1] in head or mark_text(command) in head
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

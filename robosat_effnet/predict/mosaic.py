@@ -99,6 +99,17 @@ class SceneWindows(Dataset):
         return {"index": index, "image": image, "valid": torch.from_numpy(valid), "error": None, "window": w}
 
 
+def check_windows(window: int, overlap: int) -> None:
+    """RasterError unless `window` is a positive multiple of 32 (the networks' stride) and `overlap` is from 0 to
+    half of it (a pixel is blended by at most two windows per axis)."""
+    if window < 32 or window % 32:
+        raise RasterError(f"--window {window} is not a multiple of 32 (the networks' stride), e.g. 512")
+    if overlap > window // 2:
+        raise RasterError(f"--overlap {overlap} is more than half of --window {window}; use at most {window // 2}")
+    if overlap < 0:
+        raise RasterError(f"--overlap {overlap} is negative; use 0 (no blending) or more")
+
+
 def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str | os.PathLike, *,
                          window: int = 512, overlap: int = 64, bands: Sequence[int] | None = None, tta: bool = False,
                          batch_size: int = 4, workers: int = 0, device: str | torch.device | None = None,
@@ -116,8 +127,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
     if output.exists() and not overwrite:
         _check_existing(output, scene)
         return output
-    if window < 32 or window % 32 or not 0 <= overlap <= window // 2:
-        raise RasterError(f"window {window} must be a multiple of 32 and overlap {overlap} between 0 and window/2")
+    check_windows(window, overlap)
     device = resolve_device(device)
     network, spec = resolve_model(model, device)
     predictor = Predictor(network, device=device, tta=tta, precision=precision)

@@ -33,8 +33,9 @@ from robosat_effnet.tiles import tile_files
 from robosat_effnet.view.outlines import LEGEND, OUTLINE_COLORS, load_outlines, match_outlines
 
 MARKER = ".rs-effnet-view"  # says a folder is a page written by this command (and so may be rewritten)
-STATIC = ("index.html", "view.js", "view.css", "leaflet.js", "leaflet.css", "LICENSE-leaflet.txt",
-          "images/layers.png", "images/layers-2x.png")
+# index.html last: a page that opens has everything it loads.
+STATIC = ("view.js", "view.css", "leaflet.js", "leaflet.css", "LICENSE-leaflet.txt", "images/layers.png",
+          "images/layers-2x.png", "index.html")
 BROWSER_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
 
 
@@ -83,19 +84,7 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
            bounds: tuple[float, float, float, float], classes: list[str] | None, opacity: float,
            progress: bool) -> None:
     (out / MARKER).touch()
-    (out / "index.html").unlink(missing_ok=True)  # written last: a page that opens has everything it loads
-    static = resources.files("robosat_effnet.view") / "static"
-
-    def copy(name: str) -> None:
-        target = out / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            tmp.write_bytes((static / name).read_bytes())
-
-    for name in STATIC:
-        if name != "index.html":
-            copy(name)
-
+    (out / "index.html").unlink(missing_ok=True)  # an earlier page does not open over half of this one
     image_ext = _copy_images(image_files, out / "tiles" / "images", progress)
     legend_classes = _write_overlays(mask_files, out / "tiles" / "masks", classes, progress) if mask_files else None
     data = {
@@ -108,7 +97,12 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
     }
     with atomic_path(out / "data.js") as tmp:
         tmp.write_text("window.RS_VIEW = " + json.dumps(data, separators=(",", ":")) + ";\n")
-    copy("index.html")
+    static = resources.files("robosat_effnet.view") / "static"
+    for name in STATIC:
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes((static / name).read_bytes())
 
 
 def _check_out(out: Path, inputs: list[Path]) -> None:
