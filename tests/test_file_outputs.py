@@ -117,3 +117,21 @@ def test_eval_json_refuses_somebody_elses_file(tmp_path, random_checkpoint):
                  data.root / "validation" / "labels", "--json", notes, "-q")
     assert result.exit_code == 1 and "not written by rs-effnet eval" in result.output, result.output
     assert notes.read_text() == "{}"
+
+
+def test_bench_markdown_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import contextlib
+    import errno
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield
+
+    monkeypatch.setattr("robosat_effnet.io.atomic_path", full)
+    result = run("bench", "--repeats", "1", "--threads", "1", "--size", "64", "--no-int8", "--sections", "model",
+                 "--models", "b0:unet", "--markdown", tmp_path / "b.md")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: cannot write") and "the disk is full" in \
+        result.output
+    assert not (tmp_path / "b.md").exists() and not list(tmp_path.iterdir())
