@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from robosat_effnet import __version__
 from robosat_effnet.errors import CheckpointError
-from robosat_effnet.io import atomic_path
+from robosat_effnet.io import atomic_path, load_failure
 from robosat_effnet.outputs import writing
 
 FORMAT = "robosat_effnet"
@@ -107,20 +106,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
         torch.save(payload, tmp)
     return Path(path)
 
-
-def load_failure(path: str | os.PathLike, error: BaseException) -> str:
-    """Why `torch.load(path, weights_only=True)` failed, in a few words that never advise loading unsafely."""
-    text = str(error)
-    if Path(path).is_file() and Path(path).stat().st_size == 0:
-        return "the file is empty"
-    if "GLOBAL" in text or "Unsupported global" in text:  # a pickle naming code to run: refused, never run
-        found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)", text)
-        name = next((g for g in found.groups() if g), None) if found else None
-        return (f"it holds Python objects{f' ({name})' if name else ''} that would run code when loaded; "
-                "it was refused without running anything")
-    if isinstance(error, EOFError) or "central directory" in text or "zip archive" in text:
-        return "it is truncated or damaged (an incomplete copy or download?)"
-    return "it is not a PyTorch file of tensors (or it is damaged)"
 
 
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:

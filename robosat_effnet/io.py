@@ -1,9 +1,10 @@
-"""Reading and writing image tiles, label tiles and masks; every write is atomic."""
+"""Reading and writing image tiles, label tiles and masks (every write is atomic); why a .pth file failed to load."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,3 +140,18 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, colors: list) -> None:
 
 def _pil_format(path: Path) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[path.suffix.lower()]
+
+
+def load_failure(path: str | os.PathLike, error: BaseException) -> str:
+    """Why `torch.load(path, weights_only=True)` failed, in a few words that never advise loading unsafely."""
+    text = str(error)
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        return "the file is empty"
+    if "GLOBAL" in text or "Unsupported global" in text:  # a pickle naming code to run: refused, never run
+        found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: GLOBAL ([\w.]+)", text)
+        name = next((g for g in found.groups() if g), None) if found else None
+        return (f"it holds Python objects{f' ({name})' if name else ''} that would run code when loaded; "
+                "it was refused without running anything")
+    if isinstance(error, EOFError) or "central directory" in text or "zip archive" in text:
+        return "it is truncated or damaged (an incomplete copy or download?)"
+    return "it is not a PyTorch file of tensors (or it is damaged)"

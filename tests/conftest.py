@@ -119,7 +119,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     {"checkpoint": best.pth, "dataset": SyntheticDataset, "result": train()'s summary}
     """
-    from robosat_effnet.train import train
+    from robosat_effnet.training.loop import train
 
     tmp = tmp_path_factory.mktemp("trained")
     # Many small steps rather than few big ones: BatchNorm's running statistics (used in eval mode) need them.

@@ -20,9 +20,9 @@ from test_outputs import bad_checkpoints, dead_pid, read_only_folder, umask
 
 from conftest import make_dataset
 from robosat_effnet.cli import main
-from robosat_effnet.history import read_csv
 from robosat_effnet.outputs import RECORD, temp_path
 from robosat_effnet.tiles import tile_files, tile_path
+from robosat_effnet.training.history import read_csv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 UNSAFE = "weights_only set to False"

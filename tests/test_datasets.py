@@ -12,9 +12,9 @@ import torch
 
 from conftest import make_dataset
 from robosat_effnet.config import load_dataset_config
-from robosat_effnet.datasets import SegmentationTiles, check_dataset, class_weights, find_samples
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import write_image, write_mask
+from robosat_effnet.training.datasets import SegmentationTiles, check_dataset, class_weights, find_samples
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "data" / "robosat-fixtures"
 

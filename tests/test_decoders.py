@@ -28,7 +28,7 @@ def _unet_macs(encoder_channels, widths, size, num_classes=2) -> float:
 
 
 def test_decoder_channels_round_trip_through_train_and_checkpoint(tmp_path):
-    from robosat_effnet.train import train
+    from robosat_effnet.training.loop import train
 
     widths = [32, 24, 16, 8, 8]
     data = make_dataset(tmp_path, n_train=4, n_val=2, model={"decoder_channels": widths, "save_every": 100})

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from robosat_effnet.cli import main
-from robosat_effnet.evaluate import evaluate
 from robosat_effnet.evaluation.buildings import BuildingMasks, building_scores, mask_polygons
+from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.geo.features import tile_polygons
 from robosat_effnet.io import write_mask
 

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 from conftest import make_dataset
 from robosat_effnet.config import load_dataset_config, load_model_config
-from robosat_effnet.distributed import DistInfo
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.losses import GapLoss, LovaszHingeLoss, build_loss, gap_pixels
-from robosat_effnet.train import _Run
+from robosat_effnet.training.distributed import DistInfo
+from robosat_effnet.training.loop import _Run
+from robosat_effnet.training.losses import GapLoss, LovaszHingeLoss, build_loss, gap_pixels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

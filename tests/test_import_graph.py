@@ -1,5 +1,7 @@
 """The package's import graph runs one way: no module imports, even lazily inside a function, a module that
-imports it back (directly or through others). A package may import its own submodules (re-exports)."""
+imports it back (directly or through others), and no stage of the pipeline imports a later one (models never
+import training, training never imports predict, nothing imports cli). A package may import its own submodules
+(re-exports)."""
 
 from __future__ import annotations
 
@@ -66,11 +68,70 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+# The stages in the order data flows through them (DESIGN.md): a module may import its own stage and the stages
+# before it, never a later one. A name stands for that module and everything under it; the longest one applies.
+STAGES = [
+    # what every stage shares; the package itself only re-exports models and holds __version__
+    ["robosat_effnet", "robosat_effnet.errors", "robosat_effnet.io", "robosat_effnet.tiles",
+     "robosat_effnet.colors", "robosat_effnet.outputs"],
+    ["robosat_effnet.models"],
+    ["robosat_effnet.checkpoint"],  # builds its model (models); read by config, training, predict, deploy, ...
+    ["robosat_effnet.config"],  # a config describes a checkpoint's ModelSpec
+    ["robosat_effnet.training", "robosat_effnet.train"],  # robosat_effnet.train: the documented old path
+    ["robosat_effnet.predict"],  # preprocesses as training does (training.transforms)
+    ["robosat_effnet.deploy", "robosat_effnet.export"],  # robosat_effnet.export: the documented old path
+    ["robosat_effnet.geo"],  # features read predicted probabilities (predict.writer)
+    ["robosat_effnet.evaluation"],  # predicts (predict), polygonises (geo)
+    ["robosat_effnet.study", "robosat_effnet.bench", "robosat_effnet.view", "robosat_effnet.demo"],
+    ["robosat_effnet.cli"],
+]
+
+# Upward imports that are known and accepted, each with its reason; any other one fails the test.
+ACCEPTED = {
+    ("robosat_effnet.config.model", "robosat_effnet.training.losses"):
+        "model.toml's loss name is checked (lazily) against the losses when the file is read",
+    ("robosat_effnet.demo.run", "robosat_effnet.cli.options"):
+        "the demo's own command (python -m robosat_effnet.demo) reports errors as rs-effnet does",
+}
+
+
+def stage(module: str) -> int:
+    matches = [(len(name), rank) for rank, names in enumerate(STAGES) for name in names
+               if module == name or module.startswith(name + ".")
+               if name != "robosat_effnet" or module == name]  # the package's own name stands for itself alone
+    assert matches, f"{module} belongs to no stage: add it to STAGES"
+    return max(matches)[1]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(importer, imported) pairs where a module imports a module of a later stage."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets if stage(b) > stage(a))
+
+
 def test_no_import_cycles():
     graph = import_graph()
-    assert len(graph) > 50 and graph["robosat_effnet.train"]  # the walk found the package and its imports
+    assert len(graph) > 50 and graph["robosat_effnet.training.loop"]  # the walk found the package and its imports
     assert cycles(graph) == []
 
 
 def test_a_cycle_is_found():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_stage_imports_a_later_one():
+    graph = import_graph()
+    assert {stage(m) for m in graph} == set(range(len(STAGES)))  # every module has a stage, every stage a module
+    assert [pair for pair in upward_imports(graph) if pair not in ACCEPTED] == []
+    assert sorted(ACCEPTED) == upward_imports(graph)  # an accepted import that is gone leaves the list
+
+
+def test_an_upward_import_is_found():
+    graph = import_graph()
+    graph["robosat_effnet.models.weights"] |= {"robosat_effnet.training.loop"}  # models importing training
+    graph["robosat_effnet.training.loop"] |= {"robosat_effnet.predict.engine"}  # training importing predict
+    graph["robosat_effnet.geo.tile"] |= {"robosat_effnet.cli.options"}  # anything importing cli
+    graph["robosat_effnet.predict.tiles"] |= {"robosat_effnet.training.transforms"}  # downward: allowed
+    found = set(upward_imports(graph)) - set(ACCEPTED)
+    assert found == {("robosat_effnet.models.weights", "robosat_effnet.training.loop"),
+                     ("robosat_effnet.training.loop", "robosat_effnet.predict.engine"),
+                     ("robosat_effnet.geo.tile", "robosat_effnet.cli.options")}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from robosat_effnet.errors import UnknownNameError
-from robosat_effnet.losses import LOSSES, build_loss, canonical_loss
+from robosat_effnet.training.losses import LOSSES, build_loss, canonical_loss
 
 
 @pytest.fixture

@@ -21,14 +21,14 @@ from click.testing import CliRunner
 from conftest import make_dataset
 from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
+from robosat_effnet.deploy.export import export_onnx, load_onnx, read_spec
 from robosat_effnet.errors import CheckpointError, MissingDependencyError
-from robosat_effnet.evaluate import evaluate
-from robosat_effnet.export import export_onnx, load_onnx, read_spec
+from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.io import read_image, read_label
 from robosat_effnet.models import build_model
 from robosat_effnet.predict import Predictor
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.transforms import to_tensor
+from robosat_effnet.training.transforms import to_tensor
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

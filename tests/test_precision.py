@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from robosat_effnet.checkpoint import load_model
 from robosat_effnet.cli import main
 from robosat_effnet.errors import ConfigError, DatasetError
-from robosat_effnet.evaluate import evaluate
+from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.io import read_label
 from robosat_effnet.outputs import read_record
 from robosat_effnet.outputs.temp import is_temp
@@ -129,7 +129,7 @@ def exports(run) -> dict:
 def test_int8_export_keeps_the_spec_and_agrees_with_fp32(run, exports):
     import onnx
 
-    from robosat_effnet.export import load_onnx, read_spec
+    from robosat_effnet.deploy.export import load_onnx, read_spec
 
     fp32, int8 = exports["fp32"], exports["int8"]
     proto = onnx.load(str(int8))
@@ -168,7 +168,7 @@ def test_int8_usage_errors(run, tmp_path):
                                     tmp_path / "empty"))
     assert "no image tiles" in message and "empty" in message
     assert not (tmp_path / "m.onnx").exists()
-    from robosat_effnet.export import export_onnx
+    from robosat_effnet.deploy.export import export_onnx
 
     with pytest.raises(ConfigError, match="calibration"):
         export_onnx(run["pth"], tmp_path / "m.onnx", int8=True)

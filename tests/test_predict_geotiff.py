@@ -25,7 +25,7 @@ from robosat_effnet.predict import Predictor, predict_geotiff, predict_mask_geot
 from robosat_effnet.predict.mosaic import taper, window_offsets
 from robosat_effnet.predict.raster import footprint_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.transforms import to_tensor
+from robosat_effnet.training.transforms import to_tensor
 
 GEOTIFF = Path(__file__).parents[1] / ".." / "shared" / "data" / "geotiff"
 needs_data = pytest.mark.skipif(not GEOTIFF.is_dir(), reason="shared test data not available")

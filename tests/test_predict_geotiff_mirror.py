@@ -22,7 +22,7 @@ from robosat_effnet.predict import predict_geotiff
 from robosat_effnet.predict.geotiff import WarpedTiles, tile_transform
 from robosat_effnet.predict.raster import footprint_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.transforms import fill_nodata, to_tensor
+from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SPEC = ModelSpec(in_channels=3, tile_size=64)

@@ -19,7 +19,7 @@ from robosat_effnet.models import build_model
 from robosat_effnet.predict import Predictor, predict_tiles, probability_dirs, quantize, read_probability, take_share
 from robosat_effnet.predict.context import buffer_tile, crop
 from robosat_effnet.tiles import tile_files, tile_path
-from robosat_effnet.transforms import to_tensor
+from robosat_effnet.training.transforms import to_tensor
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 X0, Y0 = 70700, 104100

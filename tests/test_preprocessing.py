@@ -14,11 +14,11 @@ from torch import nn
 from conftest import ZOOM, make_dataset
 from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import load_dataset_config
-from robosat_effnet.datasets import SegmentationTiles, find_samples
 from robosat_effnet.io import write_image
 from robosat_effnet.predict import Predictor, predict_tiles, read_probability
 from robosat_effnet.tiles import tile_files, tile_path
-from robosat_effnet.train import train
+from robosat_effnet.training.datasets import SegmentationTiles, find_samples
+from robosat_effnet.training.loop import train
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]

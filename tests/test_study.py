@@ -18,11 +18,11 @@ from robosat_effnet.checkpoint import load_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.evaluate import evaluate
+from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.models import build_model
 from robosat_effnet.study import run_study, runs
 from robosat_effnet.study.recipe import RunKey
-from robosat_effnet.train import train as real_train
+from robosat_effnet.training.loop import train as real_train
 
 BACKBONES, SEEDS = ["b0"], [0, 1]
 NAMES = [f"efficientnet-{b}-s{s}" for b in BACKBONES for s in SEEDS]

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from conftest import make_dataset
 from robosat_effnet.checkpoint import load_model
 from robosat_effnet.config import load_dataset_config
-from robosat_effnet.datasets import SegmentationTiles, find_samples
-from robosat_effnet.history import read_csv
-from robosat_effnet.metrics import confusion_matrix, scores
 from robosat_effnet.models import build_model
-from robosat_effnet.train import lr_factor, train
+from robosat_effnet.training.datasets import SegmentationTiles, find_samples
+from robosat_effnet.training.history import read_csv
+from robosat_effnet.training.loop import lr_factor, train
+from robosat_effnet.training.metrics import confusion_matrix, scores
 
 ROOT = Path(__file__).parents[1]
 
@@ -107,7 +107,7 @@ def test_two_processes_with_gloo(tmp_path):
         import torch
         torch.set_num_threads(1)
         from robosat_effnet.cli import main
-        from robosat_effnet.train_engine import Engine
+        from robosat_effnet.training.engine import Engine
 
         original, record = Engine.train_one_epoch, {{"batches": [], "rng": []}}
 

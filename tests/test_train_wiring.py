@@ -10,11 +10,11 @@ import torch.nn.functional as F
 
 from conftest import make_dataset
 from robosat_effnet.config import load_dataset_config, load_model_config
-from robosat_effnet.datasets import SegmentationTiles, find_samples
-from robosat_effnet.distributed import DistInfo
-from robosat_effnet.losses import CrossEntropyLoss, DiceLoss, FocalLoss
-from robosat_effnet.train import _Run, train
-from robosat_effnet.train_engine import Engine
+from robosat_effnet.training.datasets import SegmentationTiles, find_samples
+from robosat_effnet.training.distributed import DistInfo
+from robosat_effnet.training.engine import Engine
+from robosat_effnet.training.loop import _Run, train
+from robosat_effnet.training.losses import CrossEntropyLoss, DiceLoss, FocalLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

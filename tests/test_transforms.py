@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from robosat_effnet.errors import DatasetError
-from robosat_effnet.transforms import (
+from robosat_effnet.training.transforms import (
     DIHEDRAL,
     augment,
     color_jitter,

@@ -26,7 +26,7 @@ from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.transforms import to_tensor
+from robosat_effnet.training.transforms import to_tensor
 
 # The shared fixtures next to a checkout (../shared/data relative to the project root), looked up from the
 # current folder first so that a run from the project root finds them whether or not the package is installed.

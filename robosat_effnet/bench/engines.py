@@ -21,8 +21,8 @@ from robosat_effnet.checkpoint import ModelSpec
 def _onnx_engines(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], folder: Path,
                   int8: bool) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """onnxruntime runners of `model` (fp32, and int8 when asked), exported into `folder`."""
-    from robosat_effnet.export import export_onnx, load_onnx
-    from robosat_effnet.quantize import quantize_int8  # the implementation `rs-effnet export --int8` uses
+    from robosat_effnet.deploy.export import export_onnx, load_onnx
+    from robosat_effnet.deploy.quantize import quantize_int8  # the implementation `rs-effnet export --int8` uses
 
     fp32 = export_onnx((model, spec), folder / "model.onnx")
     engines = {"onnxruntime fp32": load_onnx(fp32, "cpu")[0]}
@@ -40,7 +40,7 @@ def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Ten
     Agreement is measured on every tile of `batches`: the largest |logit| difference and the share of pixels
     whose class (argmax) matches fp32 eager's. On an untrained (calibrated) network the classes are close
     calls everywhere, so agreement is a lower bound; a trained checkpoint gives the figure that matters.
-    onnxruntime rows appear when robosat_effnet.export and onnxruntime are available (CPU provider).
+    onnxruntime rows appear when robosat_effnet.deploy.export and onnxruntime are available (CPU provider).
     """
     device = torch.device(device)
     model = model.to(device).eval()
@@ -57,7 +57,7 @@ def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Ten
         engines["pytorch bf16 autocast channels_last"] = bf16_run
     with tempfile.TemporaryDirectory(prefix="rs-effnet-engines-") as tmp:
         have_ort = importlib.util.find_spec("onnxruntime") is not None
-        if onnx and have_ort and importlib.util.find_spec("robosat_effnet.export") is not None:
+        if onnx and have_ort and importlib.util.find_spec("robosat_effnet.deploy.export") is not None:
             engines |= _onnx_engines(model.cpu(), spec, [b.cpu() for b in batches], Path(tmp), int8)
             model.to(device)
         x = batches[0][:batch].to(device)

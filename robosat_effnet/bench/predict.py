@@ -182,7 +182,7 @@ def throughput_rows(model: ModelLike | None = None, device: str | torch.device |
 
     `model` is a checkpoint path or (network, spec); None: an efficientnet-b0 U-Net whose BatchNorm statistics
     come from the same imagery (a fresh network in eval mode would time denormal arithmetic). With `onnx` (and
-    robosat_effnet.export and onnxruntime installed) the same model, exported, runs the same tiles too.
+    robosat_effnet.deploy.export and onnxruntime installed) the same model, exported, runs the same tiles too.
     """
     from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches, sample_images
     from robosat_effnet.checkpoint import ModelSpec
@@ -202,8 +202,9 @@ def throughput_rows(model: ModelLike | None = None, device: str | torch.device |
             tile = mercantile.Tile(70000 + i % columns, 100000 + i // columns, 18)
             write_image(tile_path(Path(tmp) / "tiles", tile, "jpg"), image)
         runs = [("pytorch", model, 0), ("pytorch", model, min(4, max(1, (os.cpu_count() or 1) // 2)))]
-        if onnx and importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("robosat_effnet.export"):
-            from robosat_effnet.export import export_onnx
+        if onnx and importlib.util.find_spec("onnxruntime") and \
+                importlib.util.find_spec("robosat_effnet.deploy.export"):
+            from robosat_effnet.deploy.export import export_onnx
             from robosat_effnet.predict.engine import resolve_model
 
             onnx_file = export_onnx(resolve_model(model, torch.device("cpu")), Path(tmp) / "model.onnx")

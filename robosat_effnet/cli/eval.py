@@ -42,7 +42,7 @@ def cli(checkpoint, images, labels, json_path, batch_size, device, precision, wo
     Then per building: outlines of the predicted and the label masks, made as `rs-effnet features` makes
     them, matched one to one (SpaceNet protocol): TP, FP, FN, precision, recall, F1, mean IoU of matches.
     """
-    from robosat_effnet.evaluate import evaluate, format_table, to_json
+    from robosat_effnet.evaluation.evaluate import evaluate, format_table, to_json
     from robosat_effnet.io import atomic_path
     from robosat_effnet.outputs import check_separate, check_writable, claim_file, mark, sweep_temp, writing
 

@@ -8,7 +8,7 @@ from robosat_effnet.cli.options import checked_by, reports_errors
 
 
 def _onnx_name(value: str) -> None:
-    from robosat_effnet.export import check_onnx_name
+    from robosat_effnet.deploy.export import check_onnx_name
 
     check_onnx_name(value)
 
@@ -34,7 +34,7 @@ def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_til
     `rs-effnet eval --checkpoint OUTPUT` use it as they use the checkpoint. With --int8 the weights and
     activations are int8, their ranges measured on tiles of --calibration.
     """
-    from robosat_effnet.export import export_onnx, read_spec, summary
+    from robosat_effnet.deploy.export import export_onnx, read_spec, summary
 
     if int8 and calibration is None:
         raise click.UsageError("--int8 needs --calibration TILES_DIR: tiles like those the model will predict")

@@ -53,7 +53,7 @@ def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size
     """
     show_warnings()
     from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
-    from robosat_effnet.train import train
+    from robosat_effnet.training.loop import train
 
     dataset_cfg = load_dataset_config(dataset_path)
     model_cfg = apply_overrides(load_model_config(model_path), backbone=backbone, decoder=decoder, weights=weights,

@@ -19,7 +19,7 @@ def cli(dataset_path, quiet):
     """
     from robosat_effnet.cli.options import show_warnings
     from robosat_effnet.config import load_dataset_config
-    from robosat_effnet.datasets import class_weights
+    from robosat_effnet.training.datasets import class_weights
 
     show_warnings()
     config = load_dataset_config(dataset_path)

@@ -129,8 +129,8 @@ def validate_model_config(config: ModelConfig) -> None:
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}{key} = {getattr(config, key)!r} must be {expected}")
-    from robosat_effnet.losses import canonical_loss
     from robosat_effnet.models import canonical_backbone, list_decoders
+    from robosat_effnet.training.losses import canonical_loss
 
     try:
         canonical_loss(config.loss)  # unknown names raise now, not after the dataset check (or a study's records)

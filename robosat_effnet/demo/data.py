@@ -180,7 +180,7 @@ def building_iou(predicted: str | os.PathLike, truth: str | os.PathLike, index: 
 
 def best_validation(history: str | os.PathLike, name: str = "building") -> dict[str, float]:
     """The history.csv row of the best validation mIoU (what best.pth holds): epoch, mIoU, IoU of `name`."""
-    from robosat_effnet.history import read_csv
+    from robosat_effnet.training.history import read_csv
 
     rows = [r for r in read_csv(history) if not math.isnan(r.get("val_miou", math.nan))]
     if not rows:

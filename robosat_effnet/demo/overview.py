@@ -94,7 +94,7 @@ def plot_overview(scene: str | os.PathLike, predicted: str | os.PathLike, truth:
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
-    from robosat_effnet.history import read_csv
+    from robosat_effnet.training.history import read_csv
 
     image, transform, crs = read_scene(scene, max_side)
     panels = [("predicted", outline_segments(predicted, crs, transform), PREDICTED_COLOR),

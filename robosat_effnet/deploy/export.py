@@ -1,6 +1,6 @@
 """Checkpoint -> self-describing ONNX file, for deployment with onnxruntime (or any ONNX runtime).
 
-    from robosat_effnet.export import export_onnx, load_onnx
+    from robosat_effnet.deploy import export_onnx, load_onnx
 
     export_onnx("checkpoints/best.pth", "model.onnx")         # dynamic batch, height and width
     export_onnx("checkpoints/best.pth", "model-int8.onnx", int8=True, calibration="tiles/")  # see `quantize`
@@ -59,7 +59,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
         output: the .onnx file, written atomically and checked with onnx.checker before it appears.
         opset: ONNX opset, MIN_OPSET..MAX_OPSET.
         overwrite: replace an existing output, but only one this package exported.
-        int8: write it statically quantised to int8 (`robosat_effnet.quantize`), with activation ranges
+        int8: write it statically quantised to int8 (`robosat_effnet.deploy.quantize`), with activation ranges
             from `calibration_tiles` tiles of the slippy-map folder `calibration` (required then), read
             with the checkpoint's bands and normalisation as `rs-effnet predict` reads them.
     Input "image" is N x C x H x W float32 (normalised as spec.mean/std say, H and W multiples of
@@ -84,7 +84,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     model = copy.deepcopy(model).cpu().eval()  # a caller's model keeps its device and mode
     divisor = int(getattr(model, "divisor", 32))
     if int8:  # before tracing: a folder without tiles fails at once
-        from robosat_effnet.quantize import calibration_batches
+        from robosat_effnet.deploy.quantize import calibration_batches
 
         batches = calibration_batches(calibration, spec, calibration_tiles, divisor=divisor)
     sample = torch.zeros(1, spec.in_channels, 2 * divisor, 2 * divisor)  # any valid size: the axes are dynamic
@@ -107,7 +107,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     proto.doc_string = f"robosat_effnet {summary(spec)}"
     onnx.checker.check_model(proto, full_check=True)  # our exporter's fault if this fails: let it surface
     if int8:
-        from robosat_effnet.quantize import quantize_int8
+        from robosat_effnet.deploy.quantize import quantize_int8
 
         with tempfile.TemporaryDirectory(prefix="rs-effnet-export-") as tmp:
             fp32 = Path(tmp) / "fp32.onnx"

@@ -1,5 +1,8 @@
-"""Per-building (object) metrics: the SpaceNet matching protocol on polygons.
+"""Evaluation: a checkpoint on labelled tiles, per pixel and per building (the SpaceNet matching protocol).
 
+- `evaluate`: `rs-effnet eval`, tiles predicted as `rs-effnet predict` does and scored against the labels
+  through one confusion matrix (the pixel scores are `robosat_effnet.training.metrics`, which training's
+  validation shares);
 - `objects`: `match(pred, truth, match_iou) -> MatchResult`, the greedy one-to-one matching, and the
   equal-area projection the IoUs are computed in;
 - `vectors`: polygons and scoring areas read from GeoJSON (any declared CRS), GeoPackage, tile folders;

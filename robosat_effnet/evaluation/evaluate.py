@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_label
-from robosat_effnet.metrics import confusion_matrix, scores
 from robosat_effnet.tiles import tile_files
+from robosat_effnet.training.metrics import confusion_matrix, scores
 
 EXAMPLES = 3  # tiles an error message names
 

@@ -53,7 +53,7 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch's text may advise loading unsafely: say what is wrong instead
-        from robosat_effnet.checkpoint import load_failure
+        from robosat_effnet.io import load_failure
 
         raise WeightsError(f"cannot load weights {path}: {load_failure(path, e)}; pass 'imagenet', a torchvision "
                            ".pth or a checkpoint written by `rs-effnet train`") from None

@@ -24,7 +24,7 @@ from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import PRECISIONS  # what callers may ask for; None keeps the device's default
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.predict.onnx import OnnxModel, load_onnx
-from robosat_effnet.transforms import DIHEDRAL, dihedral
+from robosat_effnet.training.transforms import DIHEDRAL, dihedral
 
 # checkpoint path (.pth, or .onnx run by onnxruntime), model, or (model, ModelSpec)
 ModelLike = str | os.PathLike | nn.Module | tuple

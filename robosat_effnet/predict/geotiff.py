@@ -56,7 +56,7 @@ from robosat_effnet.predict.raster import (
 )
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
-from robosat_effnet.transforms import fill_nodata, to_tensor
+from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 MERCATOR = "EPSG:3857"
 

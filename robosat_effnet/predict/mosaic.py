@@ -33,7 +33,7 @@ from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
 from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
-from robosat_effnet.transforms import fill_nodata, to_tensor
+from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 
 def window_offsets(size: int, window: int, stride: int) -> list[int]:

@@ -1,6 +1,6 @@
 """Exported models run by onnxruntime, behind the same call as the PyTorch network: tensor in, logits out.
 
-An exported file (written by `robosat_effnet.export.export_onnx`) describes itself:
+An exported file (written by `robosat_effnet.deploy.export.export_onnx`) describes itself:
 
     graph input  "image":  N x C x H x W float32, normalised as the spec says (H, W multiples of 32)
     graph output "logits": N x K x H x W float32

@@ -31,7 +31,7 @@ from robosat_effnet.predict.engine import (
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.tiles import neighbours, tile_files
-from robosat_effnet.transforms import fill_nodata, select_bands, to_tensor
+from robosat_effnet.training.transforms import fill_nodata, select_bands, to_tensor
 
 ALPHA_EXTENSIONS = {".png", ".webp"}
 

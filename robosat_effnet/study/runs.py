@@ -22,10 +22,10 @@ from typing import Any
 from robosat_effnet.checkpoint import load_checkpoint
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.evaluate import evaluate, to_json
+from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
 from robosat_effnet.study.recipe import RunKey, read_json, write_json
-from robosat_effnet.train import train
+from robosat_effnet.training.loop import train
 
 log = logging.getLogger("robosat_effnet")
 
@@ -115,7 +115,7 @@ def _record(key: RunKey, cfg: ModelConfig, best_epoch: int, best_miou: float, hi
 
 
 def _device_name(device: str | None, cuda: bool | None) -> str:
-    from robosat_effnet.train import resolve_device
+    from robosat_effnet.training.loop import resolve_device
 
     return str(resolve_device(device, cuda))
 

@@ -14,8 +14,8 @@ import torch
 from robosat_effnet.bench.timing import interleaved_timings, multiply_adds
 from robosat_effnet.checkpoint import load_model
 from robosat_effnet.config import DatasetConfig
-from robosat_effnet.datasets import SegmentationTiles, find_samples
 from robosat_effnet.study.recipe import read_json, write_json
+from robosat_effnet.training.datasets import SegmentationTiles, find_samples
 
 COST_FILE = "cost.json"
 

@@ -27,7 +27,7 @@ from robosat_effnet.config import DatasetConfig
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image, read_label
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
+from robosat_effnet.training.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
 
 log = logging.getLogger("robosat_effnet")
 

@@ -1,7 +1,7 @@
 """One pass over the data: a training epoch (forward, loss, backward, step) or a validation pass.
 
 Both return the mean loss per tile and the confusion matrix, each summed over DistributedDataParallel
-ranks; scores are derived from the confusion matrix afterwards (robosat_effnet.metrics).
+ranks; scores are derived from the confusion matrix afterwards (robosat_effnet.training.metrics).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from robosat_effnet.distributed import DistInfo, all_reduce_sum
 from robosat_effnet.errors import RobosatEffnetError
-from robosat_effnet.metrics import confusion_matrix
+from robosat_effnet.training.distributed import DistInfo, all_reduce_sum
+from robosat_effnet.training.metrics import confusion_matrix
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Training: AdamW with linear warm-up then cosine decay, validation metrics each epoch, checkpoints, resume.
 
-    >>> from robosat_effnet.train import train
+    >>> from robosat_effnet.training import train
     >>> result = train("dataset.toml", "model.toml", device="cpu")
     >>> result["best_miou"], result["best"]
 
@@ -9,7 +9,8 @@ epochs (default 1) and after the last, `best.pth` (highest validation mIoU), `hi
 `history.png`. A checkpoint holds the model spec, weights, optimizer, scheduler, AMP scaler, RNG states,
 metrics and the configs, and loads with `torch.load(weights_only=True)`; `resume=` continues from one
 exactly where it stopped.
-The batches themselves run in robosat_effnet.train_engine; torchrun/DDP plumbing is in robosat_effnet.distributed.
+The batches themselves run in robosat_effnet.training.engine; torchrun/DDP plumbing is in
+robosat_effnet.training.distributed.
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ from tqdm import tqdm
 
 from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
-from robosat_effnet.datasets import SPLITS, SegmentationTiles, check_dataset
-from robosat_effnet.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
 from robosat_effnet.errors import CheckpointError, ConfigError
-from robosat_effnet.history import plot, write_csv
 from robosat_effnet.io import atomic_path
-from robosat_effnet.losses import WEIGHTED, build_loss, canonical_loss
-from robosat_effnet.metrics import scores
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
-from robosat_effnet.rng import get_rng_state, set_rng_state
-from robosat_effnet.train_engine import Engine
+from robosat_effnet.training.datasets import SPLITS, SegmentationTiles, check_dataset
+from robosat_effnet.training.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
+from robosat_effnet.training.engine import Engine
+from robosat_effnet.training.history import plot, write_csv
+from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
+from robosat_effnet.training.metrics import scores
+from robosat_effnet.training.rng import get_rng_state, set_rng_state
 
 log = logging.getLogger("robosat_effnet")
 
