@@ -64,6 +64,6 @@ def write_tiles_csv(path: str | os.PathLike, tiles) -> None:
     from robosat_effnet.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")  # as robosat writes it
         for tile in tiles:
             writer.writerow([tile.x, tile.y, tile.z])
