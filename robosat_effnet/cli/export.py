@@ -33,13 +33,13 @@ def _onnx_name(value: str) -> None:
                    "zoom and latitude of its training tiles.")
 @click.option("--border", type=click.IntRange(min=0), metavar="PX",
               help="--deepness: px of context kept around each tile's core, as predict's --border; written as "
-                   "Deepness's tile overlap in %.  [default: 32, at most a quarter of the tile]")
+                   "Deepness's tile overlap in %. Default: 32, at most a quarter of the tile.")
 @click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
-              help="--deepness: Deepness's probability threshold (0: off).  [default: 0.5 with two classes, "
-                   "0 with more: predict's masks]")
+              help="--deepness: Deepness's probability threshold (0: off). Default: 0.5 with two classes, 0 with "
+                   "more (predict's masks either way).")
 @click.option("--min-area", type=click.FloatRange(min=0), metavar="M2",
               help="--deepness: size Deepness's small-segment filter (a median) to drop patches under about "
-                   "this many m2, as `features --min-area` does.  [default: 0, off]")
+                   "this many m2, as `features --min-area` does. Default: 0 (off).")
 @reports_errors
 def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_tiles, deepness, resolution, border,
         threshold, min_area):
