@@ -193,6 +193,12 @@ MUTANTS = [
            "pixels, context = (pixels, valid) if valid.all() else self.mirror(tile, pixels, valid)",
            "pixels, context = pixels, valid",
            ("tests/test_predict_geotiff_mirror.py",)),
+    Mutant("deepness graph without its softmax", "robosat_effnet/deploy/deepness.py",
+           "return torch.softmax(self.network(x), dim=1)", "return self.network(x)",
+           ("tests/test_deepness.py::test_the_graph_is_bands_normalisation_network_softmax",)),
+    Mutant("deepness graph without the normalisation", "robosat_effnet/deploy/deepness.py",
+           "x = (x - self.mean) / self.std", "pass",
+           ("tests/test_deepness.py::test_the_graph_is_bands_normalisation_network_softmax",)),
 ]
 
 
