@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +40,7 @@ MARKER = ".rs-effnet-view"  # says a folder is a page written by this command (a
 STATIC = ("view.js", "view.css", "leaflet.js", "leaflet.css", "LICENSE-leaflet.txt", "images/layers.png",
           "images/layers-2x.png", "index.html")
 BROWSER_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
+MAX_ZOOM = 30  # Web Mercator tiles of about 0.15 mm; beyond, a folder name is no tile
 
 
 @dataclass
@@ -121,10 +123,16 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
 
 
 def _tiles(folder: str | os.PathLike, kind: str) -> dict[mercantile.Tile, Path]:
-    files = tile_files(folder)
+    with warnings.catch_warnings():  # mercantile warns of x, y outside the grid; the check below says it in one line
+        warnings.filterwarnings("ignore", category=FutureWarning, module="mercantile")
+        files = tile_files(folder)
     if not files:
         raise DatasetError(f"no {kind} tiles (z/x/y.png, .jpg, .webp or .tif) in {folder}; "
                            "pass a slippy-map folder as written by `rs-effnet tile` or `predict`")
+    for tile, path in files.items():
+        if tile.z > MAX_ZOOM or tile.x >= 2**tile.z or tile.y >= 2**tile.z:
+            raise DatasetError(f"{path} is not a tile: zooms go from 0 to {MAX_ZOOM}, and x and y from 0 to "
+                               "2^zoom - 1; move it out of the slippy-map folder")
     return files
 
 
@@ -198,7 +206,7 @@ def _write_overlays(files: dict[mercantile.Tile, Path], root: Path, classes: lis
                 index = np.asarray(image)
                 palette = np.array(image.getpalette()[:768] + [0] * (768 - len(image.getpalette()[:768])),
                                    dtype=np.uint8).reshape(256, 3)
-        except OSError as e:
+        except (OSError, Image.DecompressionBombError) as e:
             raise DatasetError(f"cannot read mask {path}: {e}; re-create or remove the file") from None
         rgba = np.zeros(index.shape + (4,), dtype=np.uint8)
         rgba[..., :3] = palette[index]
