@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 
 import click
@@ -112,3 +113,13 @@ def show_warnings() -> None:
     logger = logging.getLogger("robosat_effnet")
     if not any(isinstance(h, _Echo) for h in logger.handlers):
         logger.addHandler(_Echo(logging.WARNING))
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan: nan compares false with every bound, so FloatRange lets it in."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number; give one in the range that --help shows", param, ctx)
+        return number
