@@ -39,7 +39,7 @@ from robosat_effnet.demo.data import (  # noqa: F401
     write_model_toml,
     write_text,
 )
-from robosat_effnet.errors import ConfigError, RobosatEffnetError  # noqa: F401
+from robosat_effnet.errors import ConfigError, RobosatEffnetError  # noqa: F401 (ConfigError: re-exported)
 
 STAMPS = ".steps"  # one file per finished step; its modification time says when the step last ran
 
@@ -267,7 +267,8 @@ def _train(p: dict[str, Path], epochs: int | None) -> bool:
               help="Total training epochs (default: model.toml's); more than last time continues training.")
 def main(out: Path, epochs: int | None) -> None:
     """Run the whole rs-effnet pipeline on a synthetic town into OUT (default: demo), reusing what is there."""
-    from robosat_effnet.cli.options import reports_errors
-
-    reports_errors(run_demo)(Settings(out=out), epochs)
+    try:
+        run_demo(Settings(out=out), epochs)
+    except RobosatEffnetError as e:  # one line and exit 1, as every rs-effnet command reports (demo is below cli)
+        raise click.ClickException(str(e)) from None
 
