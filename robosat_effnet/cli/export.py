@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import checked_by, reports_errors
+from robosat_effnet.limits import MAX_CALIBRATION_TILES
 
 
 def _onnx_name(value: str) -> None:
@@ -23,7 +24,7 @@ def _onnx_name(value: str) -> None:
               "faster on CPU, masks differ a little; needs --calibration.")
 @click.option("--calibration", type=click.Path(exists=True, file_okay=False),
               help="--int8: slippy-map folder of tiles like those the model will predict, for activation ranges.")
-@click.option("--calibration-tiles", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--calibration-tiles", type=click.IntRange(1, MAX_CALIBRATION_TILES), default=32, show_default=True,
               help="--int8: how many tiles of --calibration to calibrate on (spread over the folder).")
 @reports_errors
 def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_tiles):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import click
 
 from robosat_effnet.errors import RobosatEffnetError
+from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 
 
 def reports_errors(func: Callable) -> Callable:
@@ -65,9 +66,10 @@ device_option = click.option(
     help="torch device, e.g. cpu, cuda, cuda:1. Default: cuda when available, else cpu.",
 )
 workers_option = click.option(
-    "--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes."
+    "--workers", type=click.IntRange(0, MAX_WORKERS), default=None, help="DataLoader worker processes."
 )
-batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per batch.")
+batch_size_option = click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=None,
+                                 help="Tiles per batch.")
 PRECISIONS = ("fp32", "bf16")  # config.PRECISIONS, spelled out here so that --help does not import torch
 precision_option = click.option(
     "--precision", type=click.Choice(PRECISIONS), default=None,
@@ -81,14 +83,14 @@ building_min_area_option = click.option(
 )
 
 
-def comma_integers(value: str, minimum: int, kind: str, rule: str) -> list[int]:
-    """'3,2,1' -> [3, 2, 1]; click.BadParameter naming `kind` (what the list holds) or `rule` (the bound) when
-    a part is not an integer, when there is none, or when one is below `minimum`."""
+def comma_integers(value: str, minimum: int, kind: str, rule: str, maximum: int | None = None) -> list[int]:
+    """'3,2,1' -> [3, 2, 1]; click.BadParameter naming `kind` (what the list holds) or `rule` (the bounds) when
+    a part is not an integer, when there is none, or when one is below `minimum` or above `maximum`."""
     try:
         numbers = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind}") from None
-    if not numbers or min(numbers) < minimum:
+    if not numbers or min(numbers) < minimum or (maximum is not None and max(numbers) > maximum):
         raise click.BadParameter(f"{value!r}: {rule}")
     return numbers
 

@@ -16,6 +16,7 @@ from robosat_effnet.cli.options import (
     reports_errors,
     workers_option,
 )
+from robosat_effnet.limits import MAX_BORDER, MAX_TILE_SIZE, MAX_WINDOW
 
 GEOTIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -56,7 +57,8 @@ def default_workers() -> int:
 @click.option("--model", "model_config", default="model.toml", show_default=True, type=click.Path(dir_okay=False),
               help="robosat model config whose checkpoint folder holds best.pth (used without --checkpoint).")
 @click.option("--zoom", type=click.IntRange(0, 30), help="GeoTIFF: zoom level of the slippy-map tiles to write.")
-@click.option("--tile-size", type=click.IntRange(min=1), help="GeoTIFF: px per tile. Default: the checkpoint's.")
+@click.option("--tile-size", type=click.IntRange(1, MAX_TILE_SIZE),
+              help="GeoTIFF: px per tile. Default: the checkpoint's.")
 @click.option("--bands", callback=parse_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
               "else every band (GeoTIFF: every band but alpha).")
 @click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
@@ -64,13 +66,13 @@ def default_workers() -> int:
               help="GeoTIFF: how pixels are warped into the tile grid (as the training tiles were cut).")
 @click.option("--geotiff", "geotiff_out", type=click.Path(dir_okay=False),
               help="GeoTIFF: also write one class mask on the scene's own grid to this file.")
-@click.option("--window", type=click.IntRange(min=32), default=512, show_default=True,
+@click.option("--window", type=click.IntRange(32, MAX_WINDOW), default=512, show_default=True,
               help="--geotiff: sliding-window size in px (a multiple of 32).")
-@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
+@click.option("--overlap", type=click.IntRange(0, MAX_WINDOW // 2), default=64, show_default=True,
               help="--geotiff: px shared by neighbouring windows and blended.")
 @click.option("--max-tiles", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="GeoTIFF: refuse zooms that make more tiles than this.")
-@click.option("--border", type=click.IntRange(min=0), default=32, show_default=True,
+@click.option("--border", type=click.IntRange(0, MAX_BORDER), default=32, show_default=True,
               help="px of context around each tile (from neighbours, mirrored where there are none).")
 @click.option("--masks/--probs", "masks", default=True, show_default=True,
               help="Write class masks (palette PNG) or robosat probability tiles (for 3+ classes: one "

@@ -17,6 +17,7 @@ import numpy as np
 
 from robosat_effnet.errors import ConfigError, DatasetError, UnknownNameError
 from robosat_effnet.io import write_mask
+from robosat_effnet.limits import MAX_TOUCHING_PX
 from robosat_effnet.outputs import writing
 from robosat_effnet.tiles import tile_path
 
@@ -234,6 +235,8 @@ def rasterize_geojson(
         raise DatasetError("no tiles to rasterize; pass --tiles with a slippy-map folder or a non-empty tiles.csv")
     from robosat_effnet.geo.split import burn_touching, require_touching
 
+    if not 0 <= touching_px <= MAX_TOUCHING_PX:
+        raise ConfigError(f"touching px {touching_px} is out of range; use 0 (off) to {MAX_TOUCHING_PX}, e.g. 2")
     band = require_touching(classes) if touching_px > 0 else None
     shapes = load_label_shapes(geojson, classes, class_property)
     tree = shapely.STRtree(shapes.geometries)
