@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable
 
 import click
@@ -13,16 +14,46 @@ from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 
 
 def reports_errors(func: Callable) -> Callable:
-    """Turn the library's own exceptions into one-line click errors (exit 1, no traceback)."""
+    """Turn the library's own exceptions, and running out of memory, into one-line click errors (exit 1, no
+    traceback), each on a line of its own even when a progress bar was drawing on stderr."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except RobosatEffnetError as e:
+            end_progress_bars()
             raise click.ClickException(str(e)) from None
+        except click.ClickException:
+            end_progress_bars()
+            raise
+        except (MemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+            end_progress_bars()
+            detail = (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
+            raise click.ClickException(f"out of memory ({detail}); ask for less at once (a smaller --batch-size, "
+                                       "tile or window size) or free some memory, then run it again") from None
 
     return wrapper
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether an exception says an allocation failed: numpy's MemoryError, torch's CPU or CUDA allocator."""
+    text = str(error)
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or \
+        "can't allocate memory" in text or "CUDA out of memory" in text
+
+
+def end_progress_bars() -> None:
+    """Close the progress bars an error left open, so that the message after them starts a line of its own
+    (a bar ends its line with a carriage return only: `grep ^Error` must find the message in a log)."""
+    std = sys.modules.get("tqdm.std")  # no bar can be open if tqdm was never imported
+    if std is None:
+        return
+    for bar in list(getattr(std.tqdm, "_instances", ())):
+        bar.leave = True  # its last state stays on screen, followed by a newline
+        bar.close()
 
 
 checkpoint_option = click.option(
