@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
 
 
@@ -51,15 +51,15 @@ def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, st
                    "Default: every class but background.")
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False), default=None,
               help="dataset.toml naming the classes. Default: ./dataset.toml if there is one.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Drop polygons smaller than this, in square metres on the ground.")
-@click.option("--simplify", type=click.FloatRange(min=0), default=None,
+@click.option("--simplify", type=FiniteFloatRange(min=0), default=None,
               help="Simplification tolerance in metres on the ground. Default: one pixel; 0: none.")
 @click.option("--zoom", type=click.IntRange(0, 30), default=None,
               help="Use only the mask tiles of this zoom (default: all; several zooms are merged).")
 @click.option("--regularize", is_flag=True,
               help="Square each outline to its own axes (right angles, near-circles kept round).")
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--tolerance", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="--regularize tolerance in metres on the ground. Default: 1.5 pixels.")
 @click.option("--diagonals/--no-diagonals", default=True, show_default=True,
               help="--regularize may keep 45-degree edges (without: only right angles).")

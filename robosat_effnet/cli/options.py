@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 from collections.abc import Callable
 
@@ -108,8 +109,20 @@ precision_option = click.option(
          "pixels may change. Default: float16 autocast on CUDA, fp32 on CPU. An .onnx model runs its own precision.",
 )
 
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and infinity (which pass any comparison with a bound, or mean
+    nothing as a size): every float option of every command uses it, so that a typo is a usage error."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a number such as 0.5", param, ctx)
+        return number
+
+
 building_min_area_option = click.option(
-    "--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    "--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
     help="Per building: leave out outlines smaller than this, in m2 (as `features --min-area`).",
 )
 

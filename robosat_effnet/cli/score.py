@@ -6,16 +6,16 @@ import json
 
 import click
 
-from robosat_effnet.cli.options import reports_errors, show_warnings
+from robosat_effnet.cli.options import FiniteFloatRange, reports_errors, show_warnings
 from robosat_effnet.errors import OutputError
 
 
 @click.command("score")
 @click.argument("pred", type=click.Path(exists=True, dir_okay=False))
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False))
-@click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU at which a predicted outline matches a true one (at the threshold counts).")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Leave out outlines (predicted and true) smaller than this, in m2, after clipping to the area.")
 @click.option("--tiles", type=click.Path(exists=True), default=None,
               help="Score only inside these tiles (a slippy-map folder of the imagery, or a tiles.csv).")

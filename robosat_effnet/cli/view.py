@@ -6,7 +6,7 @@ import tempfile
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
 
 
 @click.command("view")
@@ -19,9 +19,9 @@ from robosat_effnet.cli.options import reports_errors
               help="True outlines (GeoJSON); with --outlines, outlines are coloured by their match.")
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False),
               help="dataset.toml whose class names label the mask colours in the legend.")
-@click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU at which a predicted outline matches a true one (as `rs-effnet score`).")
-@click.option("--opacity", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--opacity", type=FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Starting opacity of the mask overlay (a slider on the page changes it).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write the page into this folder (open its index.html). Default: a temporary folder, served.")
