@@ -164,6 +164,17 @@ def test_provenance_continues_the_same_run_and_refuses_others(tmp_path):
     assert not (foreign / RECORD).exists()
 
 
+@pytest.mark.parametrize("text", ["[" * 100000 + "]" * 100000, "[]", "42", "{"])
+def test_a_hostile_or_damaged_record_reads_as_another_run(tmp_path, text):
+    out = tmp_path / "out"
+    (out / "18" / "1").mkdir(parents=True)
+    (out / "18" / "1" / "2.png").write_bytes(b"tile")
+    (out / RECORD).write_text(text)  # nested into a recursion bomb, or JSON that is not a record
+    assert read_record(out) == {"command": "unreadable record"}
+    with pytest.raises(OutputError, match="holds the output of another run .`unreadable record`"):
+        claim_folder(out, make_record("predict", tmp_path, {"border": 32}))
+
+
 def test_a_training_folder_holding_another_run_needs_resume_or_overwrite(tmp_path):
     folder = tmp_path / "ckpt"
     assert claim_run_folder(folder) == [] and not folder.exists()  # checks only: nothing made yet

@@ -42,9 +42,10 @@ def read_record(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # nested hundreds deep: not one of ours either
         return {"command": "unreadable record"}
+    return record if isinstance(record, dict) else {"command": "unreadable record"}
 
 
 def has_files(folder: str | os.PathLike) -> bool:

@@ -154,8 +154,9 @@ def _read(path: Path) -> tuple[Any, ModelSpec]:
                               "checkpoint with `rs-effnet export CHECKPOINT model.onnx`")
     try:
         spec = ModelSpec.from_dict(json.loads(metadata[SPEC_KEY]))
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path} has an unreadable {SPEC_KEY} metadata entry ({e}); re-export it") from None
+    except (ValueError, TypeError, RecursionError) as e:
+        raise CheckpointError(f"{path} has an unreadable {SPEC_KEY} metadata entry ({str(e)[:200]}); re-export it") \
+            from None
     external = _check_external_data(proto, path)
     try:  # from the file where tensors live outside it, else the proto already read
         onnx.checker.check_model(str(path) if external else proto)
