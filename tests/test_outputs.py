@@ -238,6 +238,10 @@ def test_bad_pth_files_are_refused_without_running_code_or_unsafe_advice(tmp_pat
     ("spec", {"classes": 5}, "damaged classes (5)"),
     ("spec", {"mean": ["a", "b", "c"]}, "damaged mean"),
     ("spec", {"in_channels": True}, "damaged in_channels"),
+    ("spec", {"std": [0.2, 0.0, 0.2]}, "damaged std ([0.2, 0.0, 0.2]: positive finite numbers"),  # all background
+    ("spec", {"mean": [0.4, float("nan"), 0.4]}, "damaged mean ([0.4, nan, 0.4]: finite numbers"),
+    ("spec", {"mean": [0.4, 0.4]}, "gives 2 mean, 3 std for 3 input bands"),
+    ("spec", {"tile_size": 10**9}, "damaged tile_size (1000000000: 1 to 4096 px)"),
     ("model", "weights", "its weights are missing"),
 ])
 def test_damaged_checkpoint_contents_are_one_clear_error(tmp_path, field, value, words):

@@ -69,12 +69,9 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     path = Path(path)
     ort = require("onnxruntime")
-    proto, spec = _read(path)
+    proto, spec = _read(path)  # metadata checked against the graph
     metadata = _metadata(proto)
-    try:
-        divisor = int(metadata.get(DIVISOR_KEY, 32))
-    except ValueError:
-        raise CheckpointError(f"{path} has an unreadable {DIVISOR_KEY} metadata entry; re-export it") from None
+    divisor = _divisor(metadata, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -88,10 +85,6 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     except Exception as e:  # onnxruntime raises its own classes for invalid graphs
         raise CheckpointError(f"onnxruntime cannot load {path}: {_first_line(e)}; re-export it with "
                               "`rs-effnet export`") from None
-    shape = session.get_inputs()[0].shape
-    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.in_channels):
-        raise CheckpointError(f"{path} takes inputs of shape {shape} but its metadata says {spec.in_channels} "
-                              "bands (N x C x H x W); re-export it with `rs-effnet export`")
     return OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32")), spec
 
 
@@ -132,6 +125,9 @@ class OnnxModel(nn.Module):
                               f"got {tuple(x.shape)}")
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         (logits,) = self.session.run([self.output_name], {self.input_name: array})
+        if logits.ndim != 4 or logits.shape[1] != self.spec.num_classes:  # a graph whose shapes say nothing
+            raise CheckpointError(f"{self.path} computes logits of shape {tuple(logits.shape)} but its metadata names "
+                                  f"{self.spec.num_classes} classes; re-export it with `rs-effnet export`")
         return torch.from_numpy(logits).to(x.device)
 
     def extra_repr(self) -> str:
@@ -157,12 +153,46 @@ def _read(path: Path) -> tuple[Any, ModelSpec]:
     except (ValueError, TypeError, RecursionError) as e:
         raise CheckpointError(f"{path} has an unreadable {SPEC_KEY} metadata entry ({str(e)[:200]}); re-export it") \
             from None
+    _divisor(metadata, path)
+    _check_graph(proto, spec, path)
     external = _check_external_data(proto, path)
     try:  # from the file where tensors live outside it, else the proto already read
         onnx.checker.check_model(str(path) if external else proto)
     except Exception as e:  # onnx.checker.ValidationError and file errors for missing external data
         raise CheckpointError(f"{path} is not a valid ONNX model: {_first_line(e)}; re-export it") from None
     return proto, spec
+
+
+def _divisor(metadata: dict[str, str], path: Path) -> int:
+    """The total stride the metadata declares (32 when absent): an integer >= 1, which sizes are padded to."""
+    try:
+        divisor = int(metadata.get(DIVISOR_KEY, 32))
+    except ValueError:
+        divisor = 0
+    if not 1 <= divisor <= 1024:
+        raise CheckpointError(f"{path} has a damaged {DIVISOR_KEY} metadata entry ({metadata[DIVISOR_KEY][:20]!r}: "
+                              "the network's total stride, e.g. 32); re-export it with `rs-effnet export`")
+    return divisor
+
+
+def _check_graph(proto: Any, spec: ModelSpec, path: Path) -> None:
+    """Refuse metadata that the graph contradicts: input bands, output classes (where the graph fixes them)."""
+    def dims(values: Any, name: str) -> list[int | None] | None:
+        value = next((v for v in values if v.name == name), None)
+        if value is None:
+            return None
+        return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+
+    image, logits = dims(proto.graph.input, INPUT), dims(proto.graph.output, OUTPUT)
+    if image is None or logits is None:
+        raise CheckpointError(f"{path} has no graph input {INPUT!r} or output {OUTPUT!r}; it was not written by "
+                              "`rs-effnet export`: re-export it")
+    if (image and len(image) != 4) or (len(image) == 4 and image[1] not in (None, spec.in_channels)):
+        raise CheckpointError(f"{path} takes inputs of shape {image} but its metadata says {spec.in_channels} "
+                              "bands (N x C x H x W); re-export it with `rs-effnet export`")
+    if (logits and len(logits) != 4) or (len(logits) == 4 and logits[1] not in (None, spec.num_classes)):
+        raise CheckpointError(f"{path} computes logits of shape {logits} but its metadata names {spec.num_classes} "
+                              f"classes ({', '.join(spec.classes)[:100]}); re-export it with `rs-effnet export`")
 
 
 def _check_external_data(proto: Any, path: Path) -> bool:
