@@ -68,7 +68,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     from robosat_effnet import bench
     from robosat_effnet.bench.calibration import flush_denormal_enabled
     from robosat_effnet.errors import ConfigError, OutputError
-    from robosat_effnet.outputs import check_writable, claim_file
+    from robosat_effnet.outputs import check_writable, claim_file, sweep_temp
     from robosat_effnet.predict.engine import resolve_device
 
     # Every argument is checked before the first timing: a bad one is a usage error, not minutes lost.
@@ -90,7 +90,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     if markdown_path:
         try:
             claim_file(markdown_path, "bench")
-            check_writable(Path(markdown_path).parent, create=False)
+            sweep_temp(check_writable(Path(markdown_path).parent, create=False), target=markdown_path)
         except OutputError as e:
             raise click.BadParameter(str(e), param_hint="--markdown") from None
     saved = torch.get_num_threads(), flush_denormal_enabled()

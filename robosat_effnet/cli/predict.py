@@ -94,8 +94,8 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     for tiles, --geotiff for one mask on its grid, or both). The checkpoint says how to build the model
     and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
     """
-    from robosat_effnet.errors import DatasetError, RasterError
-    from robosat_effnet.outputs import check_separate, check_writable
+    from robosat_effnet.errors import DatasetError, OutputError, RasterError
+    from robosat_effnet.outputs import check_separate, check_writable, plain_file
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
     from robosat_effnet.predict.mosaic import check_windows
 
@@ -117,7 +117,11 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     out = Path(output) if output else source.resolve().parent / f"{name}-{'masks' if masks else 'probs'}"
     # Every output against every input before anything is written (--overwrite or not).
     check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
-    if geotiff_out:  # written last: a read-only or full disk there must fail before the tiles are made
+    if geotiff_out:  # written last: a read-only or full disk, or a link there, must fail before the tiles are made
+        try:
+            plain_file(geotiff_out)
+        except OutputError as e:
+            raise click.BadParameter(str(e), param_hint="--geotiff") from None
         check_writable(Path(geotiff_out).parent, create=False)
     common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, precision=precision,
                   progress=not quiet,

@@ -30,7 +30,7 @@ from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.colors import NODATA_INDEX, to_rgb
 from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
+from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
 from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
 from robosat_effnet.training.transforms import fill_nodata, to_tensor
@@ -124,7 +124,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
     output = Path(output)
     check_separate([output], [scene, model if isinstance(model, (str, os.PathLike)) else None])
     check_precision(precision)
-    if output.exists() and not overwrite:
+    if plain_file(output) and not overwrite:  # a link, even a dangling one, a folder or a device: refused
         _check_existing(output, scene)
         return output
     check_windows(window, overlap)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import sweep_temp
 from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
 from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
@@ -69,6 +70,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
         run_config(model_cfg, key, out / key.name)
     check_or_create(out, dataset_cfg, model_cfg)
     with study_lock(out):
+        sweep_temp(out, recursive=True)  # what a killed study left half-written (results, records, checkpoints)
         trained, skipped = [], []
         bar = tqdm(keys, desc="study", unit="run", disable=not progress)
         for key in bar:
