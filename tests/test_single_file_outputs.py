@@ -111,3 +111,21 @@ def test_a_study_sweeps_what_a_killed_study_left(tmp_path, monkeypatch):
         path.write_text("half")
     study()
     assert not any(path.exists() for path in dead) and (out / "study.json").is_file()
+
+
+def test_predict_geotiff_never_replaces_a_file_that_is_not_a_mask_of_the_scene(tmp_path, inputs):
+    other = tmp_path / "photo.tif"
+    with rasterio.open(other, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
+        dst.write(np.full((3, 8, 8), 7, np.uint8))
+    before = other.read_bytes()
+    result = run(["predict", inputs["scene"], tmp_path / "tiles", "--zoom", "18", "--geotiff", other, "--overwrite",
+                  "--checkpoint", inputs["checkpoint"], "--device", "cpu", "--quiet"])
+    assert result.exit_code == 1 and "photo.tif exists but is not a mask of" in result.output, result.output
+    assert other.read_bytes() == before and not (tmp_path / "tiles").exists()  # refused before the tiles
+    mask = tmp_path / "mask.tif"
+    args = ["predict", inputs["scene"], "--geotiff", mask, "--checkpoint", inputs["checkpoint"], "--device", "cpu",
+            "--quiet"]
+    assert run(args).exit_code == 0
+    made = mask.stat().st_mtime_ns
+    assert run(args).exit_code == 0 and mask.stat().st_mtime_ns == made  # kept
+    assert run([*args, "--overwrite"]).exit_code == 0 and mask.stat().st_mtime_ns != made  # its own: replaced

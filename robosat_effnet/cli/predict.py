@@ -95,9 +95,9 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
     """
     from robosat_effnet.errors import DatasetError, OutputError, RasterError
-    from robosat_effnet.outputs import check_separate, check_writable, plain_file
+    from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
-    from robosat_effnet.predict.mosaic import check_windows
+    from robosat_effnet.predict.mosaic import check_mask_output, check_windows
 
     try:
         check_windows(window, overlap)  # the library's own check, as a usage error before any work
@@ -118,8 +118,8 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     # Every output against every input before anything is written (--overwrite or not).
     check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
     if geotiff_out:  # written last: a read-only or full disk, or a link there, must fail before the tiles are made
-        try:
-            plain_file(geotiff_out)
+        try:  # a link, a folder, a device there: a usage error; a file that is no mask of SOURCE: our error
+            check_mask_output(geotiff_out, source)  # only a mask of this scene is ever replaced
         except OutputError as e:
             raise click.BadParameter(str(e), param_hint="--geotiff") from None
         check_writable(Path(geotiff_out).parent, create=False)
