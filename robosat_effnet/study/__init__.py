@@ -29,6 +29,7 @@ from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
 from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
 from robosat_effnet.study.speed import measure
+from robosat_effnet.training.loop import resolve_device
 
 __all__ = ["run_study"]
 
@@ -63,6 +64,8 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
     if not isinstance(model_cfg, ModelConfig):
         model_cfg = load_model_config(model_cfg)
     model_cfg = apply_overrides(model_cfg, epochs=epochs)
+    if device is None:  # once for the whole study: model.toml's `cuda = true` without a GPU warns once, naming it
+        device = str(resolve_device(None, model_cfg.cuda, model_cfg.source))
     keys = plan(backbones, seeds)
     out = Path(out)
     _check_outside(out, Path(dataset_cfg.dataset))
