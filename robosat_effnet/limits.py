@@ -5,6 +5,7 @@ Each bounds something that costs memory or processes in proportion (or in square
 far above any sensible setting; the command reference shows each one in its option's range.
 """
 
+MAX_ZOOM = 30  # slippy-map zoom levels 0..30 (a z30 tile is about 4 cm across)
 MAX_TILE_SIZE = 4096  # px per side of a tile or a network input (tile, rasterize, predict, bench; image_size)
 MAX_WINDOW = 4096  # px per side of predict --geotiff's sliding window
 MAX_BORDER = 1024  # px of neighbour context around each predicted tile
