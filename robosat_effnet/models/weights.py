@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; pass 'imagenet', a torchvision .pth or a checkpoint")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's "please file an issue" on a pickle protocol: noise, then refused
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch's text may advise loading unsafely: say what is wrong instead
         from robosat_effnet.io import load_failure
 
