@@ -174,7 +174,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelSpec]:
     """Rebuild the model a checkpoint describes, with its weights, in eval mode."""
-    data = load_checkpoint(path, map_location)
+    return model_from_checkpoint(load_checkpoint(path, map_location), path, map_location)
+
+
+def model_from_checkpoint(data: dict[str, Any], path: str | os.PathLike,
+                          map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelSpec]:
+    """`load_model` for a checkpoint already loaded (`load_checkpoint(path)`), whose other entries the caller
+    also reads (e.g. `rs-effnet export --deepness` its dataset_config)."""
     spec = ModelSpec.from_dict(data["spec"])
     model = build_from_spec(spec)
     try:

@@ -34,7 +34,7 @@ def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> d
                     x, y, z = int(x_dir.name), int(path.stem), int(z_dir.name)
                     problem = impossible(x, y, z)  # before mercantile sees it: it warns about such tiles
                     if problem:
-                        raise DatasetError(f"{path} is not a slippy-map tile: {problem}; move it out of {root} "
+                        raise DatasetError(f"{path} is not a tile of the slippy map: {problem}; move it out of {root} "
                                            "or fix its folder names (z/x/y)")
                     found[mercantile.Tile(x, y, z)] = path
     return dict(sorted(found.items(), key=lambda item: (item[0].z, item[0].x, item[0].y)))
@@ -82,7 +82,7 @@ def read_tiles_csv(path: str | os.PathLike) -> list[mercantile.Tile]:
                 else:
                     problem = impossible(x, y, z)  # before mercantile sees it: it warns about such tiles
                 if problem:
-                    raise DatasetError(f"{path} row {number} ({','.join(row)[:60]}) is not a slippy-map tile: "
+                    raise DatasetError(f"{path} row {number} ({','.join(row)[:60]}) is not a tile of the slippy map: "
                                        f"{problem}; expected rows of x,y,z integers")
                 tiles.append(mercantile.Tile(x, y, z))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
@@ -95,6 +95,6 @@ def write_tiles_csv(path: str | os.PathLike, tiles) -> None:
     from robosat_effnet.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")  # as robosat writes it
         for tile in tiles:
             writer.writerow([tile.x, tile.y, tile.z])

@@ -81,8 +81,8 @@ def make_dataset(tmp_path: Path, n_train: int = 8, n_val: int = 4, size: int = 6
     dataset_toml = Path(tmp_path) / "dataset.toml"
     dataset_toml.write_text(_toml(tables))
 
-    opt_keys = {"epochs", "lr", "loss", "weight_decay", "warmup", "grad_clip", "augment", "jitter", "gamma",
-                "gap_weight", "gap_px"}
+    opt_keys = {"epochs", "lr", "encoder_lr", "loss", "weight_decay", "warmup", "grad_clip", "augment", "jitter",
+                "gamma", "gap_weight", "gap_px"}
     model_common = {"cuda": False, "batch_size": 4, "image_size": size, "checkpoint": "checkpoints",
                     "backbone": "b0", "workers": 0, "seed": 0}
     opt = {"epochs": 1, "lr": 3e-3, "loss": "CrossEntropy", "warmup": 0.0}
@@ -174,3 +174,19 @@ def random_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "random.pth"
     return save_checkpoint(path, build_model("efficientnet-b0", num_classes=2), ModelSpec(tile_size=64))
+
+
+def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial statistics and affine parameters, as trained weights would have."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()

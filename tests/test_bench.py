@@ -123,3 +123,34 @@ def test_bench_rejects_unknown_sections_and_models():
 def test_markdown_table():
     assert markdown_table([{"a": 1.23456, "b": "x"}, {"a": 12345.6}]).splitlines() == [
         "| a | b |", "|---|---|", "| 1.23 | x |", "| 12346 |  |"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_precisions_time_every_network_in_every_precision(batches, monkeypatch):
+    from robosat_effnet.bench import engines
+    from robosat_effnet.bench.engines import precision_rows
+    from robosat_effnet.checkpoint import ModelSpec
+
+    torch.manual_seed(0)
+    networks = {f"{b} unet": (calibrate_batchnorm(build_model(b, "unet"), batches), ModelSpec(backbone=b, tile_size=64))
+                for b in ("efficientnet-lite0", "efficientnet-b0")}
+    timed = {}
+    real = engines.interleaved_timings
+
+    def recording(runs, *args):  # every (network, engine) pair is in the one interleaved run
+        timed.update(dict.fromkeys(runs))
+        return real(runs, *args)
+
+    monkeypatch.setattr(engines, "interleaved_timings", recording)
+    rows = precision_rows(networks, batches, repeats=1, int8=True)
+    kinds = ["pytorch eager fp32", "pytorch bf16 autocast channels_last", "onnxruntime fp32",
+             "onnxruntime int8 (static QDQ)"]
+    assert list(timed) == [(n, k) for n in networks for k in kinds]
+    assert [(r["model"], r["engine"]) for r in rows] == list(timed)
+    own = {(r["model"], r["engine"]): r for r in rows}
+    for name in networks:
+        assert own[name, "pytorch eager fp32"]["speed_vs_own_fp32"] == 1.0
+    first = own["efficientnet-lite0 unet", "pytorch eager fp32"]
+    assert first["speed_vs_efficientnet-lite0_unet_fp32"] == 1.0
+    b0 = own["efficientnet-b0 unet", "onnxruntime int8 (static QDQ)"]
+    assert b0["speed_vs_efficientnet-lite0_unet_fp32"] == pytest.approx(b0["tiles_per_s"] / first["tiles_per_s"])

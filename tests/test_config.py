@@ -26,7 +26,7 @@ def test_robosat_configs_unchanged():
     assert data.dataset == Path("/tmp/slippy-map-dir")
     assert data.classes == ["background", "parking"] and data.colors == ["denim", "orange"]
     assert data.weights == [1.6248, 5.762827]
-    assert data.in_channels == 3 and data.mean == IMAGENET_MEAN
+    assert data.in_channels == 3 and data.mean is None and data.std is None  # the weights decide
     assert (model.cuda, model.batch_size, model.image_size) == (True, 2, 512)
     assert model.checkpoint == Path("/tmp/pth")
     assert (model.epochs, model.lr, model.loss) == (10, 0.0001, "Lovasz")
@@ -34,6 +34,7 @@ def test_robosat_configs_unchanged():
     spec = spec_from_configs(data, model)
     assert isinstance(spec, ModelSpec)
     assert (spec.num_classes, spec.tile_size, spec.in_channels) == (2, 512, 3)
+    assert spec.mean == IMAGENET_MEAN  # from scratch: ImageNet's statistics, as before
 
 
 def test_example_configs_in_repo_load(caplog):

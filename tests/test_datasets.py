@@ -11,6 +11,7 @@ import rasterio
 import torch
 
 from conftest import make_dataset
+from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.config import load_dataset_config
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import write_image, write_mask
@@ -42,7 +43,7 @@ def test_pairs_and_tensors(small):
     from PIL import Image
 
     pixels = np.asarray(Image.open(sample.images[0]))
-    mean, std = torch.tensor(config.mean).view(3, 1, 1), torch.tensor(config.std).view(3, 1, 1)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     np.testing.assert_allclose(((image * std + mean) * 255).permute(1, 2, 0).numpy(), pixels, atol=1e-3)
 
 
@@ -105,7 +106,7 @@ def test_multiband_tif_with_bands(tmp_path):
     image, _ = SegmentationTiles.from_config(config, found["training"])[0]
     with rasterio.open(found["training"][0].images[0]) as src:
         red = src.read(1)
-    assert np.allclose(image[2].numpy() * config.std[2] + config.mean[2], red / 255, atol=1e-5)
+    assert np.allclose(image[2].numpy() * IMAGENET_STD[2] + IMAGENET_MEAN[2], red / 255, atol=1e-5)
 
 
 def test_dim_uint16_images_get_a_max_value_hint(tmp_path, caplog):

@@ -46,7 +46,7 @@ def test_configs_are_robosat_tomls_that_load(tmp_path):
     assert (model.epochs, model.batch_size, model.lr, model.image_size, model.warmup) == (7, 3, 0.004, 256, 0.5)
     assert (model.workers, model.save_every, model.loss, model.augment) == (0, 4, "CrossEntropy", True)
     assert model.checkpoint == (tmp_path / "checkpoints").resolve()
-    assert model.weights is None and model.backbone == "efficientnet-b0" and model.decoder == "unet"
+    assert model.weights == "imagenet" and model.backbone == "efficientnet-lite0" and model.decoder == "unet"
     # robosat's own keys sit where robosat looks for them.
     raw = tomllib.loads((tmp_path / "model.toml").read_text())
     assert {"batch_size", "image_size", "checkpoint"} <= set(raw["common"])

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from test_efficientnet import randomise_batchnorm, relative_error
 
+from conftest import randomise_batchnorm, relative_error
 from robosat_effnet import build_encoder, build_model, efficientnet, list_backbones
 from robosat_effnet.bench import multiply_adds
 from robosat_effnet.checkpoint import ModelSpec, load_model, save_checkpoint

@@ -90,8 +90,6 @@ STAGES = [
 ACCEPTED = {
     ("robosat_effnet.config.model", "robosat_effnet.training.losses"):
         "model.toml's loss name is checked (lazily) against the losses when the file is read",
-    ("robosat_effnet.demo.run", "robosat_effnet.cli.options"):
-        "the demo's own command (python -m robosat_effnet.demo) reports errors as rs-effnet does",
 }
 
 

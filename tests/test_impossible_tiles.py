@@ -53,8 +53,8 @@ def test_an_impossible_tiles_csv_row_is_named(inputs, reader, row):
     with no_future_warnings():
         result = CliRunner().invoke(main, [str(a) for a in CSV_READERS[reader](inputs, tiles)])
     assert result.exit_code == 1, result.output
-    assert result.output == f"Error: {tiles} row 3 ({row}) is not a slippy-map tile: {ROWS[row]}; expected rows of " \
-                            "x,y,z integers\n"
+    assert result.output == f"Error: {tiles} row 3 ({row}) is not a tile of the slippy map: {ROWS[row]}; " \
+                            "expected rows of x,y,z integers\n"
     assert not (inputs / "labels").exists()
 
 
@@ -77,7 +77,8 @@ def test_an_impossible_tile_in_a_folder_is_named(inputs, reader, tile):
     with no_future_warnings():
         result = CliRunner().invoke(main, [str(a) for a in FOLDER_READERS[reader](inputs, folder)])
     assert result.exit_code == 1, result.output
-    assert result.output.startswith(f"Error: {bad} is not a slippy-map tile: ") and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: {bad} is not a tile of the slippy map: ")
+    assert result.output.count("\n") == 1
 
 
 @contextlib.contextmanager

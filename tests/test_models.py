@@ -11,15 +11,27 @@ from robosat_effnet.errors import InputSizeError, UnknownNameError
 from robosat_effnet.models.weights import adapt_stem
 
 # V2-M and V2-L reuse V2-S's blocks and take seconds each to build: tests/test_efficientnet_v2.py covers them.
-BACKBONES = [b for b in list_backbones() if b not in ("efficientnet-v2-m", "efficientnet-v2-l")]
+# B8 and L2 (87M and 480M parameters) are the B-builder's rows: test_huge_variants_take_every_decoder below.
+BIG = ("efficientnet-v2-m", "efficientnet-v2-l", "efficientnet-b8", "efficientnet-l2")
+BACKBONES = [b for b in list_backbones() if b not in BIG]
 # unet-lite is the U-Net's code with other widths: tests/test_decoders.py covers it (b0, resnet50).
 DECODERS = [d for d in list_decoders() if d != "unet-lite"]
 
 
 def test_registries():
-    assert list_backbones() == ([f"efficientnet-b{i}" for i in range(8)]
+    assert list_backbones() == ([f"efficientnet-b{i}" for i in range(9)] + ["efficientnet-l2"]
+                                + [f"efficientnet-lite{i}" for i in range(5)]
                                 + ["efficientnet-v2-s", "efficientnet-v2-m", "efficientnet-v2-l", "resnet50"])
     assert list_decoders() == ["unet", "unet-lite", "fpn"]
+
+
+@pytest.mark.parametrize("decoder", list_decoders())
+@pytest.mark.parametrize("backbone", ["b8", "l2"])
+def test_huge_variants_take_every_decoder(backbone, decoder):
+    with torch.device("meta"):  # shapes only: no memory, no arithmetic
+        model = build_model(backbone, decoder, num_classes=3, output_stride=16)
+        assert model(torch.empty(1, 3, 64, 96)).shape == (1, 3, 64, 96)
+    assert model.encoder.strides == [2, 4, 8, 16, 16]
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

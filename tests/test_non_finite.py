@@ -67,6 +67,9 @@ KEYS = [("dataset", t, k) for t, k in float_keys(DATASET_KEYS)] + \
 def config_text(kind: str, table: str, key: str, value: str) -> str:
     tables = {"common": ["dataset = 'd'", "classes = ['background', 'building']"]} if kind == "dataset" else {}
     tables.setdefault(table, []).append(f"{key} = {value}")
+    partner = {"mean": "std = [0.2, 0.2, 0.2]", "std": "mean = [0.4, 0.4, 0.4]"}.get(key)  # given together
+    if kind == "dataset" and partner:
+        tables[table].append(partner)
     return "".join(f"[{name}]\n" + "".join(f"{line}\n" for line in lines) for name, lines in tables.items())
 
 

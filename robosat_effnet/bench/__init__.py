@@ -3,7 +3,7 @@
 Modules: `timing` (the machine, multiply-adds, interleaved timings, Markdown tables), `calibration` (BatchNorm
 statistics from real tiles, so that no fresh network's denormal activations are timed), `models` (whole models,
 encoders against torchvision's, training steps), `engines` (PyTorch eager / bf16 / onnxruntime fp32 / int8 on
-one checkpoint) and `predict` (`rs-effnet predict` end to end, and the memory of a large GeoTIFF scene).
+one checkpoint, or on every network in one run) and `predict` (`rs-effnet predict` end to end, and the memory of a large GeoTIFF scene).
 
     from robosat_effnet.bench import model_rows, markdown_table, sample_batches
 """

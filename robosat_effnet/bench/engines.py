@@ -1,7 +1,8 @@
-"""One network, several ways to run it, timed side by side: PyTorch eager (NCHW and channels_last), bf16
-autocast, onnxruntime fp32 and int8 (static quantisation calibrated on the tiles), with their agreement.
+"""Ways to run a network, timed side by side: PyTorch eager (NCHW and channels_last), bf16 autocast,
+onnxruntime fp32 and int8 (static quantisation calibrated on the tiles), with their agreement.
 
-    rows = engine_rows(model, spec, batches)       # model with realistic activations (trained or calibrated)
+    rows = engine_rows(model, spec, batches)       # one network (trained or calibrated), every engine
+    rows = precision_rows(networks, batches)       # several networks x (fp32, bf16, onnxruntime fp32, int8)
 """
 
 from __future__ import annotations
@@ -32,6 +33,29 @@ def _onnx_engines(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.T
     return engines
 
 
+def _engines(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], folder: Path,
+             device: torch.device, onnx: bool, int8: bool, bf16: bool,
+             channels_last_row: bool = True) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """{engine name: run} for one network; onnxruntime ones when it and the export module are available."""
+    model = model.to(device).eval()
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    engines: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"pytorch eager fp32": model}
+    if channels_last_row:
+        engines["pytorch eager fp32 channels_last"] = \
+            lambda t: channels_last(t.contiguous(memory_format=torch.channels_last))
+    if bf16:
+        def bf16_run(t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return channels_last(t.contiguous(memory_format=torch.channels_last)).float()
+
+        engines["pytorch bf16 autocast channels_last"] = bf16_run
+    have_ort = importlib.util.find_spec("onnxruntime") is not None
+    if onnx and have_ort and importlib.util.find_spec("robosat_effnet.deploy.export") is not None:
+        engines |= _onnx_engines(model.cpu(), spec, [b.cpu() for b in batches], folder, int8)
+        model.to(device)
+    return engines
+
+
 def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], repeats: int = 7,
                 device: str = "cpu", batch: int = 1, onnx: bool = True, int8: bool = True,
                 bf16: bool = True) -> list[dict]:
@@ -43,23 +67,8 @@ def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Ten
     onnxruntime rows appear when robosat_effnet.deploy.export and onnxruntime are available (CPU provider).
     """
     device = torch.device(device)
-    model = model.to(device).eval()
-    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
-    engines: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        "pytorch eager fp32": model,
-        "pytorch eager fp32 channels_last": lambda t: channels_last(t.contiguous(memory_format=torch.channels_last)),
-    }
-    if bf16:
-        def bf16_run(t: torch.Tensor) -> torch.Tensor:
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                return channels_last(t.contiguous(memory_format=torch.channels_last)).float()
-
-        engines["pytorch bf16 autocast channels_last"] = bf16_run
     with tempfile.TemporaryDirectory(prefix="rs-effnet-engines-") as tmp:
-        have_ort = importlib.util.find_spec("onnxruntime") is not None
-        if onnx and have_ort and importlib.util.find_spec("robosat_effnet.deploy.export") is not None:
-            engines |= _onnx_engines(model.cpu(), spec, [b.cpu() for b in batches], Path(tmp), int8)
-            model.to(device)
+        engines = _engines(model, spec, batches, Path(tmp), device, onnx, int8, bf16)
         x = batches[0][:batch].to(device)
         seconds = interleaved_timings({name: (lambda f=f: f(x)) for name, f in engines.items()}, repeats, device)
         rows = []
@@ -77,3 +86,25 @@ def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Ten
                                                        for a, r in zip(logits, reference, strict=True)),
                              "mask_agreement": same / pixels})
     return rows
+
+
+def precision_rows(networks: dict[str, tuple[torch.nn.Module, ModelSpec]], batches: list[torch.Tensor],
+                   repeats: int = 7, device: str = "cpu", batch: int = 1, int8: bool = True) -> list[dict]:
+    """Tiles/s of every network in every precision (fp32 eager, bf16 autocast, onnxruntime fp32 and int8), all
+    interleaved in one run, with the speed relative to the first network's fp32 eager and to its own."""
+    device = torch.device(device)
+    x = batches[0][:batch].to(device)
+    with tempfile.TemporaryDirectory(prefix="rs-effnet-precisions-") as tmp:
+        runs = {}
+        for name, (model, spec) in networks.items():
+            folder = Path(tmp) / str(len(runs))
+            folder.mkdir()
+            for engine, run in _engines(model, spec, batches, folder, device, True, int8, True,
+                                        channels_last_row=False).items():
+                runs[(name, engine)] = run
+        seconds = interleaved_timings({key: (lambda f=f: f(x)) for key, f in runs.items()}, repeats, device)
+    first = next(iter(networks))
+    return [{"model": name, "engine": engine, "tiles_per_s": batch / seconds[name, engine],
+             "speed_vs_own_fp32": seconds[name, "pytorch eager fp32"] / seconds[name, engine],
+             f"speed_vs_{first.replace(' ', '_')}_fp32": seconds[first, "pytorch eager fp32"] / seconds[name, engine]}
+            for name, engine in seconds]

@@ -25,6 +25,7 @@ COMMANDS = {
     "score": "score",
     "export": "export",
     "study": "study",
+    "blocks": "blocks",
     "view": "view",
     "bench": "bench",
 }

@@ -9,7 +9,7 @@ import click
 from robosat_effnet.cli.options import PRECISIONS, device_option, reports_errors
 from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_REPEATS, MAX_SCENE_SIZE, MAX_THREADS, MAX_TILE_SIZE
 
-SECTIONS = ("model", "encoder", "engines", "predict", "train", "memory")
+SECTIONS = ("model", "encoder", "engines", "precisions", "predict", "train", "memory")
 DEFAULT_SECTIONS = ("model", "encoder", "engines", "predict", "train")
 
 
@@ -23,7 +23,7 @@ def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[
 
 @click.command("bench")
 @click.option("--models", default=None,
-              help="Comma-separated backbone:decoder networks compared in the model and train sections "
+              help="Comma-separated backbone:decoder networks compared in the model, precisions and train sections "
                    "[default: b0:unet,b2:unet,b4:unet,resnet50:unet,b0:fpn,b0:unet-lite].")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A trained checkpoint: timed next to the others, and the network of the engines and predict "
@@ -43,9 +43,10 @@ def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
               help="torch (and onnxruntime) intra-op threads.")
 @click.option("--sections", default=",".join(DEFAULT_SECTIONS), show_default=True,
-              help=f"Which sections to run: {', '.join(SECTIONS)} (memory: a large generated scene, minutes).")
+              help=f"Which sections to run: {', '.join(SECTIONS)} (precisions: every --models network in fp32, "
+                   "bf16, onnxruntime fp32 and int8; memory: a large generated scene; both minutes).")
 @click.option("--int8/--no-int8", default=True, show_default=True,
-              help="Include onnxruntime static int8 quantisation in the engines section.")
+              help="Include onnxruntime static int8 quantisation in the engines and precisions sections.")
 @click.option("--flush-denormal", is_flag=True,
               help="Flush denormal floats to zero (torch.set_flush_denormal); off by default so that nothing "
                    "hides a network whose activations underflow.")
@@ -146,6 +147,16 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
         model, model_spec = network[0], network[1] or ModelSpec(tile_size=size)
         emit(f"Engines and precisions, {model_spec.backbone} {model_spec.decoder}, {size} px, batch {batch_size}",
              engine_rows(model, model_spec, batches, repeats, device, batch_size, int8=int8))
+    if "precisions" in chosen:
+        from robosat_effnet.bench.engines import precision_rows
+        from robosat_effnet.checkpoint import ModelSpec
+
+        networks = {f"{b} {d}": (bench.calibrated_model(b, d, batches, torch.device(device)),
+                                 ModelSpec(backbone=b, decoder=d, tile_size=size)) for b, d in pairs}
+        if trained:
+            networks[f"{spec.backbone} {spec.decoder} (checkpoint)"] = trained
+        emit(f"Precisions, {size} px, batch {batch_size}: every network in fp32, bf16 and int8",
+             precision_rows(networks, batches, repeats, device, batch_size, int8))
     if "predict" in chosen:
         from robosat_effnet.bench import predict as bench_predict
         from robosat_effnet.checkpoint import ModelSpec

@@ -26,7 +26,9 @@ from robosat_effnet.cli.options import (
 @click.option("--decoder", type=click.Choice(["unet", "unet-lite", "fpn"]), default=None,
               help="Decoder [model.toml: decoder]; unet-lite is the faster one.")
 @click.option("--weights", default=None,
-              help="Encoder initialisation: none, imagenet or a .pth file [model.toml: weights].")
+              help="Initialisation: none, imagenet, a weights file (torchvision, timm or efficientnet_pytorch "
+                   "layout), or a checkpoint of ours, which starts the whole model when the decoder and classes "
+                   "match (fine-tuning) [model.toml: weights].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs [model.toml: epochs].")
 @batch_size_option
 @click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 
 import click
 
@@ -36,8 +39,10 @@ from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
 def cli(images, masks, outlines, truth, dataset, match_iou, opacity, out, serve, host, port, quiet):
     """Write a map page of IMAGES (a slippy-map folder) with mask tiles and outlines over it, and serve it.
 
-    The page works offline (Leaflet ships with the package) and reads tiles from its own folder.
-    Click a building for its properties; the legend says what each colour means.
+    The page works offline (Leaflet ships with the package) and reads tiles from its own folder. It
+    opens on the largest group of neighbouring tiles; zoomed out, a marker shows each group. Click a
+    building for its properties; the legend says what each colour means. Ctrl-C or SIGTERM stops the
+    server and removes the temporary page.
     """
     from robosat_effnet.view import PageServer, write_page
     from robosat_effnet.view.server import is_loopback
@@ -53,26 +58,60 @@ def cli(images, masks, outlines, truth, dataset, match_iou, opacity, out, serve,
         from robosat_effnet.config import load_dataset_config
 
         classes = load_dataset_config(dataset).classes
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-view-") as scratch:
-        folder = out or scratch
+    with _signals_stop(signal.SIGTERM, signal.SIGHUP), _page_folder(out) as folder:
         server = PageServer(folder, host, port) if serve else None  # a port in use fails before the work
         try:
             page = write_page(folder, images, masks=masks, outlines=outlines, truth=truth, classes=classes,
                               match_iou=match_iou, opacity=opacity, progress=not quiet)
             shown = [f"{page.image_tiles} image tiles"] + ([f"{page.mask_tiles} mask tiles"] if masks else []) + \
                 ([f"{page.outlines} outlines"] if outlines else []) + ([f"{page.truth} true outlines"] if truth else [])
+            if len(page.groups) > 1:
+                shown[0] += f" in {len(page.groups)} places (the page opens on the largest)"
             if out:
                 click.echo(f"wrote the map page of {', '.join(shown)} to {out} (open {out}/index.html)")
             if server is None:
                 return
-            click.echo(f"serving {', '.join(shown)} on {server.url} (Ctrl-C stops)")
-            try:
+            try:  # a stop from here on (the line below may be read and answered at once) is a clean one
+                click.echo(f"serving {', '.join(shown)} on {server.url} (Ctrl-C stops)")
                 server.serve_forever()
             except KeyboardInterrupt:
                 click.echo("stopped")
         finally:
             if server is not None:
                 server.server_close()
+
+
+@contextlib.contextmanager
+def _page_folder(out: str | None) -> Iterator[str]:
+    """`out`, or a temp folder removed on the way out (one that a run killed with kill -9 left: by the next)."""
+    if out is not None:
+        yield out
+        return
+    from robosat_effnet.outputs import temp_folder
+
+    with temp_folder("view") as scratch:
+        yield str(scratch)
+
+
+@contextlib.contextmanager
+def _signals_stop(*signals: signal.Signals) -> Iterator[None]:
+    """Within the block, these signals stop the command as Ctrl-C does (KeyboardInterrupt), so that it cleans
+    up on the way out; a second one ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for each in signals:
+            signal.signal(each, signal.SIG_DFL)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {each: signal.signal(each, stop) for each in signals}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 if __name__ == "__main__":  # `python -m robosat_effnet.cli.view`, as the tests run it

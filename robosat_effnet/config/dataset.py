@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.colors import to_rgb
 from robosat_effnet.config.reading import is_number, read_toml, resolve_path
 from robosat_effnet.errors import ConfigError
@@ -35,8 +34,10 @@ class DatasetConfig:
     labels: str = "labels"
     bands: list[int] | None = None
     in_channels: int = 3
-    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    # None: what the model's pretrained weights were trained with (ImageNet's statistics when from scratch),
+    # decided when the model is known (config.model.spec_from_configs) and recorded in the checkpoint.
+    mean: list[float] | None = None
+    std: list[float] | None = None
     max_value: float | None = None
     source: Path | None = None  # the TOML file this came from, for messages
 
@@ -84,11 +85,13 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     if in_channels != 3 and (mean is None or std is None):
         raise ConfigError(f"{path}: {in_channels} input channels need [common] mean and std with "
                           f"{in_channels} values each (ImageNet's defaults are for RGB)")
-    mean, std = mean or list(IMAGENET_MEAN), std or list(IMAGENET_STD)
+    if (mean is None) != (std is None):
+        raise ConfigError(f"{path}: [common] gives {'mean' if std is None else 'std'} without "
+                          f"{'std' if std is None else 'mean'}; give both, or neither to use what the weights need")
     for name, values_ in (("mean", mean), ("std", std)):
-        if len(values_) != in_channels or not all(is_number(v) for v in values_):
+        if values_ is not None and (len(values_) != in_channels or not all(is_number(v) for v in values_)):
             raise ConfigError(f"{path}: [common] {name} must be {in_channels} numbers, one per input channel")
-    if any(s <= 0 for s in std):
+    if std is not None and any(s <= 0 for s in std):
         raise ConfigError(f"{path}: [common] std values must be positive")
     max_value = common.get("max_value")
     if max_value is not None and max_value <= 0:
@@ -98,6 +101,7 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
         dataset=resolve_path(path, common["dataset"]), classes=classes, colors=colors,
         weights=[float(v) for v in values] if values is not None else None, images=images,
         labels=str(common.get("labels", "labels")), bands=bands, in_channels=in_channels,
-        mean=[float(v) for v in mean], std=[float(v) for v in std],
+        mean=[float(v) for v in mean] if mean is not None else None,
+        std=[float(v) for v in std] if std is not None else None,
         max_value=float(max_value) if max_value is not None else None, source=path,
     )

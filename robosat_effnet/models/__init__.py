@@ -15,6 +15,7 @@ from torch import nn
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.models import weights as _weights
 from robosat_effnet.models.efficientnet import (
+    VARIANTS,
     EfficientNet,
     EfficientNetEncoder,
     compound_scaling,
@@ -36,13 +37,11 @@ Weights = str | os.PathLike | None
 
 # backbone name -> encoder factory(in_channels, output_stride)
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    f"efficientnet-b{i}": partial(lambda v, **kw: EfficientNetEncoder(scaling_for(v), **kw), f"b{i}")
-    for i in range(8)
+    f"efficientnet-{v}": partial(lambda v, **kw: EfficientNetEncoder(scaling_for(v), **kw), v) for v in VARIANTS
 }
 BACKBONES |= {f"efficientnet-{k}": partial(EfficientNetV2Encoder, v) for k, v in V2_VARIANTS.items()}
 BACKBONES["resnet50"] = ResNetEncoder
-ALIASES = {f"b{i}": f"efficientnet-b{i}" for i in range(8)}
-ALIASES |= {f"efficientnet_b{i}": f"efficientnet-b{i}" for i in range(8)}
+ALIASES = {a: f"efficientnet-{v}" for v in VARIANTS for a in (v, f"efficientnet_{v}")}
 ALIASES |= {a: f"efficientnet-{k}" for k in V2_VARIANTS for a in (k, f"efficientnet_{k.replace('-', '_')}")}
 
 # decoder name -> factory(encoder, num_classes, channels); channels None: the decoder's default widths
@@ -77,7 +76,7 @@ def canonical_backbone(name: str) -> str:
         return key
     raise UnknownNameError(
         f"unknown backbone {name!r}; valid: {', '.join(list_backbones())} "
-        "(aliases b0..b7, v2-s, v2-m, v2-l, or efficientnet-phi<x>)"
+        "(aliases b0..b8, l2, lite0..lite4, v2-s, v2-m, v2-l, or efficientnet-phi<x>)"
     )
 
 
@@ -113,7 +112,9 @@ def build_model(backbone: str = "efficientnet-b0", decoder: str = "unet", num_cl
                 decoder_channels: Sequence[int] | None = None) -> SegmentationModel:
     """A segmentation network: `backbone` encoder + `decoder`, returning N x num_classes x H x W logits.
 
-    `weights` initialise the encoder (see build_encoder); the decoder starts from random weights.
+    `weights` initialise the encoder (see build_encoder). The decoder starts from random weights, unless `weights`
+    is a checkpoint of ours with the same decoder, widths and classes: then the whole trained model is the start
+    (fine-tuning it, e.g. on labelled tiles of a new area).
     `decoder_channels` replaces the decoder's widths: for "unet"/"unet-lite" one per block, deepest first
     (5 end at input resolution, 4 stop at stride 2 and upsample the logits); for "fpn" [pyramid, segmentation].
     None keeps the decoder's defaults (unet 256..16, unet-lite 128..16, fpn [256, 128]).
@@ -130,6 +131,8 @@ def build_model(backbone: str = "efficientnet-b0", decoder: str = "unet", num_cl
         head = DECODERS[key](encoder, num_classes, list(decoder_channels) if decoder_channels else None)
     except ValueError as e:  # the decoder's own check of the widths it was given
         raise ConfigError(f"decoder_channels: {e}") from None
+    if weights is not None and str(weights).lower() != "imagenet":
+        _weights.load_decoder(head, weights)  # a trained model of ours: fine-tune all of it where it fits
     return SegmentationModel(encoder, head)
 
 
@@ -138,12 +141,14 @@ def efficientnet(variant: str | None = None, num_classes: int = 1000, weights: W
     """The full EfficientNet (or EfficientNetV2) ImageNet classifier.
 
     Args:
-        variant: "b0".."b7" (or "efficientnet-b0".."efficientnet-b7"), or "v2-s", "v2-m", "v2-l".
+        variant: "b0".."b8", "l2", "lite0".."lite4" (or "efficientnet-b0".., "efficientnet-lite0"..), or "v2-s",
+            "v2-m", "v2-l".
         phi: instead of a variant, any compound coefficient (depth 1.2^phi, width 1.1^phi, resolution 1.15^phi).
         weights: None, "imagenet" or a path to a torchvision EfficientNet state dict.
     """
     if (variant is None) == (phi is None):
-        raise UnknownNameError("give exactly one of variant ('b0'..'b7') or phi (a compound coefficient)")
+        raise UnknownNameError("give exactly one of variant ('b0'..'b8', 'l2', 'lite0'..'lite4', 'v2-s'..) or phi "
+                               "(a compound coefficient)")
     if variant is not None and v2_key(variant):
         model = EfficientNetV2(variant_for(variant), num_classes, in_channels)
     else:

@@ -1,7 +1,12 @@
 """EfficientNet (Tan & Le, 2019) written from the paper: MBConv blocks with squeeze-excitation,
 SiLU, stochastic depth and compound scaling of width, depth and resolution.
 
-Parameter names are our own; `weights.py` maps torchvision's published checkpoints onto them.
+EfficientNet-Lite (Google's edge family, tensorflow/tpu `efficientnet/lite`) is the same builder with three flags
+of its Scaling row: no squeeze-excitation, ReLU6, and a fixed stem (32) and head (1280) with the first and last
+stage never repeated more. Its published weights were trained with TensorFlow's "same" padding, which pads
+stride-2 convolutions asymmetrically (the extra pixel on the right and bottom); `same_padding` reproduces it.
+
+Parameter names are our own; `weights.py` maps torchvision's, timm's and efficientnet_pytorch's onto them.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ B0_STAGES = (
 
 @dataclass(frozen=True)
 class Scaling:
-    """Compound-scaling multipliers of one variant, plus its classifier dropout and BatchNorm settings."""
+    """Compound-scaling multipliers of one variant, plus its classifier dropout, BatchNorm settings and, for
+    EfficientNet-Lite, `lite` (no squeeze-excitation, ReLU6, fixed stem and head, first and last stage not
+    repeated more) and `same_padding` (TensorFlow's asymmetric padding at stride 2)."""
 
     width: float
     depth: float
@@ -51,10 +58,20 @@ class Scaling:
     dropout: float
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    lite: bool = False
+    same_padding: bool = False
+
+
+def _lite(width: float, depth: float, resolution: int, dropout: float) -> Scaling:
+    # TensorFlow's BatchNorm eps (1e-3) is part of what the published weights compute. Its momentum (0.99, PyTorch's
+    # 0.01) is a training setting only; PyTorch's 0.1 lets the running statistics follow a short fine-tune.
+    return Scaling(width, depth, resolution, dropout, 1e-3, 0.1, lite=True, same_padding=True)
 
 
 # Published multipliers. B5-B7 were ported from TensorFlow, whose BatchNorm uses eps=1e-3 and
-# momentum 0.99 (PyTorch's 0.01): the published weights only reproduce with those settings.
+# momentum 0.99 (PyTorch's 0.01): the published weights only reproduce with those settings. B8 and L2 are the
+# last rows of the reference implementation's table (efficientnet_builder.py; L2 is Noisy Student's network),
+# published as TensorFlow ports only, hence TensorFlow's BatchNorm settings.
 VARIANTS = {
     "b0": Scaling(1.0, 1.0, 224, 0.2),
     "b1": Scaling(1.0, 1.1, 240, 0.2),
@@ -64,7 +81,16 @@ VARIANTS = {
     "b5": Scaling(1.6, 2.2, 456, 0.4, 1e-3, 0.01),
     "b6": Scaling(1.8, 2.6, 528, 0.5, 1e-3, 0.01),
     "b7": Scaling(2.0, 3.1, 600, 0.5, 1e-3, 0.01),
+    "b8": Scaling(2.2, 3.6, 672, 0.5, 1e-3, 0.01),
+    "l2": Scaling(4.3, 5.3, 800, 0.5, 1e-3, 0.01),
+    # efficientnet_lite_builder.py: (width, depth, resolution, dropout)
+    "lite0": _lite(1.0, 1.0, 224, 0.2),
+    "lite1": _lite(1.0, 1.1, 240, 0.2),
+    "lite2": _lite(1.1, 1.2, 260, 0.3),
+    "lite3": _lite(1.2, 1.4, 280, 0.3),
+    "lite4": _lite(1.4, 1.8, 300, 0.3),
 }
+LITE_STEM, LITE_HEAD = 32, 1280
 
 # The paper's grid-searched compound coefficients: depth alpha, width beta, resolution gamma.
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
@@ -81,7 +107,7 @@ def compound_scaling(phi: float) -> Scaling:
 
 
 def scaling_for(variant: str) -> Scaling:
-    """The Scaling of 'b0'..'b7' (also 'efficientnet-b0'..)."""
+    """The Scaling of 'b0'..'b8', 'l2' or 'lite0'..'lite4' (also 'efficientnet-b0'..)."""
     key = variant.lower().removeprefix("efficientnet-").removeprefix("efficientnet_")
     if key not in VARIANTS:
         raise ConfigError(f"unknown EfficientNet variant {variant!r}; valid: {', '.join(VARIANTS)}")
@@ -100,17 +126,42 @@ def round_repeats(repeats: int, depth: float) -> int:
     return int(math.ceil(repeats * depth))
 
 
+class SamePad(nn.Module):
+    """TensorFlow's "same" padding of a strided convolution: the output is ceil(input / stride) and the padding it
+    needs is split with the extra pixel on the right and bottom (PyTorch's symmetric padding shifts the grid)."""
+
+    def __init__(self, kernel: int, stride: int, dilation: int = 1):
+        super().__init__()
+        self.kernel, self.stride, self.dilation = kernel, stride, dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
+            total = max((-(-size // self.stride) - 1) * self.stride + (self.kernel - 1) * self.dilation + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        return nn.functional.pad(x, pads) if any(pads) else x
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}"
+
+
 class ConvBNAct(nn.Sequential):
-    """Convolution (same padding, no bias), BatchNorm and an optional activation."""
+    """Convolution (same padding, no bias), BatchNorm and an optional activation (SiLU unless another is given).
+
+    `same_padding` pads strided convolutions as TensorFlow does (SamePad); at stride 1 both conventions agree.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, dilation: int = 1,
-                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d, act: bool = True):
+                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d, act: bool = True,
+                 activation: Callable[..., nn.Module] = nn.SiLU, same_padding: bool = False):
         padding = (kernel - 1) // 2 * dilation
         super().__init__()
+        if same_padding and stride > 1:
+            self.pad, padding = SamePad(kernel, stride, dilation), 0
         self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, dilation=dilation, groups=groups, bias=False)
         self.bn = norm(cout)
         if act:
-            self.act = nn.SiLU(inplace=True)
+            self.act = activation(inplace=True)
 
 
 class SqueezeExcite(nn.Module):
@@ -146,16 +197,23 @@ class StochasticDepth(nn.Module):
 
 
 class MBConv(nn.Module):
-    """Mobile inverted bottleneck: expand 1x1, depthwise k x k, squeeze-excite, project 1x1, residual."""
+    """Mobile inverted bottleneck: expand 1x1, depthwise k x k, squeeze-excite, project 1x1, residual.
+
+    EfficientNet-Lite's blocks: `se=False`, `activation=nn.ReLU6`, `same_padding=True`.
+    """
 
     def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, drop: float,
-                 norm: Callable[[int], nn.Module], dilation: int = 1):
+                 norm: Callable[[int], nn.Module], dilation: int = 1, se: bool = True,
+                 activation: Callable[..., nn.Module] = nn.SiLU, same_padding: bool = False):
         super().__init__()
         hidden = cin * expand
-        self.expand = ConvBNAct(cin, hidden, 1, norm=norm) if expand != 1 else None
-        self.depthwise = ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, dilation=dilation, norm=norm)
-        self.se = SqueezeExcite(hidden, max(1, cin // 4))  # squeeze relative to the block's input width
-        self.project = ConvBNAct(hidden, cout, 1, norm=norm, act=False)
+        conv = partial(ConvBNAct, norm=norm, activation=activation)
+        self.expand = conv(cin, hidden, 1) if expand != 1 else None
+        self.depthwise = conv(hidden, hidden, kernel, stride, groups=hidden, dilation=dilation,
+                              same_padding=same_padding)
+        # squeeze relative to the block's input width; Lite has no squeeze-excitation (it quantises badly)
+        self.se = SqueezeExcite(hidden, max(1, cin // 4)) if se else nn.Identity()
+        self.project = conv(hidden, cout, 1, act=False)
         self.residual = stride == 1 and cin == cout
         self.drop = StochasticDepth(drop)
 
@@ -206,18 +264,40 @@ def tap_stages(stages: Sequence[Stage], stem_stride: int = 2) -> list[int]:
 
 
 def scaled_stages(scaling: Scaling) -> list[Stage]:
-    """Table 1's B0 stages with `scaling`'s width and depth applied."""
-    return [replace(s, in_channels=round_channels(s.in_channels, scaling.width),
-                    out_channels=round_channels(s.out_channels, scaling.width),
-                    repeats=round_repeats(s.repeats, scaling.depth)) for s in B0_STAGES]
+    """Table 1's B0 stages with `scaling`'s width and depth applied (Lite: the stem width and the first and last
+    stage's repeats stay as in B0)."""
+    last = len(B0_STAGES) - 1
+    stages = [replace(s, in_channels=round_channels(s.in_channels, scaling.width),
+                      out_channels=round_channels(s.out_channels, scaling.width),
+                      repeats=s.repeats if scaling.lite and i in (0, last) else round_repeats(s.repeats, scaling.depth))
+              for i, s in enumerate(B0_STAGES)]
+    if scaling.lite:
+        stages[0] = replace(stages[0], in_channels=LITE_STEM)
+    return stages
+
+
+def _norm(scaling: Scaling) -> Callable[[int], nn.Module]:
+    return partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
+
+
+def _activation(scaling: Scaling) -> Callable[..., nn.Module]:
+    return nn.ReLU6 if scaling.lite else nn.SiLU
+
+
+def head_channels(scaling: Scaling) -> int:
+    """Width of the classifier's 1x1 head conv: 4x the last stage's (B0's 1280 scaled), fixed at 1280 in Lite."""
+    return LITE_HEAD if scaling.lite else 4 * round_channels(B0_STAGES[-1].out_channels, scaling.width)
 
 
 def build_body(scaling: Scaling, in_channels: int = 3,
                output_stride: int = 32) -> tuple[nn.Module, nn.ModuleList, list[int]]:
     """The stem and the seven scaled stages; returns (stem, stages, stride after each stage)."""
-    norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
-    stem = ConvBNAct(in_channels, round_channels(32, scaling.width), 3, stride=2, norm=norm)
-    return (stem, *build_stages([(MBConv, s) for s in scaled_stages(scaling)], norm, output_stride=output_stride))
+    norm, activation = _norm(scaling), _activation(scaling)
+    stages = scaled_stages(scaling)
+    stem = ConvBNAct(in_channels, stages[0].in_channels, 3, stride=2, norm=norm, activation=activation,
+                     same_padding=scaling.same_padding)
+    block = partial(MBConv, se=not scaling.lite, activation=activation, same_padding=scaling.same_padding)
+    return (stem, *build_stages([(block, s) for s in stages], norm, output_stride=output_stride))
 
 
 def init_weights(module: nn.Module) -> None:
@@ -243,11 +323,10 @@ class EfficientNet(nn.Module):
         super().__init__()
         self.scaling = scaling
         self.stem, self.stages, _ = build_body(scaling, in_channels)
-        last = round_channels(B0_STAGES[-1].out_channels, scaling.width)
-        norm = partial(nn.BatchNorm2d, eps=scaling.bn_eps, momentum=scaling.bn_momentum)
-        self.head = ConvBNAct(last, 4 * last, 1, norm=norm)
+        last, head = round_channels(B0_STAGES[-1].out_channels, scaling.width), head_channels(scaling)
+        self.head = ConvBNAct(last, head, 1, norm=_norm(scaling), activation=_activation(scaling))
         self.dropout = nn.Dropout(scaling.dropout)
-        self.classifier = nn.Linear(4 * last, num_classes)
+        self.classifier = nn.Linear(head, num_classes)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

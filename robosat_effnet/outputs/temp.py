@@ -1,7 +1,8 @@
-"""Our temporary files: recognisable names, and sweeping what killed runs left behind.
+"""Our temporary files and folders: recognisable names, and sweeping what killed runs left behind.
 
 `io.atomic_path` writes to `.rs-effnet-<stem>.<host>-<pid>-<token>.tmp<suffix>` beside the target, so a
 rerun can tell its own leftovers from anything else (the host and pid say whether the writer still runs).
+`temp_folder` names the scratch folders of a run (e.g. the page `view` serves) the same way.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".rs-effnet-"
@@ -58,6 +62,40 @@ def sweep_temp(folder: str | os.PathLike, recursive: bool = False, target: str |
     return removed
 
 
+@contextlib.contextmanager
+def temp_folder(stem: str, parent: str | os.PathLike | None = None) -> Iterator[Path]:
+    """A new private folder with a temp name (`.rs-effnet-<stem>.<host>-<pid>-<token>.tmp`) in `parent`
+    (default: the system's temp folder), removed on leaving the block, by an exception or Ctrl-C too.
+
+    A run killed with kill -9 cannot remove its folder: each call first removes the `stem` folders of
+    processes that have ended (`sweep_temp_folders`).
+    """
+    parent = Path(tempfile.gettempdir() if parent is None else parent)
+    sweep_temp_folders(parent, stem)
+    folder = temp_path(parent / stem)
+    folder.mkdir(mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_temp_folders(parent: str | os.PathLike, stem: str) -> int:
+    """Remove the `temp_folder(stem)` folders in `parent` of processes on this machine that have ended; returns
+    how many. Those of running processes, of another machine (a shared disk) and of another user are kept."""
+    removed = 0
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for entry in entries:
+            match = _OURS.match(entry.name)
+            if (match is None or not entry.name.startswith(f"{TEMP_PREFIX}{stem}.") or match.group(1) != _HOST
+                    or not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.getuid() or _running(int(match.group(2)))):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += not os.path.lexists(entry.path)
+    return removed
+
+
 def _stale(path: Path) -> bool:
     match = _OURS.match(path.name)
     if match is None:  # the earlier naming: no running version writes it any more
@@ -67,10 +105,15 @@ def _stale(path: Path) -> bool:
         with contextlib.suppress(OSError):
             return time.time() - path.stat().st_mtime > STALE_SECONDS
         return False
+    return not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process of this machine has this id (another user's included)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
+    except (ProcessLookupError, OverflowError):  # none, or an id no process can have
         return False
-    return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

@@ -6,7 +6,10 @@ An exported file (written by `robosat_effnet.deploy.export.export_onnx`) describ
     graph output "logits": N x K x H x W float32
     metadata_props: "format" = "robosat_effnet", "robosat_effnet.spec" = the ModelSpec as JSON,
                     "robosat_effnet.divisor" = the total stride (32),
-                    "robosat_effnet.precision" = "fp32", or "int8" (`rs-effnet export --int8`; absent: fp32)
+                    "robosat_effnet.precision" = "fp32", or "int8" (`rs-effnet export --int8`; absent: fp32),
+                    "robosat_effnet.graph" = "deepness" for `rs-effnet export --deepness` (absent: "network"):
+                    then the input is raster bands 1-3 scaled to 0..1, the output softmax probabilities, and
+                    H = W = the tile size (declared for Deepness; the graph runs at any multiple of 32)
 
     model, spec = load_onnx("model.onnx", device="cpu", threads=2)
     logits = model(batch)                     # a torch tensor, on batch's device
@@ -38,6 +41,8 @@ log = logging.getLogger("robosat_effnet")
 
 FORMAT_KEY, SPEC_KEY, DIVISOR_KEY = "format", "robosat_effnet.spec", "robosat_effnet.divisor"
 PRECISION_KEY = "robosat_effnet.precision"
+GRAPH_KEY, DEEPNESS_KEY = "robosat_effnet.graph", "robosat_effnet.deepness"
+GRAPHS = ("network", "deepness")  # what the graph takes and gives: see the module's docstring
 INPUT, OUTPUT = "image", "logits"
 INSTALL = "pip install 'robosat_effnet[onnx]'"
 
@@ -72,6 +77,10 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     proto, spec = _read(path)  # metadata checked against the graph
     metadata = _metadata(proto)
     divisor = _divisor(metadata, path)
+    graph = metadata.get(GRAPH_KEY, "network")
+    if graph not in GRAPHS:
+        raise CheckpointError(f"{path} holds a {graph!r} graph, which this version cannot run; upgrade "
+                              "robosat_effnet or re-export the model")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -81,11 +90,12 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     device = torch.device(device)
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers_for(device, ort))
+        source = _any_size(path) if graph == "deepness" else str(path)
+        session = ort.InferenceSession(source, options, providers=providers_for(device, ort))
     except Exception as e:  # onnxruntime raises its own classes for invalid graphs
         raise CheckpointError(f"onnxruntime cannot load {path}: {_first_line(e)}; re-export it with "
                               "`rs-effnet export`") from None
-    return OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32")), spec
+    return OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32"), graph), spec
 
 
 def providers_for(device: torch.device, ort: ModuleType | None = None) -> list:
@@ -104,13 +114,16 @@ class OnnxModel(nn.Module):
 
     An nn.Module without parameters, so the predictor's `.to(device).eval()` apply unchanged.
     Inputs pass through host memory as float32 (onnxruntime copies to the GPU itself under CUDA);
-    `precision` is what the file says its weights are ("fp32" or "int8").
+    `precision` is what the file says its weights are ("fp32" or "int8"). A "deepness" graph gets the
+    normalised input turned back into 0..1 raster bands (`to_pixels`) and its probabilities returned as
+    log-probabilities, logits whose softmax they are.
     """
 
     def __init__(self, session: Any, spec: ModelSpec, divisor: int = 32, path: Path | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", graph: str = "network"):
         super().__init__()
         self.session, self.spec, self.divisor, self.path, self.precision = session, spec, divisor, path, precision
+        self.graph = graph
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
 
@@ -123,15 +136,51 @@ class OnnxModel(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.spec.in_channels:
             raise ConfigError(f"{self.path} takes N x {self.spec.in_channels} x H x W images, "
                               f"got {tuple(x.shape)}")
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        (logits,) = self.session.run([self.output_name], {self.input_name: array})
-        if logits.ndim != 4 or logits.shape[1] != self.spec.num_classes:  # a graph whose shapes say nothing
-            raise CheckpointError(f"{self.path} computes logits of shape {tuple(logits.shape)} but its metadata names "
+        device, x = x.device, x.detach().to("cpu", torch.float32)
+        if self.graph == "deepness":
+            x = to_pixels(x, self.spec)
+        (output,) = self.session.run([self.output_name], {self.input_name: x.contiguous().numpy()})
+        if output.ndim != 4 or output.shape[1] != self.spec.num_classes:  # a graph whose shapes say nothing
+            raise CheckpointError(f"{self.path} computes logits of shape {tuple(output.shape)} but its metadata names "
                                   f"{self.spec.num_classes} classes; re-export it with `rs-effnet export`")
-        return torch.from_numpy(logits).to(x.device)
+        output = torch.from_numpy(output)
+        if self.graph == "deepness":  # probabilities: their logarithm is a logit whose softmax they are
+            output = output.clamp_min(torch.finfo(torch.float32).tiny).log()
+        return output.to(device)
 
     def extra_repr(self) -> str:
         return f"{self.path}, {self.precision}, providers={self.providers}"
+
+
+def raster_order(spec: ModelSpec) -> list[int]:
+    """For each raster band 1..C, the network channel that reads it (the inverse of spec.bands, which must be
+    an ordering of 1..C, or None); CheckpointError otherwise."""
+    bands = spec.bands or list(range(1, spec.in_channels + 1))
+    if sorted(bands) != list(range(1, spec.in_channels + 1)):
+        raise CheckpointError(f"a model reading raster bands {bands} cannot take raster bands 1..{spec.in_channels} "
+                              "as a Deepness graph does; re-export it without --deepness")
+    return [bands.index(band) for band in range(1, spec.in_channels + 1)]
+
+
+def to_pixels(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """N x C x H x W network inputs (spec's bands, normalised with its mean and std) as the raster bands 1..C
+    scaled to 0..1 that a Deepness graph takes: x * std + mean, put back in raster order."""
+    mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x * std + mean)[:, raster_order(spec)]
+
+
+def _any_size(path: Path) -> bytes:
+    """The model with its input's and output's height and width made dynamic again: a Deepness graph declares
+    its tile size (Deepness reads it there) but computes every shape from its input, as exported."""
+    onnx = require("onnx")
+    proto = onnx.load(str(path))  # with any external data, already checked to lie beside it
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in ((2, "height"), (3, "width")):
+            if len(dims) == 4:
+                dims[axis].dim_param = name  # replaces the fixed dim_value (a oneof)
+    return proto.SerializeToString()
 
 
 def _read(path: Path) -> tuple[Any, ModelSpec]:
@@ -177,16 +226,12 @@ def _divisor(metadata: dict[str, str], path: Path) -> int:
 
 def _check_graph(proto: Any, spec: ModelSpec, path: Path) -> None:
     """Refuse metadata that the graph contradicts: input bands, output classes (where the graph fixes them)."""
-    def dims(values: Any, name: str) -> list[int | None] | None:
-        value = next((v for v in values if v.name == name), None)
-        if value is None:
-            return None
-        return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+    def dims(values: Any) -> list[int | None]:
+        shape = values[0].type.tensor_type.shape.dim if len(values) else []
+        return [d.dim_value if d.HasField("dim_value") else None for d in shape]
 
-    image, logits = dims(proto.graph.input, INPUT), dims(proto.graph.output, OUTPUT)
-    if image is None or logits is None:
-        raise CheckpointError(f"{path} has no graph input {INPUT!r} or output {OUTPUT!r}; it was not written by "
-                              "`rs-effnet export`: re-export it")
+    image = dims([v for v in proto.graph.input if v.name == INPUT] or proto.graph.input)
+    logits = dims(proto.graph.output)  # "logits", or a Deepness graph's "probabilities"
     if (image and len(image) != 4) or (len(image) == 4 and image[1] not in (None, spec.in_channels)):
         raise CheckpointError(f"{path} takes inputs of shape {image} but its metadata says {spec.in_channels} "
                               "bands (N x C x H x W); re-export it with `rs-effnet export`")

@@ -38,9 +38,10 @@ OUTPUTS = {"csv": "results.csv", "markdown": "results.md", "plot": "accuracy-vs-
 
 def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig | str | os.PathLike,
               backbones: Sequence[str], out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
-              epochs: int | None = None, device: str | None = None, min_area: float = 0.0,
-              checkpoint: str = "last", speed_repeats: int = 10, progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate and measure every backbone x seed with one recipe; write the study's three files.
+              weights: Sequence[str | None] | None = None, epochs: int | None = None, device: str | None = None,
+              min_area: float = 0.0, checkpoint: str = "last", speed_repeats: int = 10,
+              progress: bool = True) -> dict[str, Any]:
+    """Train, evaluate and measure every backbone x weights x seed with one recipe; write the study's three files.
 
     Args:
         dataset_cfg, model_cfg: configs or paths to dataset.toml / model.toml (the recipe; their backbone and
@@ -48,6 +49,9 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
         backbones: names or aliases ("b0", "resnet50"); unknown names raise UnknownNameError listing valid ones.
         out: the study folder; a rerun continues it, one made with another recipe is refused.
         seeds: each backbone is trained once per seed.
+        weights: the encoder initialisations to compare, each a value of model.toml's `weights` (None or "none":
+            from scratch, "imagenet", a file); default: model.toml's. Runs with weights get folders and table
+            rows of their own ("efficientnet-lite0-imagenet-s0", "efficientnet-lite0 imagenet").
         epochs: overrides model.toml's epochs (part of the recipe).
         device: where to train and evaluate ("cpu", "cuda"); default a GPU when there is one. Speed is always
             measured on the CPU.
@@ -66,7 +70,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
     model_cfg = apply_overrides(model_cfg, epochs=epochs)
     if device is None:  # once for the whole study: model.toml's `cuda = true` without a GPU warns once, naming it
         device = str(resolve_device(None, model_cfg.cuda, model_cfg.source))
-    keys = plan(backbones, seeds)
+    keys = plan(backbones, seeds, [_weights(w) for w in weights] if weights else [model_cfg.weights])
     out = Path(out)
     _check_outside(out, Path(dataset_cfg.dataset))
     for key in keys:  # every run's settings are valid before the folder records the recipe
@@ -75,7 +79,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
     with study_lock(out):
         sweep_temp(out, recursive=True)  # what a killed study left half-written (results, records, checkpoints)
         trained, skipped = [], []
-        bar = tqdm(keys, desc="study", unit="run", disable=not progress)
+        bar = tqdm(keys, desc="study", unit="run", disable=not progress, delay=0.1)
         for key in bar:
             bar.set_postfix_str(key.name)
             _, ran = train_run(dataset_cfg, model_cfg, key, out / key.name, device=device, progress=progress)
@@ -134,10 +138,15 @@ def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float
               else "the best epoch's (highest validation mIoU: chosen on the split it is scored on)")
     return (f"# Backbone study\n\nDataset {dataset_cfg.dataset} (classes {', '.join(dataset_cfg.classes)}); "
             f"{m.decoder} decoder, {m.epochs} epochs, lr {m.lr:g}, loss {m.loss}, batch {m.batch_size}, "
-            f"{m.image_size} px, weights {m.weights or 'none'}, augment {str(m.augment).lower()}, jitter {m.jitter:g}, "
+            f"{m.image_size} px, augment {str(m.augment).lower()}, jitter {m.jitter:g}, "
             f"precision {m.precision}. "
             f"Scored checkpoint: {scored}. Per-building scoring drops polygons under "
-            f"{min_area:g} m2.\n\n")
+            f"{min_area:g} m2. Weights: each run's own (the model column), {m.weights or 'none'} in model.toml.\n\n")
+
+
+def _weights(value: str | None) -> str | None:
+    return None if value is None or str(value).lower() in ("none", "") else \
+        "imagenet" if str(value).lower() == "imagenet" else str(value)
 
 
 def _check_outside(out: Path, dataset: Path) -> None:

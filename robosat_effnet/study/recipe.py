@@ -25,24 +25,41 @@ from robosat_effnet.io import atomic_path
 FORMAT = "rs-effnet-study"
 STUDY_FILE, LOCK_FILE = "study.json", ".study.lock"
 # What a study varies, and settings that change how fast a run goes, not what it learns.
-VARIED = ("backbone", "seed")
+VARIED = ("backbone", "seed", "weights")
 NOT_RECIPE = ("checkpoint", "source", "workers", "cuda")
 
 
 @dataclass(frozen=True)
 class RunKey:
-    """One run of a study: a backbone (canonical name) and a seed; its folder is `<backbone>-s<seed>`."""
+    """One run of a study: a backbone (canonical name), a seed and the encoder's initial weights (None: from
+    scratch, "imagenet" or a file); its folder is `<backbone>-s<seed>`, `<backbone>-imagenet-s<seed>` or
+    `<backbone>-<file name>-s<seed>`."""
 
     backbone: str
     seed: int
+    weights: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.backbone}-s{self.seed}"
+        return f"{self.backbone}-{weights_label(self.weights)}-s{self.seed}" if self.weights else \
+            f"{self.backbone}-s{self.seed}"
+
+    @property
+    def model(self) -> str:
+        """The backbone and its initial weights, as the study's table names them: 'efficientnet-lite0 imagenet'."""
+        return f"{self.backbone} {weights_label(self.weights)}" if self.weights else self.backbone
 
 
-def plan(backbones: Sequence[str], seeds: Sequence[int]) -> list[RunKey]:
-    """Every backbone x seed, backbones in the given order; unknown backbone names raise UnknownNameError."""
+def weights_label(weights: str | os.PathLike | None) -> str:
+    """'none', 'imagenet', or a weights file's name without its extension."""
+    if weights is None:
+        return "none"
+    return "imagenet" if str(weights).lower() == "imagenet" else Path(weights).stem
+
+
+def plan(backbones: Sequence[str], seeds: Sequence[int], weights: Sequence[str | None] = (None,)) -> list[RunKey]:
+    """Every backbone x weights x seed, backbones in the given order; unknown backbone names raise
+    UnknownNameError."""
     from robosat_effnet.models import canonical_backbone
 
     names = list(dict.fromkeys(canonical_backbone(b) for b in backbones))
@@ -50,7 +67,7 @@ def plan(backbones: Sequence[str], seeds: Sequence[int]) -> list[RunKey]:
         raise ConfigError("no backbones given; name at least one, e.g. --backbones b0,resnet50")
     if not seeds:
         raise ConfigError("no seeds given; name at least one, e.g. --seeds 0")
-    return [RunKey(b, int(s)) for b in names for s in dict.fromkeys(seeds)]
+    return [RunKey(b, int(s), w) for b in names for w in dict.fromkeys(weights) for s in dict.fromkeys(seeds)]
 
 
 def recipe(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """A study's results: one CSV row per run, a Markdown table per backbone (mean and spread over seeds), a plot.
 
-    results.csv              backbone, seed, epochs, best_epoch, params_M, GMACs, cpu_tiles_per_s, miou,
+    results.csv              model, backbone, weights, seed, epochs, best_epoch, params_M, GMACs, cpu_tiles_per_s,
+                             miou,
                              iou_<class>..., objects_{tp,fp,fn,precision,recall,f1,mean_iou}_<class> (per building,
                              SpaceNet one-to-one matching at IoU >= 0.5), train_minutes, device
-    results.md               one row per backbone: seeds, cost, and each metric as mean (min-max over seeds)
+    results.md               one row per model (backbone and initial weights): seeds, cost, and each metric as
+                             mean (min-max over seeds)
     accuracy-vs-speed.png    per-building F1 and pixel IoU of the main class against CPU tiles/s, one point per
-                             backbone, marker area proportional to the parameters, bars spanning the seeds
+                             model, marker area proportional to the parameters, bars spanning the seeds
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def result_row(record: dict[str, Any], evaluation: dict[str, Any], cost: dict[st
                objects: dict[str, dict[str, float]]) -> dict[str, Any]:
     """One run's row: its training record, its cost and its validation metrics (NaN where unknown)."""
     classes = evaluation["classes"]
-    row: dict[str, Any] = {"backbone": record["backbone"], "seed": record["seed"], "epochs": record["epochs"],
+    row: dict[str, Any] = {"model": record.get("model", record["backbone"]), "backbone": record["backbone"],
+                           "weights": record.get("weights", "none"), "seed": record["seed"], "epochs": record["epochs"],
                            "best_epoch": record["best_epoch"], **cost, "miou": _num(evaluation.get("miou"))}
     row.update({f"iou_{name}": _num(value) for name, value in zip(classes, evaluation["iou"], strict=True)})
     for name in classes[1:]:  # background has no objects
@@ -54,13 +57,15 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows grouped by backbone (in order of first appearance): {"backbone", "seeds", column: [values]...}."""
+    """Rows grouped by model, a backbone and its initial weights (in order of first appearance):
+    {"model", "backbone", "weights", "seeds", column: [values]...}."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(row["backbone"], []).append(row)
+        groups.setdefault(row.get("model", row["backbone"]), []).append(row)
     summary = []
-    for backbone, members in groups.items():
-        entry: dict[str, Any] = {"backbone": backbone, "seeds": [m["seed"] for m in members]}
+    for model, members in groups.items():
+        entry: dict[str, Any] = {"model": model, "backbone": members[0]["backbone"],
+                                 "weights": members[0].get("weights", "none"), "seeds": [m["seed"] for m in members]}
         for key in members[0]:
             if key not in ("backbone", "seed", "device") and isinstance(members[0][key], (int, float)):
                 entry[key] = [m[key] for m in members]
@@ -75,12 +80,12 @@ def markdown(summary: Sequence[dict[str, Any]], classes: Sequence[str], machine:
         metrics += [f"objects_{k}_{name}" for k in ("precision", "recall", "f1", "per_truth")]
     metrics = [m for m in metrics if any(not _nan(v) for e in summary for v in e.get(m, []))]
     base = next((e for e in summary if e["backbone"] == "resnet50"), None)
-    header = ["backbone", "seeds", "params (M)", "GMACs", "CPU tiles/s"]
+    header = ["model", "seeds", "params (M)", "GMACs", "CPU tiles/s"]
     header += ["params / resnet50", "speed / resnet50"] if base else []
     header += metrics + ["best epoch", "train min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for e in summary:
-        cells = [e["backbone"], ",".join(str(s) for s in e["seeds"]), _fmt(_mean(e["params_M"]), 2),
+        cells = [e["model"], ",".join(str(s) for s in e["seeds"]), _fmt(_mean(e["params_M"]), 2),
                  f"{_mean(e['GMACs']):.3g}", _fmt(_mean(e["cpu_tiles_per_s"]), 2)]
         if base:
             cells += [_fmt(_mean(e["params_M"]) / _mean(base["params_M"]), 2),
@@ -96,7 +101,7 @@ def markdown(summary: Sequence[dict[str, Any]], classes: Sequence[str], machine:
 
 
 def plot(summary: Sequence[dict[str, Any]], main_class: str, path: Path) -> Path:
-    """Per-building F1 and pixel IoU of `main_class` against CPU tiles/s, one point per backbone."""
+    """Per-building F1 and pixel IoU of `main_class` against CPU tiles/s, one point per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,8 +121,8 @@ def plot(summary: Sequence[dict[str, Any]], main_class: str, path: Path) -> Path
             colour = f"C{i % 10}"
             ax.errorbar(x, y, yerr=[[y - min(values)], [max(values) - y]], fmt="none", ecolor=colour, capsize=3)
             ax.scatter(x, y, s=20 + 12 * size, color=colour, alpha=0.7, edgecolors="black",
-                       label=f"{e['backbone']} ({size:.1f} M params)")
-            ax.annotate(e["backbone"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+                       label=f"{e['model']} ({size:.1f} M params)")
+            ax.annotate(e["model"], (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
         ax.set_xlabel("CPU inference tiles/s (batch 1)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -24,7 +24,7 @@ from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
-from robosat_effnet.study.recipe import RunKey, read_json, write_json
+from robosat_effnet.study.recipe import RunKey, read_json, weights_label, write_json
 from robosat_effnet.training.loop import train
 
 log = logging.getLogger("robosat_effnet")
@@ -34,8 +34,10 @@ CHECKPOINTS = ("last", "best")
 
 
 def run_config(model_cfg: ModelConfig, key: RunKey, folder: Path) -> ModelConfig:
-    """The study's model config for one run: its backbone, its seed, its folder; everything else shared."""
-    return apply_overrides(model_cfg, backbone=key.backbone, seed=key.seed, checkpoint=folder)
+    """The study's model config for one run: its backbone, its seed, its weights, its folder; everything else
+    shared."""
+    return apply_overrides(model_cfg, backbone=key.backbone, seed=key.seed, weights=key.weights or "none",
+                           checkpoint=folder)
 
 
 def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, folder: Path, *,
@@ -109,7 +111,8 @@ def building_scores(result: dict[str, Any]) -> dict[str, dict[str, float]]:
 def _record(key: RunKey, cfg: ModelConfig, best_epoch: int, best_miou: float, history: list[dict], device: str,
             resumed_from: int = 0) -> dict[str, Any]:
     seconds = sum(float(row.get("seconds", 0.0)) for row in history)
-    return {"backbone": key.backbone, "seed": key.seed, "epochs": cfg.epochs, "best_epoch": int(best_epoch),
+    return {"backbone": key.backbone, "seed": key.seed, "weights": weights_label(key.weights), "model": key.model,
+            "epochs": cfg.epochs, "best_epoch": int(best_epoch),
             "best_val_miou": _number(best_miou), "train_seconds": round(seconds, 1), "device": device,
             "resumed_from_epoch": resumed_from}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from robosat_effnet.bench.timing import interleaved_timings, multiply_adds
-from robosat_effnet.checkpoint import load_model
+from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import DatasetConfig
 from robosat_effnet.study.recipe import read_json, write_json
 from robosat_effnet.training.datasets import SegmentationTiles, find_samples
@@ -27,12 +27,11 @@ def measure(checkpoints: dict[str, Path], dataset_cfg: DatasetConfig, repeats: i
     the median over `repeats` interleaved rounds of one forward pass on one validation tile (torch's current CPU
     thread count), measured anew each time.
     """
-    models, sizes = {}, {}
+    models, sizes, tiles = {}, {}, {}
     for name, path in checkpoints.items():
         model, spec = load_model(path, "cpu")
-        models[name], sizes[name] = model, (spec.tile_size, spec.in_channels)
-    tiles = {size: _tile(dataset_cfg, size[0]) for size in set(sizes.values())}
-    seconds = interleaved_timings({n: (lambda m=m, x=tiles[sizes[n]]: m(x)) for n, m in models.items()},
+        models[name], sizes[name], tiles[name] = model, (spec.tile_size, spec.in_channels), _tile(dataset_cfg, spec)
+    seconds = interleaved_timings({n: (lambda m=m, x=tiles[n]: m(x)) for n, m in models.items()},
                                   max(1, repeats), torch.device("cpu"))
     return {name: {**_cost(model, checkpoints[name].parent / COST_FILE, *sizes[name]),
                    "cpu_tiles_per_s": 1.0 / seconds[name]}
@@ -50,8 +49,8 @@ def _cost(model: torch.nn.Module, path: Path, size: int, in_channels: int) -> di
     return {"params_M": cost["params_M"], "GMACs": cost["GMACs"]}
 
 
-def _tile(dataset_cfg: DatasetConfig, size: int) -> torch.Tensor:
-    """The first validation tile, preprocessed as in training, as a 1 x C x size x size batch."""
+def _tile(dataset_cfg: DatasetConfig, spec: ModelSpec) -> torch.Tensor:
+    """The first validation tile, preprocessed as the model was trained, as a 1 x C x size x size batch."""
     samples = find_samples(dataset_cfg, "validation")
-    image, _ = SegmentationTiles.from_config(dataset_cfg, samples[:1], size=size)[0]
+    image, _ = SegmentationTiles.from_spec(spec, samples[:1], size=spec.tile_size)[0]
     return image.unsqueeze(0)

@@ -9,6 +9,13 @@ the augmentations), `losses`, `metrics` (scores from one confusion matrix, share
 `history` (history.csv / history.png), `distributed` (torchrun + DDP) and `rng` (RNG states in checkpoints).
 """
 
-from robosat_effnet.training.loop import train
-
 __all__ = ["train"]
+
+
+def __getattr__(name: str):
+    # `train` on first use: prediction imports training.transforms without loading the training loop.
+    if name == "train":
+        from robosat_effnet.training.loop import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from robosat_effnet.config import DatasetConfig
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image, read_label
@@ -160,8 +161,16 @@ class SegmentationTiles(Dataset):
     @classmethod
     def from_config(cls, config: DatasetConfig, samples: Sequence[Sample], size: int | None = None,
                     **kwargs) -> SegmentationTiles:
-        """A dataset preprocessing `samples` as `config` says (mean, std, bands, max_value)."""
-        return cls(samples, config.mean, config.std, size, config.bands, config.max_value, **kwargs)
+        """A dataset preprocessing `samples` as `config` says (mean, std, bands, max_value); a config that names
+        no mean/std gets ImageNet's statistics (training uses `from_spec`: the weights decide)."""
+        return cls(samples, config.mean or IMAGENET_MEAN, config.std or IMAGENET_STD, size, config.bands,
+                   config.max_value, **kwargs)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, samples: Sequence[Sample], size: int | None = None,
+                  **kwargs) -> SegmentationTiles:
+        """A dataset preprocessing `samples` exactly as the model `spec` records (and predict will)."""
+        return cls(samples, spec.mean, spec.std, size, spec.bands, spec.max_value, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -141,9 +141,9 @@ class _Run:
         samples = check_dataset(dataset_cfg, workers=max(1, model_cfg.workers), progress=self.progress)
         self.spec = spec_from_configs(dataset_cfg, model_cfg)
         options = dict(size=model_cfg.image_size, seed=model_cfg.seed)
-        self.train_set = SegmentationTiles.from_config(dataset_cfg, samples["training"], augment=model_cfg.augment,
-                                                       jitter=model_cfg.jitter, **options)
-        self.val_set = SegmentationTiles.from_config(dataset_cfg, samples["validation"], **options)
+        self.train_set = SegmentationTiles.from_spec(self.spec, samples["training"], augment=model_cfg.augment,
+                                                     jitter=model_cfg.jitter, **options)
+        self.val_set = SegmentationTiles.from_spec(self.spec, samples["validation"], **options)
         smallest = min(model_cfg.batch_size, math.ceil(len(self.train_set) / info.world_size))
         if model_cfg.image_size < 64 and smallest < 2:  # the deepest features are 1 x 1 px
             raise ConfigError(f"batch_size {smallest} at image_size {model_cfg.image_size} leaves BatchNorm one "
@@ -160,7 +160,8 @@ class _Run:
                             weights=None if state else cfg.weights, output_stride=self.spec.output_stride,
                             decoder_channels=self.spec.decoder_channels)
         model = model.to(self.device, memory_format=torch.channels_last if self.cuda else torch.preserve_format)
-        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
+        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay, cfg.lr, cfg.encoder_lr), lr=cfg.lr,
+                                      foreach=True)
         steps = self._steps_per_epoch()
         total, warmup = steps * cfg.epochs, min(round(cfg.warmup * steps), steps * cfg.epochs // 2)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup))
@@ -263,11 +264,14 @@ class _Run:
                           pin_memory=self.cuda, drop_last=training and per_rank >= self.cfg.batch_size)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Weight decay on norm scales and biases only shrinks them towards zero; decay the weights only.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def _param_groups(model: nn.Module, weight_decay: float, lr: float,
+                  encoder_lr: float | None = None) -> list[dict[str, Any]]:
+    # Weight decay on norm scales and biases only shrinks them towards zero; decay the weights only. A pretrained
+    # encoder may learn more slowly than the new decoder (`encoder_lr`), so that its features are adapted, not lost.
+    parts = [(model, lr)] if encoder_lr in (None, lr) else [(model.encoder, encoder_lr), (model.decoder, lr)]
+    return [{"params": [p for p in part.parameters() if p.requires_grad and (p.ndim > 1) == decay],
+             "weight_decay": weight_decay if decay else 0.0, "lr": part_lr}
+            for part, part_lr in parts for decay in (True, False)]
 
 
 def _history_row(epoch: int, lr: float, train_loss: float, train_scores: dict, val_loss: float, val: dict,

@@ -6,7 +6,8 @@ The folder holds everything the browser needs (Leaflet and its licence, the page
 so it opens from disk or from `rs-effnet view --serve` without internet or a tile server:
 
     index.html, view.js, view.css, leaflet.js, leaflet.css, LICENSE-leaflet.txt, images/   the page
-    data.js                       extent, zooms, class colours, outlines (GeoJSON, lon/lat)
+    data.js                       extent, zooms, groups of neighbouring tiles (the page opens on the largest),
+                                  class colours, outlines (GeoJSON, lon/lat)
     tiles/images/z/x/y.<ext>      the image tiles (hard links where possible; GeoTIFF tiles become PNG)
     tiles/masks/z/x/y.png         the mask tiles as RGBA overlays: background and no data transparent
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,6 +32,7 @@ from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.io import atomic_path, read_image, write_image
 from robosat_effnet.outputs.checks import check_separate, check_writable, writing
 from robosat_effnet.tiles import tile_files
+from robosat_effnet.view.groups import Group, group_tiles
 from robosat_effnet.view.outlines import LEGEND, OUTLINE_COLORS, load_outlines, match_outlines
 
 MARKER = ".rs-effnet-view"  # says a folder is a page written by this command (and so may be rewritten)
@@ -37,11 +40,13 @@ MARKER = ".rs-effnet-view"  # says a folder is a page written by this command (a
 STATIC = ("view.js", "view.css", "leaflet.js", "leaflet.css", "LICENSE-leaflet.txt", "images/layers.png",
           "images/layers-2x.png", "index.html")
 BROWSER_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
+MAX_ZOOM = 30  # Web Mercator tiles of about 0.15 mm; beyond, a folder name is no tile
 
 
 @dataclass
 class Page:
-    """What `write_page` wrote: the folder, the tiles it shows and the extent (west, south, east, north)."""
+    """What `write_page` wrote: the folder, the tiles it shows, the extent (west, south, east, north) and the
+    groups of neighbouring image tiles, largest first (the page opens on the first)."""
 
     folder: Path
     image_tiles: int
@@ -49,6 +54,7 @@ class Page:
     outlines: int
     truth: int
     bounds: tuple[float, float, float, float]
+    groups: list[Group]
 
 
 def write_page(out: str | os.PathLike, images: str | os.PathLike, masks: str | os.PathLike | None = None,
@@ -72,17 +78,17 @@ def write_page(out: str | os.PathLike, images: str | os.PathLike, masks: str | o
     if pred is not None and true is not None:
         match_outlines(pred, true, match_iou)
 
-    bounds = _bounds(image_files)
+    bounds, groups = _bounds(image_files), group_tiles(image_files)
     check_writable(out)
     with writing(out):
-        _write(out, image_files, mask_files, pred, true, bounds, classes, opacity, progress)
+        _write(out, image_files, mask_files, pred, true, bounds, groups, classes, opacity, progress)
     return Page(out, len(image_files), len(mask_files), len(pred["features"]) if pred else 0,
-                len(true["features"]) if true else 0, bounds)
+                len(true["features"]) if true else 0, bounds, groups)
 
 
 def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, true: dict | None,
-           bounds: tuple[float, float, float, float], classes: list[str] | None, opacity: float,
-           progress: bool) -> None:
+           bounds: tuple[float, float, float, float], groups: list[Group], classes: list[str] | None,
+           opacity: float, progress: bool) -> None:
     (out / MARKER).touch()
     (out / "index.html").unlink(missing_ok=True)  # an earlier page does not open over half of this one
     image_ext = _copy_images(image_files, out / "tiles" / "images", progress)
@@ -92,7 +98,10 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
         "images": {"url": f"tiles/images/{{z}}/{{x}}/{{y}}{image_ext}", **_zooms(image_files)},
         "masks": None if not mask_files else {"url": "tiles/masks/{z}/{x}/{y}.png", "classes": legend_classes,
                                              **_zooms(mask_files)},
-        "outlines": pred, "truth": true, "opacity": opacity, "colors": OUTLINE_COLORS,
+        "groups": [{"tiles": g.tiles, "bounds": [[g.bounds[1], g.bounds[0]], [g.bounds[3], g.bounds[2]]],
+                    "center": [g.center[1], g.center[0]]} for g in groups],  # Leaflet's [lat, lon]
+        "outlines": pred, "truth": true, "scored": pred is not None and true is not None, "opacity": opacity,
+        "colors": OUTLINE_COLORS,
         "legend": [entry for entry in LEGEND if _shown(entry["key"], pred, true)],
     }
     with atomic_path(out / "data.js") as tmp:
@@ -114,10 +123,16 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
 
 
 def _tiles(folder: str | os.PathLike, kind: str) -> dict[mercantile.Tile, Path]:
-    files = tile_files(folder)
+    with warnings.catch_warnings():  # mercantile warns of x, y outside the grid; the check below says it in one line
+        warnings.filterwarnings("ignore", category=FutureWarning, module="mercantile")
+        files = tile_files(folder)
     if not files:
         raise DatasetError(f"no {kind} tiles (z/x/y.png, .jpg, .webp or .tif) in {folder}; "
                            "pass a slippy-map folder as written by `rs-effnet tile` or `predict`")
+    for tile, path in files.items():
+        if tile.z > MAX_ZOOM or tile.x >= 2**tile.z or tile.y >= 2**tile.z:
+            raise DatasetError(f"{path} is not a tile: zooms go from 0 to {MAX_ZOOM}, and x and y from 0 to "
+                               "2^zoom - 1; move it out of the slippy-map folder")
     return files
 
 
@@ -191,7 +206,7 @@ def _write_overlays(files: dict[mercantile.Tile, Path], root: Path, classes: lis
                 index = np.asarray(image)
                 palette = np.array(image.getpalette()[:768] + [0] * (768 - len(image.getpalette()[:768])),
                                    dtype=np.uint8).reshape(256, 3)
-        except OSError as e:
+        except (OSError, Image.DecompressionBombError) as e:
             raise DatasetError(f"cannot read mask {path}: {e}; re-create or remove the file") from None
         rgba = np.zeros(index.shape + (4,), dtype=np.uint8)
         rgba[..., :3] = palette[index]

@@ -3,6 +3,9 @@
 It answers GET and HEAD for regular files inside the page folder and nothing else: no directory listings,
 no `..`, no encoded escapes, no symlinks that lead out of the folder (each is a 404), with explicit content
 types. It is safe to leave running on 127.0.0.1; another `host` is the caller's choice.
+
+Browsers cancel tile requests on every pan and zoom: a client that hangs up (reset, broken pipe), whatever
+the server was reading or writing then, ends its request quietly; other errors keep socketserver's report.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import errno
 import http.server
 import ipaddress
 import os
+import shutil
+import sys
 import threading
 import urllib.parse
 from pathlib import Path
@@ -62,18 +67,22 @@ class PageHandler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, body: bool) -> None:
         path = resolve_request(self.server.root, self.path)
-        if path is None:
+        try:
+            file = None if path is None else path.open("rb")
+        except OSError:  # gone since it was found (the page is being rewritten), or unreadable
+            file = None
+        if file is None:
             self.send_error(404, "not found")
             return
-        data = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPES[path.suffix.lower()])
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        if body:
-            self.wfile.write(data)
+        with file:
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPES[path.suffix.lower()])
+            self.send_header("Content-Length", str(os.fstat(file.fileno()).st_size))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            if body:
+                shutil.copyfileobj(file, self.wfile)
 
     def log_message(self, format: str, *args) -> None:  # quiet: the command prints its own line
         if self.server.verbose:
@@ -95,6 +104,11 @@ class PageServer(http.server.ThreadingHTTPServer):
                 raise ConfigError(f"port {port} on {host} is in use; pick another with --port, or --port 0 "
                                   "for any free one") from None
             raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up is no error (the request ends quietly); anything else is reported as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # reset, broken pipe, aborted
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

