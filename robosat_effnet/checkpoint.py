@@ -10,6 +10,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so i
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import torch
 from robosat_effnet import __version__
 from robosat_effnet.errors import CheckpointError
 from robosat_effnet.io import atomic_path, load_failure
+from robosat_effnet.limits import MAX_TILE_SIZE
 from robosat_effnet.outputs import writing
 
 FORMAT = "robosat_effnet"
@@ -63,7 +65,13 @@ class ModelSpec:
         spec = cls(**{k: v for k, v in data.items() if k in names})
         for name, ok in _SPEC_RULES.items():
             if not ok(getattr(spec, name)):
-                raise ValueError(f"its model description has a damaged {name} ({getattr(spec, name)!r})")
+                expected = f": {_EXPECTED[name]}" if name in _EXPECTED else ""
+                raise ValueError(f"its model description has a damaged {name} ({str(getattr(spec, name))[:100]}"
+                                 f"{expected})")
+        per_band = {"mean": len(spec.mean), "std": len(spec.std)} | ({"bands": len(spec.bands)} if spec.bands else {})
+        if any(n != spec.in_channels for n in per_band.values()):
+            counts = ", ".join(f"{n} {name}" for name, n in per_band.items())
+            raise ValueError(f"its model description gives {counts} for {spec.in_channels} input bands")
         return spec
 
 
@@ -75,17 +83,30 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _finite(value: Any, positive: bool = False) -> bool:
+    """A finite number (int or float, not bool), above 0 with `positive`."""
+    try:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
+    return ok and (value > 0 or not positive)
+
+
 # What each stored field must look like for the model to be rebuilt and its inputs prepared.
 _SPEC_RULES = {
     "backbone": lambda v: isinstance(v, str), "decoder": lambda v: isinstance(v, str),
     "classes": lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v),
     "colors": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
     "in_channels": _count,
-    "bands": lambda v: v is None or _numbers(v, int), "mean": _numbers, "std": _numbers,
-    "max_value": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
-    "tile_size": _count, "output_stride": _count,
+    "bands": lambda v: v is None or _numbers(v, int),
+    "mean": lambda v: _numbers(v) and all(_finite(m) for m in v),
+    "std": lambda v: _numbers(v) and all(_finite(d, positive=True) for d in v),  # 0: every input the same
+    "max_value": lambda v: v is None or _finite(v, positive=True),
+    "tile_size": lambda v: _count(v) and v <= MAX_TILE_SIZE, "output_stride": _count,
     "decoder_channels": lambda v: v is None or _numbers(v, int),
 }
+_EXPECTED = {"mean": "finite numbers, one per input band", "std": "positive finite numbers, one per input band",
+             "max_value": "a positive finite number", "tile_size": f"1 to {MAX_TILE_SIZE} px"}
 
 
 def build_from_spec(spec: ModelSpec) -> torch.nn.Module:

@@ -10,6 +10,7 @@ import mercantile
 
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import IMAGE_EXTENSIONS
+from robosat_effnet.limits import MAX_ZOOM
 
 
 def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> dict[mercantile.Tile, Path]:
@@ -30,7 +31,12 @@ def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> d
                 continue
             for path in x_dir.iterdir():
                 if path.stem.isdigit() and path.suffix.lower() in extensions and not path.name.startswith("."):
-                    found[mercantile.Tile(int(x_dir.name), int(path.stem), int(z_dir.name))] = path
+                    x, y, z = int(x_dir.name), int(path.stem), int(z_dir.name)
+                    problem = impossible(x, y, z)  # before mercantile sees it: it warns about such tiles
+                    if problem:
+                        raise DatasetError(f"{path} is not a tile of the slippy map: {problem}; move it out of {root} "
+                                           "or fix its folder names (z/x/y)")
+                    found[mercantile.Tile(x, y, z)] = path
     return dict(sorted(found.items(), key=lambda item: (item[0].z, item[0].x, item[0].y)))
 
 
@@ -50,13 +56,38 @@ def neighbours(tile: mercantile.Tile) -> dict[tuple[int, int], mercantile.Tile]:
     return result
 
 
+def impossible(x: int, y: int, z: int) -> str | None:
+    """Why x, y, z is no slippy-map tile (a zoom beyond 0..30, an x or y beyond the zoom's grid), or None."""
+    if not 0 <= z <= MAX_ZOOM:
+        return f"zoom {z} is outside 0..{MAX_ZOOM}"
+    side = 2**z
+    for name, value in (("x", x), ("y", y)):
+        if not 0 <= value < side:
+            return f"{name} {value} is outside 0..{side - 1}, the tiles of zoom {z}"
+    return None
+
+
 def read_tiles_csv(path: str | os.PathLike) -> list[mercantile.Tile]:
-    """Read robosat's tiles.csv (`x,y,z` rows)."""
+    """Read robosat's tiles.csv (`x,y,z` rows); DatasetError naming the first row that is not a possible tile."""
+    tiles = []
     try:
         with open(path, newline="") as f:
-            return [mercantile.Tile(int(x), int(y), int(z)) for x, y, z in csv.reader(f) if x.strip()]
-    except (OSError, ValueError) as e:
+            for number, row in enumerate(csv.reader(f), 1):
+                if not row or not row[0].strip():
+                    continue
+                try:
+                    x, y, z = (int(value) for value in row)
+                except ValueError:
+                    problem = "not three integers"
+                else:
+                    problem = impossible(x, y, z)  # before mercantile sees it: it warns about such tiles
+                if problem:
+                    raise DatasetError(f"{path} row {number} ({','.join(row)[:60]}) is not a tile of the slippy map: "
+                                       f"{problem}; expected rows of x,y,z integers")
+                tiles.append(mercantile.Tile(x, y, z))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"cannot read tiles file {path}: {e}; expected rows of x,y,z integers") from None
+    return tiles
 
 
 def write_tiles_csv(path: str | os.PathLike, tiles) -> None:

@@ -220,6 +220,22 @@ def test_train_read_only_or_full_checkpoint_folder_is_one_line_before_any_epoch(
     one_line_error(run(*common, "--checkpoint-dir", data.root / "training" / "images" / "ck"), "lies inside the input")
 
 
+@pytest.mark.parametrize("inside", ["checkpoints", "training/checkpoints", "validation", "."])
+def test_a_checkpoint_folder_anywhere_in_the_dataset_is_refused(tmp_path, inside):
+    data = make_dataset(tmp_path, n_train=2, n_val=2, model={"batch_size": 2})
+    before = sorted(p.relative_to(data.root) for p in data.root.rglob("*"))
+    folder = data.root / inside
+    line = one_line_error(run("train", "--dataset", data.dataset_toml, "--model", data.model_toml, "--device", "cpu",
+                              "--checkpoint-dir", folder), "the input", str(data.root))
+    assert "lies inside" in line or " is the input" in line
+    assert sorted(p.relative_to(data.root) for p in data.root.rglob("*")) == before  # nothing written there
+    # The same folder named by model.toml's checkpoint key.
+    data.model_toml.write_text(data.model_toml.read_text().replace('checkpoint = "checkpoints"',
+                                                                   f'checkpoint = "{folder}"'))
+    one_line_error(run("train", "--dataset", data.dataset_toml, "--model", data.model_toml, "--device", "cpu"),
+                   "the input")
+
+
 def test_tile_refuses_its_own_scene_folder_other_runs_and_reports_full_disks(tmp_path, scene, monkeypatch):
     before = digest(scene.parent)
     for extra in ([], ["--overwrite"]):

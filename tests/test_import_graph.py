@@ -72,7 +72,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # before it, never a later one. A name stands for that module and everything under it; the longest one applies.
 STAGES = [
     # what every stage shares; the package itself only re-exports models and holds __version__
-    ["robosat_effnet", "robosat_effnet.errors", "robosat_effnet.io", "robosat_effnet.tiles",
+    ["robosat_effnet", "robosat_effnet.errors", "robosat_effnet.io", "robosat_effnet.tiles", "robosat_effnet.limits",
      "robosat_effnet.colors", "robosat_effnet.outputs"],
     ["robosat_effnet.models"],
     ["robosat_effnet.checkpoint"],  # builds its model (models); read by config, training, predict, deploy, ...

@@ -9,6 +9,7 @@ masks can agree merely because they are all tiny or all one class.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -293,6 +294,77 @@ def test_foreign_corrupt_and_outside_data_models_are_refused_with_one_line(tmp_p
         result = invoke("predict", images, tmp_path / f"out-{path.stem}", "--checkpoint", path, "--quiet")
         assert message in one_line_error(result)
         assert not tile_files(tmp_path / f"out-{path.stem}") if (tmp_path / f"out-{path.stem}").exists() else True
+
+
+def metadata_model(path: Path, spec: dict | str, divisor: str | None = None, channels: object = 2) -> Path:
+    """A hand-made graph (a 3-band image in, its first two bands doubled out as logits) whose output shape gives
+    `channels` (an int, or a name: a size the graph leaves open), with `spec` (a dict over a good 2-class
+    ModelSpec's fields, or raw JSON text) and `divisor` as its metadata."""
+    weight = numpy_helper.from_array(np.full((1, 3, 1, 1), 2.0, np.float32), name="w")
+    bounds = [numpy_helper.from_array(np.array([v], np.int64), name=n) for n, v in (("s", 0), ("e", 2), ("a", 1))]
+    nodes = [helper.make_node("Mul", ["image", "w"], ["product"]),
+             helper.make_node("Slice", ["product", "s", "e", "a"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "ours", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", channels, "H", "W"])], [weight, *bounds])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    base = ModelSpec(classes=["background", "building"], colors=["denim", "orange"]).to_dict()
+    text = spec if isinstance(spec, str) else json.dumps({**base, **spec})
+    entries = {"format": "robosat_effnet", "robosat_effnet.spec": text}
+    if divisor is not None:
+        entries["robosat_effnet.divisor"] = divisor
+    for key, value in entries.items():
+        proto.metadata_props.add(key=key, value=value)
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+# Metadata the graph or arithmetic contradicts: each is refused when the file is opened, before any tile.
+DAMAGED_METADATA = {
+    "5 classes over 2 logits": ({"classes": list("abcde"), "colors": ["red"] * 5}, None,
+                                "computes logits of shape [None, 2, None, None] but its metadata names 5 classes"),
+    "4 bands into a 3-band input": ({"in_channels": 4, "mean": [0.4] * 4, "std": [0.2] * 4}, None,
+                                    "but its metadata says 4 bands"),
+    "std 0": ({"std": [0.2, 0.0, 0.2]}, None, "damaged std ([0.2, 0.0, 0.2]: positive finite numbers"),
+    "std NaN": ('{"std": [0.2, NaN, 0.2]}', None, "damaged std"),
+    "std Infinity": ('{"std": [0.2, Infinity, 0.2]}', None, "damaged std"),
+    "mean 1e999": ('{"mean": [0.2, 1e999, 0.2]}', None, "damaged mean ([0.2, inf, 0.2]: finite numbers"),
+    "max_value 0": ({"max_value": 0}, None, "damaged max_value"),
+    "two means for three bands": ({"mean": [0.4, 0.4]}, None, "gives 2 mean, 3 std for 3 input bands"),
+    "tile_size 10^9": ({"tile_size": 10**9}, None, "damaged tile_size (1000000000: 1 to 4096 px)"),
+    "divisor 0": ({}, "0", "damaged robosat_effnet.divisor metadata entry ('0'"),
+    "divisor -32": ({}, "-32", "damaged robosat_effnet.divisor"),
+    "divisor text": ({}, "thirty-two", "damaged robosat_effnet.divisor"),
+    "divisor 10^30": ({}, str(10**30), "damaged robosat_effnet.divisor"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_METADATA))
+def test_metadata_the_graph_contradicts_is_refused_when_opened(tmp_path, tiles_run, case):
+    spec, divisor, message = DAMAGED_METADATA[case]
+    if isinstance(spec, str):  # raw JSON text: overrides written into the good spec's text
+        spec = json.dumps(ModelSpec(classes=["background", "building"], colors=["denim", "orange"]).to_dict())[:-1] + \
+            ", " + spec[1:]
+    path = metadata_model(tmp_path / "m.onnx", spec, divisor)
+    for read in (load_onnx, read_spec):
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            read(path)
+    _, _, images, _ = tiles_run
+    result = invoke("predict", images, tmp_path / "out", "--checkpoint", path, "--quiet")
+    assert message in one_line_error(result) and not (tmp_path / "out").exists()
+
+
+def test_the_consistent_hand_made_model_loads_and_runs(tmp_path):
+    runner, spec = load_onnx(metadata_model(tmp_path / "m.onnx", {}, "32"))
+    assert runner.divisor == 32 and spec.num_classes == 2
+    assert torch.equal(runner(torch.ones(1, 3, 32, 32)), torch.full((1, 2, 32, 32), 2.0))
+
+
+def test_logits_the_graph_leaves_open_are_checked_when_computed(tmp_path):
+    spec = {"classes": list("abcde"), "colors": ["red"] * 5}
+    runner, _ = load_onnx(metadata_model(tmp_path / "m.onnx", spec, channels="K"))  # nothing to check when opened
+    with pytest.raises(CheckpointError, match=r"computes logits of shape \(1, 2, 32, 32\) but its metadata names 5"):
+        runner(torch.ones(1, 3, 32, 32))
 
 
 def test_bad_checkpoints_and_output_paths_are_refused_with_one_line(tmp_path, tiles_run):

@@ -204,6 +204,17 @@ def test_provenance_continues_the_same_run_and_refuses_others(tmp_path):
     assert not (foreign / RECORD).exists()
 
 
+@pytest.mark.parametrize("text", ["[" * 100000 + "]" * 100000, "[]", "42", "{"])
+def test_a_hostile_or_damaged_record_reads_as_another_run(tmp_path, text):
+    out = tmp_path / "out"
+    (out / "18" / "1").mkdir(parents=True)
+    (out / "18" / "1" / "2.png").write_bytes(b"tile")
+    (out / RECORD).write_text(text)  # nested into a recursion bomb, or JSON that is not a record
+    assert read_record(out) == {"command": "unreadable record"}
+    with pytest.raises(OutputError, match="holds the output of another run .`unreadable record`"):
+        claim_folder(out, make_record("predict", tmp_path, {"border": 32}))
+
+
 def test_a_training_folder_holding_another_run_needs_resume_or_overwrite(tmp_path):
     folder = tmp_path / "ckpt"
     assert claim_run_folder(folder) == [] and not folder.exists()  # checks only: nothing made yet
@@ -267,6 +278,10 @@ def test_bad_pth_files_are_refused_without_running_code_or_unsafe_advice(tmp_pat
     ("spec", {"classes": 5}, "damaged classes (5)"),
     ("spec", {"mean": ["a", "b", "c"]}, "damaged mean"),
     ("spec", {"in_channels": True}, "damaged in_channels"),
+    ("spec", {"std": [0.2, 0.0, 0.2]}, "damaged std ([0.2, 0.0, 0.2]: positive finite numbers"),  # all background
+    ("spec", {"mean": [0.4, float("nan"), 0.4]}, "damaged mean ([0.4, nan, 0.4]: finite numbers"),
+    ("spec", {"mean": [0.4, 0.4]}, "gives 2 mean, 3 std for 3 input bands"),
+    ("spec", {"tile_size": 10**9}, "damaged tile_size (1000000000: 1 to 4096 px)"),
     ("model", "weights", "its weights are missing"),
 ])
 def test_damaged_checkpoint_contents_are_one_clear_error(tmp_path, field, value, words):

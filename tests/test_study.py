@@ -314,3 +314,17 @@ def test_scores_the_last_checkpoint_unless_told_the_best(study, tmp_path):
     assert json.loads((run / "eval.json").read_text())["checkpoint"] == "best"
     with pytest.raises(ConfigError, match="unknown checkpoint 'middle' to score; valid: last, best"):
         runs.evaluate_run(config, run, checkpoint="middle", progress=False)
+
+
+def test_cuda_without_a_gpu_warns_once_naming_the_model_file_in_use(tmp_path, monkeypatch, threads):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = make_dataset(tmp_path, n_train=2, n_val=1, model={"batch_size": 2, "cuda": True})
+    recipe = data.model_toml.rename(tmp_path / "recipe.toml")  # not the default name: the message must say which
+    result = CliRunner().invoke(main, ["study", "--dataset", str(data.dataset_toml), "--model", str(recipe),
+                                       "--backbones", "b0", "--seeds", "0,1", "--out", str(tmp_path / "out"),
+                                       "--speed-repeats", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {recipe} says cuda = true but no CUDA GPU is available: training on CPU"]
+    assert "model.toml" not in result.output
+    assert json.loads((tmp_path / "out" / "efficientnet-b0-s1" / "run.json").read_text())["device"] == "cpu"

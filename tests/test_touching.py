@@ -62,6 +62,11 @@ def mosaic(masks: Path) -> np.ndarray:
 
 @pytest.fixture
 def project(tmp_path):
+    return make_project(tmp_path)
+
+
+def make_project(tmp_path: Path) -> Path:
+    """buildings.geojson (the boxes), tiles.csv (the four tiles), two.toml and three.toml (with "touching")."""
     geojson = tmp_path / "buildings.geojson"
     geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": k}, "geometry": shapely.geometry.mapping(lonlat_box(*b))}

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import PRECISIONS, device_option, reports_errors
+from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_REPEATS, MAX_SCENE_SIZE, MAX_THREADS, MAX_TILE_SIZE
 
 SECTIONS = ("model", "encoder", "engines", "precisions", "predict", "train", "memory")
 DEFAULT_SECTIONS = ("model", "encoder", "engines", "predict", "train")
@@ -30,15 +31,17 @@ def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @click.option("--tiles", "tiles_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Slippy-map folder of imagery for BatchNorm statistics and timing [default: "
                    "../shared/data/buildings-oam when present, else a generated scene].")
-@click.option("--size", type=click.IntRange(min=32), default=512, show_default=True, help="Tile size in px.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Inference batch.")
-@click.option("--train-batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--size", type=click.IntRange(32, MAX_TILE_SIZE), default=512, show_default=True,
+              help="Tile size in px.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=1, show_default=True,
+              help="Inference batch.")
+@click.option("--train-batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=4, show_default=True)
 @click.option("--train-precision", default="fp32", show_default=True, callback=_precisions,
               help="Comma-separated precisions of the train section: fp32, bf16 (model.toml's precision).")
-@click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=7, show_default=True,
               help="Timed interleaved rounds (median reported).")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="torch (and onnxruntime) "
-              "intra-op threads.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
+              help="torch (and onnxruntime) intra-op threads.")
 @click.option("--sections", default=",".join(DEFAULT_SECTIONS), show_default=True,
               help=f"Which sections to run: {', '.join(SECTIONS)} (precisions: every --models network in fp32, "
                    "bf16, onnxruntime fp32 and int8; memory: a large generated scene; both minutes).")
@@ -47,7 +50,7 @@ def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[
 @click.option("--flush-denormal", is_flag=True,
               help="Flush denormal floats to zero (torch.set_flush_denormal); off by default so that nothing "
                    "hides a network whose activations underflow.")
-@click.option("--scene-size", type=click.IntRange(min=1024), default=20480, show_default=True,
+@click.option("--scene-size", type=click.IntRange(1024, MAX_SCENE_SIZE), default=20480, show_default=True,
               help="Side in px of the generated scene for the large-scene memory check (memory section).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the tables to this Markdown file.")
@@ -66,7 +69,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     from robosat_effnet import bench
     from robosat_effnet.bench.calibration import flush_denormal_enabled
     from robosat_effnet.errors import ConfigError, OutputError
-    from robosat_effnet.outputs import check_writable, claim_file
+    from robosat_effnet.outputs import check_writable, claim_file, sweep_temp
     from robosat_effnet.predict.engine import resolve_device
 
     # Every argument is checked before the first timing: a bad one is a usage error, not minutes lost.
@@ -88,7 +91,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     if markdown_path:
         try:
             claim_file(markdown_path, "bench")
-            check_writable(Path(markdown_path).parent, create=False)
+            sweep_temp(check_writable(Path(markdown_path).parent, create=False), target=markdown_path)
         except OutputError as e:
             raise click.BadParameter(str(e), param_hint="--markdown") from None
     saved = torch.get_num_threads(), flush_denormal_enabled()

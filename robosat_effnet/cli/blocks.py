@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
 
 
 @click.command(name="blocks")
 @click.argument("tiles", type=click.Path(exists=True, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+@click.option("--fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.25,
               show_default=True, help="Share of the tiles to pick, in whole blocks.")
 @click.option("--levels", type=click.IntRange(1, 8), default=1, show_default=True,
               help="A block is the tiles under one parent this many zooms up (1: 2x2 tiles, 2: 4x4).")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import (
+    FiniteFloatRange,
     batch_size_option,
     building_min_area_option,
     device_option,
@@ -29,7 +30,7 @@ from robosat_effnet.cli.options import (
 @device_option
 @precision_option
 @workers_option
-@click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
 @building_min_area_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

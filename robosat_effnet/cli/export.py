@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import checked_by, reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, checked_by, reports_errors
+from robosat_effnet.limits import MAX_BORDER, MAX_CALIBRATION_TILES
 
 
 def _onnx_name(value: str) -> None:
@@ -23,21 +24,21 @@ def _onnx_name(value: str) -> None:
               "faster on CPU, masks differ a little; needs --calibration.")
 @click.option("--calibration", type=click.Path(exists=True, file_okay=False),
               help="--int8: slippy-map folder of tiles like those the model will predict, for activation ranges.")
-@click.option("--calibration-tiles", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--calibration-tiles", type=click.IntRange(1, MAX_CALIBRATION_TILES), default=32, show_default=True,
               help="--int8: how many tiles of --calibration to calibrate on (spread over the folder).")
 @click.option("--deepness", is_flag=True, help="Write the file the QGIS plugin Deepness runs as it is: RGB "
               "tiles of the checkpoint's size in (0..1, normalised inside), softmax probabilities out, and "
               "Deepness's settings (see README: Use it in QGIS).")
-@click.option("--resolution", type=click.FloatRange(min=0, min_open=True), metavar="CM",
+@click.option("--resolution", type=FiniteFloatRange(min=0, min_open=True), metavar="CM",
               help="--deepness: ground cm per pixel of the imagery the model was trained on. Default: from the "
                    "zoom and latitude of its training tiles.")
-@click.option("--border", type=click.IntRange(min=0), metavar="PX",
+@click.option("--border", type=click.IntRange(0, MAX_BORDER), metavar="PX",
               help="--deepness: px of context kept around each tile's core, as predict's --border; written as "
                    "Deepness's tile overlap in %. Default: 32, at most a quarter of the tile.")
-@click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
+@click.option("--threshold", type=FiniteFloatRange(0, 1), metavar="P",
               help="--deepness: Deepness's probability threshold (0: off). Default: 0.5 with two classes, 0 with "
                    "more (predict's masks either way).")
-@click.option("--min-area", type=click.FloatRange(min=0), metavar="M2",
+@click.option("--min-area", type=FiniteFloatRange(min=0), metavar="M2",
               help="--deepness: size Deepness's small-segment filter (a median) to drop patches under about "
                    "this many m2, as `features --min-area` does. Default: 0 (off).")
 @reports_errors

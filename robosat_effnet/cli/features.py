@@ -6,21 +6,41 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
 
 
-def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, str]:
-    """--class values (names from dataset.toml, or class indices) -> {index: name}.
+def mask_classes(masks: str, dataset: str | None) -> tuple[list[str] | None, str | None]:
+    """(class names of the mask tiles, where they were read) for `features MASKS`.
 
-    Without --class: every class but the first (background) of the dataset, or class 1 ("foreground")
-    without a dataset.
+    --dataset when given (a warning if the masks' record names other classes); else the record that `predict`
+    or `rasterize` wrote into MASKS (the data's own word); else ./dataset.toml if there is one, as `train` and
+    `rasterize` read it; else nothing (class 1 is "foreground").
     """
-    classes = None
-    if dataset is not None:
-        from robosat_effnet.config import load_dataset_config
+    from robosat_effnet.config import load_dataset_config
+    from robosat_effnet.outputs import RECORD, recorded_classes
 
+    recorded, record = recorded_classes(masks), str(Path(masks) / RECORD)
+    if dataset is not None:
         classes = load_dataset_config(dataset).classes
+        if recorded is not None and recorded != classes:
+            click.echo(f"warning: {dataset} names the classes {', '.join(classes)} but {record} says the masks hold "
+                       f"{', '.join(recorded)}; using {dataset}'s (leave out --dataset to use the masks' own)",
+                       err=True)
+        return classes, dataset
+    if recorded is not None:
+        return recorded, record
+    if Path("dataset.toml").is_file():
+        return load_dataset_config("dataset.toml").classes, "dataset.toml"
+    return None, None
+
+
+def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: str | None) -> dict[int, str]:
+    """--class values (names from `classes`, or class indices) -> {index: name}; `source` names where the
+    classes were read, for messages.
+
+    Without --class: every class but the first (background), or class 1 ("foreground") without classes.
+    """
     if not names:
         return {1: "foreground"} if classes is None else {i: name for i, name in enumerate(classes) if i > 0}
     result = {}
@@ -29,7 +49,7 @@ def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, st
             index = int(name)
             if index > 254 or (classes is not None and index >= len(classes)):
                 raise ConfigError(f"class index {index} is out of range"
-                                  + (f" for {dataset} (0..{len(classes) - 1})" if classes is not None else ""))
+                                  + (f" for {source} (0..{len(classes) - 1})" if classes is not None else ""))
             result[index] = classes[index] if classes is not None else str(index)
         elif classes is None:
             raise ConfigError(f"class {name!r} is a name: pass --dataset dataset.toml to look it up, "
@@ -38,7 +58,7 @@ def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, st
             index = [c.lower() for c in classes].index(name.lower())
             result[index] = classes[index]
         else:
-            raise UnknownNameError(f"class {name!r} is not in {dataset}, whose classes are {', '.join(classes)}; "
+            raise UnknownNameError(f"class {name!r} is not in {source}, whose classes are {', '.join(classes)}; "
                                    "pick one of those")
     return result
 
@@ -50,16 +70,17 @@ def resolve_classes(names: tuple[str, ...], dataset: str | None) -> dict[int, st
               help="Class to extract, by name (needs --dataset) or index; repeat for several. "
                    "Default: every class but background.")
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="dataset.toml naming the classes. Default: ./dataset.toml if there is one.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="dataset.toml naming the classes. Default: the classes the masks' own record names "
+                   "(`predict`, `rasterize`), else ./dataset.toml if there is one.")
+@click.option("--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Drop polygons smaller than this, in square metres on the ground.")
-@click.option("--simplify", type=click.FloatRange(min=0), default=None,
+@click.option("--simplify", type=FiniteFloatRange(min=0), default=None,
               help="Simplification tolerance in metres on the ground. Default: one pixel; 0: none.")
 @click.option("--zoom", type=click.IntRange(0, 30), default=None,
               help="Use only the mask tiles of this zoom (default: all; several zooms are merged).")
 @click.option("--regularize", is_flag=True,
               help="Square each outline to its own axes (right angles, near-circles kept round).")
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--tolerance", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="--regularize tolerance in metres on the ground. Default: 1.5 pixels.")
 @click.option("--diagonals/--no-diagonals", default=True, show_default=True,
               help="--regularize may keep 45-degree edges (without: only right angles).")
@@ -72,24 +93,22 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
     GeoPackage (.gpkg).
 
     Polygons continuing across tile borders become one feature; properties: class, area_m2 (and score with
-    --probs). When dataset.toml has a class named "touching" (`rasterize --touching-px`), blobs of touching
-    buildings are split into one polygon per building.
+    --probs). Classes are named as --dataset says, else as the record `predict` or `rasterize` left in MASKS,
+    else as ./dataset.toml. When they include one named "touching" (`rasterize --touching-px`), blobs of
+    touching buildings are split into one polygon per building.
     """
-    from robosat_effnet.config import load_dataset_config
     from robosat_effnet.geo.features import mask_features
     from robosat_effnet.geo.output import check_output, write_features
     from robosat_effnet.geo.split import touching_index
     from robosat_effnet.outputs import check_separate, check_writable, sweep_temp
 
-    if dataset is None and Path("dataset.toml").is_file():  # as `train` and `rasterize` do
-        dataset = "dataset.toml"
-    classes = resolve_classes(names, dataset)
+    all_classes, source = mask_classes(masks, dataset)  # --dataset, else the masks' record, else ./dataset.toml
+    classes = resolve_classes(names, all_classes, source)
     check_output(out)  # a known format, its libraries installed: before the long work
     if regularize:
         from robosat_effnet.geo.footprints import require
 
         require("--regularize")
-    all_classes = load_dataset_config(dataset).classes if dataset is not None else None
     touching = touching_index(all_classes) if all_classes else None
     classes.pop(touching, None)
     probabilities = None
@@ -98,7 +117,7 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
 
         folders = dict(probability_dirs(probs, all_classes or ["background", "foreground"]))
         probabilities = {index: folders[index] for index in classes if index in folders}
-    check_separate([out], [masks, dataset, probs])  # before the long work: never over an input, nor a read-only disk
+    check_separate([out], [masks, source, probs])  # before the long work: never over an input, nor a read-only disk
     sweep_temp(check_writable(Path(out).parent, create=False), target=out)
     report = mask_features(masks, classes, min_area=min_area, simplify=simplify, zoom=zoom, progress=not quiet,
                            touching=touching, regularize=regularize, tolerance=tolerance, diagonals=diagonals,

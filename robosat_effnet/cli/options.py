@@ -5,24 +5,56 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import sys
 from collections.abc import Callable
 
 import click
 
 from robosat_effnet.errors import RobosatEffnetError
+from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 
 
 def reports_errors(func: Callable) -> Callable:
-    """Turn the library's own exceptions into one-line click errors (exit 1, no traceback)."""
+    """Turn the library's own exceptions, and running out of memory, into one-line click errors (exit 1, no
+    traceback), each on a line of its own even when a progress bar was drawing on stderr."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except RobosatEffnetError as e:
+            end_progress_bars()
             raise click.ClickException(str(e)) from None
+        except click.ClickException:
+            end_progress_bars()
+            raise
+        except (MemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+            end_progress_bars()
+            detail = (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
+            raise click.ClickException(f"out of memory ({detail}); ask for less at once (a smaller --batch-size, "
+                                       "tile or window size) or free some memory, then run it again") from None
 
     return wrapper
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether an exception says an allocation failed: numpy's MemoryError, torch's CPU or CUDA allocator."""
+    text = str(error)
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or \
+        "can't allocate memory" in text or "CUDA out of memory" in text
+
+
+def end_progress_bars() -> None:
+    """Close the progress bars an error left open, so that the message after them starts a line of its own
+    (a bar ends its line with a carriage return only: `grep ^Error` must find the message in a log)."""
+    std = sys.modules.get("tqdm.std")  # no bar can be open if tqdm was never imported
+    if std is None:
+        return
+    for bar in list(getattr(std.tqdm, "_instances", ())):
+        bar.leave = True  # its last state stays on screen, followed by a newline
+        bar.close()
 
 
 checkpoint_option = click.option(
@@ -66,9 +98,10 @@ device_option = click.option(
     help="torch device, e.g. cpu, cuda, cuda:1. Default: cuda when available, else cpu.",
 )
 workers_option = click.option(
-    "--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes."
+    "--workers", type=click.IntRange(0, MAX_WORKERS), default=None, help="DataLoader worker processes."
 )
-batch_size_option = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Tiles per batch.")
+batch_size_option = click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=None,
+                                 help="Tiles per batch.")
 PRECISIONS = ("fp32", "bf16")  # config.PRECISIONS, spelled out here so that --help does not import torch
 precision_option = click.option(
     "--precision", type=click.Choice(PRECISIONS), default=None,
@@ -76,20 +109,32 @@ precision_option = click.option(
          "pixels may change. Default: float16 autocast on CUDA, fp32 on CPU. An .onnx model runs its own precision.",
 )
 
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and infinity (which pass any comparison with a bound, or mean
+    nothing as a size): every float option of every command uses it, so that a typo is a usage error."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a number such as 0.5", param, ctx)
+        return number
+
+
 building_min_area_option = click.option(
-    "--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    "--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
     help="Per building: leave out outlines smaller than this, in m2 (as `features --min-area`).",
 )
 
 
-def comma_integers(value: str, minimum: int, kind: str, rule: str) -> list[int]:
-    """'3,2,1' -> [3, 2, 1]; click.BadParameter naming `kind` (what the list holds) or `rule` (the bound) when
-    a part is not an integer, when there is none, or when one is below `minimum`."""
+def comma_integers(value: str, minimum: int, kind: str, rule: str, maximum: int | None = None) -> list[int]:
+    """'3,2,1' -> [3, 2, 1]; click.BadParameter naming `kind` (what the list holds) or `rule` (the bounds) when
+    a part is not an integer, when there is none, or when one is below `minimum` or above `maximum`."""
     try:
         numbers = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind}") from None
-    if not numbers or min(numbers) < minimum:
+    if not numbers or min(numbers) < minimum or (maximum is not None and max(numbers) > maximum):
         raise click.BadParameter(f"{value!r}: {rule}")
     return numbers
 
@@ -113,13 +158,3 @@ def show_warnings() -> None:
     logger = logging.getLogger("robosat_effnet")
     if not any(isinstance(h, _Echo) for h in logger.handlers):
         logger.addHandler(_Echo(logging.WARNING))
-
-
-class FiniteFloatRange(click.FloatRange):
-    """click.FloatRange that also refuses nan: nan compares false with every bound, so FloatRange lets it in."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if math.isnan(number):
-            self.fail(f"{value!r} is not a number; give one in the range that --help shows", param, ctx)
-        return number

@@ -16,6 +16,7 @@ from robosat_effnet.cli.options import (
     reports_errors,
     workers_option,
 )
+from robosat_effnet.limits import MAX_BORDER, MAX_TILE_SIZE, MAX_WINDOW
 
 GEOTIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -56,7 +57,8 @@ def default_workers() -> int:
 @click.option("--model", "model_config", default="model.toml", show_default=True, type=click.Path(dir_okay=False),
               help="robosat model config whose checkpoint folder holds best.pth (used without --checkpoint).")
 @click.option("--zoom", type=click.IntRange(0, 30), help="GeoTIFF: zoom level of the slippy-map tiles to write.")
-@click.option("--tile-size", type=click.IntRange(min=1), help="GeoTIFF: px per tile. Default: the checkpoint's.")
+@click.option("--tile-size", type=click.IntRange(1, MAX_TILE_SIZE),
+              help="GeoTIFF: px per tile. Default: the checkpoint's.")
 @click.option("--bands", callback=parse_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
               "else every band (GeoTIFF: every band but alpha).")
 @click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
@@ -64,13 +66,13 @@ def default_workers() -> int:
               help="GeoTIFF: how pixels are warped into the tile grid (as the training tiles were cut).")
 @click.option("--geotiff", "geotiff_out", type=click.Path(dir_okay=False),
               help="GeoTIFF: also write one class mask on the scene's own grid to this file.")
-@click.option("--window", type=click.IntRange(min=32), default=512, show_default=True,
+@click.option("--window", type=click.IntRange(32, MAX_WINDOW), default=512, show_default=True,
               help="--geotiff: sliding-window size in px (a multiple of 32).")
-@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
+@click.option("--overlap", type=click.IntRange(0, MAX_WINDOW // 2), default=64, show_default=True,
               help="--geotiff: px shared by neighbouring windows and blended.")
 @click.option("--max-tiles", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="GeoTIFF: refuse zooms that make more tiles than this.")
-@click.option("--border", type=click.IntRange(min=0), default=32, show_default=True,
+@click.option("--border", type=click.IntRange(0, MAX_BORDER), default=32, show_default=True,
               help="px of context around each tile (from neighbours, mirrored where there are none).")
 @click.option("--masks/--probs", "masks", default=True, show_default=True,
               help="Write class masks (palette PNG) or robosat probability tiles (for 3+ classes: one "
@@ -92,10 +94,10 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     for tiles, --geotiff for one mask on its grid, or both). The checkpoint says how to build the model
     and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
     """
-    from robosat_effnet.errors import DatasetError, RasterError
+    from robosat_effnet.errors import DatasetError, OutputError, RasterError
     from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
-    from robosat_effnet.predict.mosaic import check_windows
+    from robosat_effnet.predict.mosaic import check_mask_output, check_windows
 
     try:
         check_windows(window, overlap)  # the library's own check, as a usage error before any work
@@ -115,7 +117,11 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     out = Path(output) if output else source.resolve().parent / f"{name}-{'masks' if masks else 'probs'}"
     # Every output against every input before anything is written (--overwrite or not).
     check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
-    if geotiff_out:  # written last: a read-only or full disk there must fail before the tiles are made
+    if geotiff_out:  # written last: a read-only or full disk, or a link there, must fail before the tiles are made
+        try:  # a link, a folder, a device there: a usage error; a file that is no mask of SOURCE: our error
+            check_mask_output(geotiff_out, source)  # only a mask of this scene is ever replaced
+        except OutputError as e:
+            raise click.BadParameter(str(e), param_hint="--geotiff") from None
         check_writable(Path(geotiff_out).parent, create=False)
     common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, precision=precision,
                   progress=not quiet,

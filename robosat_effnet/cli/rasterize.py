@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX
 
 
 @click.command("rasterize")
@@ -19,11 +20,11 @@ from robosat_effnet.cli.options import reports_errors
 @click.option("--class-property", default=None,
               help="GeoJSON property naming each polygon's class (a name from dataset.toml). "
                    "Without it, a two-class dataset burns every polygon as class 1.")
-@click.option("--size", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--size", type=click.IntRange(1, MAX_TILE_SIZE), default=256, show_default=True,
               help="Label size in px when --tiles is a tiles.csv (with a folder, each image's own size).")
 @click.option("--zoom", type=click.IntRange(0, 30), default=None,
               help="Label only the tiles of this zoom (e.g. of a folder holding several zooms of the same ground).")
-@click.option("--touching-px", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--touching-px", type=click.IntRange(0, MAX_TOUCHING_PX), default=0, show_default=True,
               help="Burn the class named 'touching' on building pixels within N px of another building, "
                    "so `features` can split touching buildings apart (dataset.toml must declare it). 0: off.")
 @click.option("--overwrite", is_flag=True, help="Replace the labels another run (other polygons or tiles) left in OUT.")

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import reports_errors, show_warnings
+from robosat_effnet.cli.options import FiniteFloatRange, reports_errors, show_warnings
 from robosat_effnet.errors import OutputError
 
 
 @click.command("score")
 @click.argument("pred", type=click.Path(exists=True, dir_okay=False))
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False))
-@click.option("--match-iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU at which a predicted outline matches a true one (at the threshold counts).")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
               help="Leave out outlines (predicted and true) smaller than this, in m2, after clipping to the area.")
 @click.option("--tiles", type=click.Path(exists=True), default=None,
               help="Score only inside these tiles (a slippy-map folder of the imagery, or a tiles.csv).")
@@ -39,7 +40,7 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
     from robosat_effnet.evaluation.score import format_table, score_files
     from robosat_effnet.evaluation.vectors import polygon_area, tiles_area
     from robosat_effnet.io import atomic_path
-    from robosat_effnet.outputs import check_separate, claim_file, mark, writing
+    from robosat_effnet.outputs import check_separate, check_writable, claim_file, mark, sweep_temp, writing
 
     show_warnings()
     if tiles is not None and area is not None:
@@ -48,6 +49,7 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
         try:
             check_separate([json_path], [pred, truth, area, tiles])
             claim_file(json_path, "score")
+            sweep_temp(check_writable(Path(json_path).parent, create=False), target=json_path)  # and dead temp files
         except OutputError as e:  # an input or somebody's file would be overwritten: a usage error
             raise click.BadParameter(str(e), param_hint="--json") from None
     region = tiles_area(tiles) if tiles is not None else polygon_area(area) if area is not None else None

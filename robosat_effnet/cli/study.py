@@ -11,6 +11,7 @@ from robosat_effnet.cli.options import (
     reports_errors,
     show_warnings,
 )
+from robosat_effnet.limits import MAX_REPEATS, MAX_SEED
 
 
 def _backbones(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
@@ -36,7 +37,8 @@ def _weights(ctx: click.Context, param: click.Parameter, value: str | None) -> l
 
 
 def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
-    return comma_integers(value, 0, "integers, e.g. 0,1", "give one or more seeds >= 0, e.g. 0,1")
+    return comma_integers(value, 0, "integers, e.g. 0,1", f"give one or more seeds from 0 to {MAX_SEED}, e.g. 0,1",
+                          maximum=MAX_SEED)
 
 
 @click.command("study")
@@ -58,7 +60,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 @building_min_area_option
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="Checkpoint scored: the last epoch's, or the best validation mIoU's (chosen on the scored split).")
-@click.option("--speed-repeats", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--speed-repeats", type=click.IntRange(1, MAX_REPEATS), default=10, show_default=True,
               help="Interleaved timing rounds of the CPU speed measurement.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @reports_errors

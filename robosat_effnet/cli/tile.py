@@ -6,13 +6,14 @@ import click
 
 from robosat_effnet.cli.options import parse_bands, reports_errors
 from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
+from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 
 
 @click.command("tile")
 @click.argument("scene", type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--zoom", type=click.IntRange(0, 30), required=True, help="Zoom level of the tiles.")
-@click.option("--size", type=click.IntRange(min=16), default=256, show_default=True, help="Tile size in px.")
+@click.option("--size", type=click.IntRange(16, MAX_TILE_SIZE), default=256, show_default=True, help="Tile size in px.")
 @click.option("--bands", callback=parse_bands, default=None,
               help="1-based bands to keep, in order, e.g. 3,2,1. Default: every band but alpha.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
@@ -21,7 +22,7 @@ from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
               default="bilinear", show_default=True, help="How pixels are resampled into the tile grid.")
 @click.option("--max-tiles", type=click.IntRange(min=1), default=DEFAULT_MAX_TILES, show_default=True,
               help="Refuse zooms that would make more tiles than this.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Threads reading and writing tiles. Default: up to 4.")
 @click.option("--overwrite", is_flag=True, help="Replace the tiles another run (other scene or settings) left in OUT.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

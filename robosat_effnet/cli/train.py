@@ -6,6 +6,7 @@ import click
 
 from robosat_effnet.cli.options import (
     PRECISIONS,
+    FiniteFloatRange,
     backbone_name,
     batch_size_option,
     device_option,
@@ -30,7 +31,7 @@ from robosat_effnet.cli.options import (
                    "match (fine-tuning) [model.toml: weights].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs [model.toml: epochs].")
 @batch_size_option
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
+@click.option("--lr", type=FiniteFloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="bf16: bfloat16 autocast, weights stay fp32; faster on CPUs with AVX-512 BF16 or AMX "
                    "[model.toml: precision].")

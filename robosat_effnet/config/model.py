@@ -14,6 +14,7 @@ from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.config.dataset import DatasetConfig
 from robosat_effnet.config.reading import read_toml, resolve_path
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_TILE_SIZE, MAX_WORKERS
 
 log = logging.getLogger("robosat_effnet")
 
@@ -112,8 +113,9 @@ def validate_model_config(config: ModelConfig) -> None:
     """Check value ranges (also after command-line overrides); raise ConfigError naming the key."""
     where = f"{config.source}: " if config.source else ""
     checks = [
-        ("batch_size", config.batch_size >= 1, "at least 1"),
-        ("image_size", config.image_size >= 32 and config.image_size % 32 == 0, "a multiple of 32, e.g. 512"),
+        ("batch_size", 1 <= config.batch_size <= MAX_BATCH_SIZE, f"from 1 to {MAX_BATCH_SIZE}"),
+        ("image_size", 32 <= config.image_size <= MAX_TILE_SIZE and config.image_size % 32 == 0,
+         f"a multiple of 32 up to {MAX_TILE_SIZE}, e.g. 512"),
         ("epochs", config.epochs >= 1, "at least 1"),
         ("lr", config.lr > 0, "positive"),
         ("encoder_lr", config.encoder_lr is None or config.encoder_lr > 0, "positive (or left out: the same as lr)"),
@@ -123,9 +125,9 @@ def validate_model_config(config: ModelConfig) -> None:
         ("jitter", 0 <= config.jitter < 1, "between 0 and 1"),
         ("gap_weight", config.gap_weight >= 0, "0 (off) or more"),
         ("gap_px", config.gap_px >= 1, "at least 1"),
-        ("workers", config.workers >= 0, "0 or more"),
+        ("workers", 0 <= config.workers <= MAX_WORKERS, f"from 0 to {MAX_WORKERS}"),
         ("save_every", config.save_every >= 1, "at least 1"),
-        ("seed", 0 <= config.seed < 2**32, "an integer from 0 to 4294967295"),  # seeds torch, numpy and loaders
+        ("seed", 0 <= config.seed <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),  # seeds torch, numpy and loaders
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     ]
     for key, ok, expected in checks:

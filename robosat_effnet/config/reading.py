@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ def read_toml(path: Path, schema: dict[str, dict[str, Any]], kind: str) -> dict[
             data = tomllib.load(f)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:  # arrays nested hundreds deep: no config of ours nests more than two
+        raise ConfigError(f"{path} nests arrays or tables too deeply to be a config file; is it the right file?") \
+            from None
     unknown = []
     result: dict[str, dict[str, Any]] = {}
     for table, content in data.items():
@@ -35,6 +39,9 @@ def read_toml(path: Path, schema: dict[str, dict[str, Any]], kind: str) -> dict[
             elif not is_type(value, expected):
                 raise ConfigError(f"{path}: [{table}] {key} = {value!r} has the wrong type; "
                                   f"expected {type_names(expected)}")
+            elif not is_finite(value):  # TOML spells them nan and inf; no setting means either
+                raise ConfigError(f"{path}: [{table}] {key} = {value!r} holds a number that is not finite "
+                                  "(nan or inf); give finite numbers")
             else:
                 result[table][key] = value
     if unknown:
@@ -55,6 +62,15 @@ def type_names(expected: Any) -> str:
     types = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join({str: "a string", int: "an integer", float: "a number", bool: "true/false",
                         list: "a list"}[t] for t in types)
+
+
+def is_finite(value: Any) -> bool:
+    """Whether every float in a TOML value (a list's items too) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(is_finite(item) for item in value)
+    return True
 
 
 def is_number(value: Any) -> bool:

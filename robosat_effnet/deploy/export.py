@@ -30,7 +30,7 @@ from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_
 from robosat_effnet.deploy.deepness import DeepnessGraph, DeepnessSettings, deepness_metadata, fix_tile_size
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_separate, check_writable, writing
+from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
 from robosat_effnet.predict.onnx import (
     DIVISOR_KEY,
     FORMAT_KEY,
@@ -88,6 +88,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
         check_separate([output], [checkpoint])  # never onto the checkpoint itself (links resolved)
     _check_output(output, overwrite)
     check_writable(output.parent)  # before loading and tracing: a read-only folder fails at once
+    sweep_temp(output.parent, target=output)  # the temp file a killed export of this output left behind
     data = None if isinstance(checkpoint, tuple) else load_checkpoint(checkpoint)
     model, spec = checkpoint if data is None else model_from_checkpoint(data, checkpoint)
     model = copy.deepcopy(model).cpu().eval()  # a caller's model keeps its device and mode
@@ -157,7 +158,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
     check_onnx_name(output)
     if output.is_dir():
         raise ConfigError(f"output {output} is a folder; give a file name such as {output / 'model.onnx'}")
-    if output.exists():
+    if plain_file(output):  # a link (even a dangling one), a device or a pipe: refused
         if not overwrite:
             raise ConfigError(f"{output} already exists; pass --overwrite to replace it")
         try:

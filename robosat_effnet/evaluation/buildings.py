@@ -20,7 +20,7 @@ import mercantile
 import numpy as np
 
 from robosat_effnet.colors import NODATA_INDEX
-from robosat_effnet.evaluation.objects import MatchResult, equal_area_crs, match, project
+from robosat_effnet.evaluation.objects import MatchResult, as_shown, equal_area_crs, match, project
 from robosat_effnet.io import write_mask
 from robosat_effnet.outputs import writing
 from robosat_effnet.tiles import tile_files, tile_path
@@ -107,7 +107,7 @@ def format_buildings(buildings: dict[str, dict[str, Any]], match_iou: float | No
     at = f" (IoU >= {match_iou:g})" if match_iou is not None else ""
     lines = [f"per building{at}:",
              f"{'class':<{width}}      tp      fp      fn  precision  recall      F1  mean IoU"]
-    for name, r in buildings.items():
+    for name, r in ((name, as_shown(r)) for name, r in buildings.items()):  # n/a where a ratio is 0 / 0
         lines.append(f"{name:<{width}}  {r['tp']:6d}  {r['fp']:6d}  {r['fn']:6d}     {number(r['precision'])}  "
                      f"{number(r['recall'])}  {number(r['f1'])}    {number(r['mean_iou'])}")
     return "\n".join(lines)

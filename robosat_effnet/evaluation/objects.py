@@ -80,6 +80,14 @@ class MatchResult:
                            self.unmatched_pred + other.unmatched_pred, self.unmatched_truth + other.unmatched_truth)
 
 
+def as_shown(scores: Mapping[str, Any]) -> dict[str, Any]:
+    """The scores a table prints: precision, recall and F1 None (printed n/a) where their ratio is 0 / 0, as the
+    pixel table prints them (the values themselves stay 0.0, as solaris and ramp define them, for JSON)."""
+    tp, fp, fn = scores["tp"], scores["fp"], scores["fn"]
+    undefined = {"precision": tp + fp == 0, "recall": tp + fn == 0, "f1": tp + fp + fn == 0}
+    return {**scores, **{key: None for key, empty in undefined.items() if empty}}
+
+
 def _objects(geometries: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(valid geometries, their indices, their areas) of the non-empty, non-zero-area input geometries."""
     import shapely

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robosat_effnet.errors import ConfigError, DatasetError
-from robosat_effnet.evaluation.objects import MatchResult, equal_area_crs, match, project
+from robosat_effnet.evaluation.objects import MatchResult, as_shown, equal_area_crs, match, project
 from robosat_effnet.evaluation.vectors import Polygons, read_polygons
 
 log = logging.getLogger("robosat_effnet")
@@ -166,7 +166,7 @@ def format_table(result: dict[str, Any]) -> str:
         rows["(pooled)"] = result
     width = max(8, *(len(name) for name in rows))
     lines = [f"{'class':<{width}}      tp      fp      fn  precision    recall        f1  mean_iou"]
-    for name, r in rows.items():
+    for name, r in ((name, as_shown(r)) for name, r in rows.items()):  # n/a where a ratio is 0 / 0
         lines.append(f"{name:<{width}}  {r['tp']:6d}  {r['fp']:6d}  {r['fn']:6d}   {number(r['precision'])}  "
                      f"{number(r['recall'])}  {number(r['f1'])}  {number(r['mean_iou'])}")
     return "\n".join(lines)

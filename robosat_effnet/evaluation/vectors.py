@@ -9,6 +9,7 @@ features at all is an empty set (a model that found nothing writes one).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Polygons:
 def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Polygons:
     """Read a file's polygons into lon/lat, with each one's `class_property` value when features carry it."""
     import shapely
+    from pyproj import CRS
 
     path = Path(path)
     if path.suffix.lower() in GEOJSON:
@@ -61,6 +63,12 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
                            "pass building outlines as polygons")
     array = np.array(geometries, dtype=object)
     if len(array):
+        from robosat_effnet.geo.geojson import check_finite, check_lonlat
+
+        check_finite(array, path, index)  # GeoJSON's are checked as read; other formats' here
+        declared = CRS.from_user_input(crs)
+        if declared.is_geographic:
+            check_lonlat(array, path, declared.to_string())
         array = shapely.make_valid(array, method="structure", keep_collapsed=False)
         array = _to_lonlat(array, crs, path)
     has_classes = any(c is not None for c in classes)
@@ -69,23 +77,16 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
 
 
 def _geojson_records(path: Path) -> tuple[list, object]:
-    import shapely
+    from robosat_effnet.geo.geojson import geojson_crs, polygon_shape, read_geojson
 
-    from robosat_effnet.geo.rasterize import geojson_crs, read_geojson
-
-    data, features = read_geojson(path)
+    data, features = read_geojson(path)  # not JSON, nested too deeply, no features: one line
     records = []
     for n, feature in enumerate(features):
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         if not isinstance(geometry, dict) or geometry.get("type") not in POLYGONAL:
             records.append((None, None))
             continue
-        try:
-            shape = shapely.geometry.shape(geometry)
-        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as e:
-            raise DatasetError(f"feature {n} of {path} has a broken {geometry.get('type')} geometry ({e}); "
-                               "fix or remove it") from None
-        records.append((shape, feature.get("properties")))
+        records.append((polygon_shape(geometry, n, path), feature.get("properties")))  # coordinates checked
     return records, geojson_crs(data, path)
 
 
@@ -94,7 +95,9 @@ def _ogr_records(path: Path, class_property: str) -> tuple[list, object]:
     import pyogrio.errors
 
     try:
-        frame = geopandas.read_file(path)
+        with warnings.catch_warnings():  # shapely's "invalid value" for NaN coordinates: check_finite names them
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frame = geopandas.read_file(path)
     except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as e:
         raise DatasetError(f"cannot read {path}: {e}; pass a GeoJSON, GeoPackage or another vector file") from None
     if frame.crs is None and len(frame):
@@ -110,18 +113,13 @@ def _ogr_records(path: Path, class_property: str) -> tuple[list, object]:
 
 
 def _to_lonlat(geometries: np.ndarray, crs, path: Path) -> np.ndarray:
-    """Reproject to lon/lat, refusing projected coordinates that a file passes off as lon/lat."""
+    """Reproject to lon/lat (coordinates already checked by `read_polygons`)."""
     import shapely
     from pyproj import CRS
 
     from robosat_effnet.evaluation.objects import project
 
     crs = CRS.from_user_input(crs)
-    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
-    if crs.is_geographic and (max(abs(xmin), abs(xmax)) > 180 or max(abs(ymin), abs(ymax)) > 90):
-        raise DatasetError(
-            f"{path} is read as lon/lat ({crs.to_string()}) but its coordinates reach ({xmin:.0f}, {ymin:.0f})..("
-            f"{xmax:.0f}, {ymax:.0f}), which looks projected; reproject it to EPSG:4326 or declare its CRS")
     if crs.to_epsg() == 4326:
         return geometries
     lonlat = project(geometries, "EPSG:4326", source=crs)

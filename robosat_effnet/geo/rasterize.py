@@ -6,7 +6,6 @@ tile only burns the few polygons that touch it: the cost grows with tiles + poly
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +15,13 @@ import mercantile
 import numpy as np
 
 from robosat_effnet.errors import ConfigError, DatasetError, UnknownNameError
+from robosat_effnet.geo.geojson import POLYGONAL, check_lonlat, geojson_crs, polygon_shape, read_geojson
 from robosat_effnet.io import write_mask
+from robosat_effnet.limits import MAX_TOUCHING_PX
 from robosat_effnet.outputs import writing
 from robosat_effnet.tiles import tile_path
 
 WEB_MERCATOR = "EPSG:3857"
-POLYGONAL = ("Polygon", "MultiPolygon")
 
 
 @dataclass
@@ -43,49 +43,6 @@ class RasterizeReport:
     polygons_used: int = 0  # polygons touching at least one tile
     polygons_total: int = 0
     skipped: int = 0  # non-polygon features left out
-
-
-def geojson_crs(data: dict, path: Path):
-    """The CRS a GeoJSON declares in its legacy `crs` member, or EPSG:4326 (RFC 7946's only CRS)."""
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
-
-    crs = data.get("crs")
-    if not crs:
-        return CRS.from_epsg(4326)
-    props = crs.get("properties", {}) if isinstance(crs, dict) else {}
-    name = props.get("name") or (f"EPSG:{props['code']}" if "code" in props else None)
-    try:
-        return CRS.from_user_input(name)
-    except (CRSError, TypeError):
-        raise DatasetError(
-            f"{path} declares a CRS this program cannot read ({json.dumps(crs)}); "
-            'use {"type": "name", "properties": {"name": "EPSG:<code>"}} or reproject it to EPSG:4326'
-        ) from None
-
-
-def read_geojson(path: str | os.PathLike) -> tuple[dict, list]:
-    """A GeoJSON file and its features: a FeatureCollection's, a single Feature, or a bare geometry as one feature.
-
-    One DatasetError line for a file that cannot be read or is not GeoJSON.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(f"cannot read GeoJSON {path}: {e}; pass a GeoJSON FeatureCollection") from None
-    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-        if not isinstance(data.get("features"), list):  # RFC 7946 3.3: a list, empty when nothing was found
-            raise DatasetError(f"{path} is a FeatureCollection without a features list (RFC 7946 needs one, "
-                               "even if empty); is the file complete?")
-        features = data["features"]
-    elif isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    elif isinstance(data, dict) and "coordinates" in data:
-        features = [{"type": "Feature", "geometry": data, "properties": {}}]
-    else:
-        raise DatasetError(f"{path} is not GeoJSON (no FeatureCollection, Feature or geometry); pass a GeoJSON file")
-    return data, features
 
 
 def load_label_shapes(
@@ -135,26 +92,18 @@ def load_label_shapes(
                     f"classes {classes} (by name or index 0..{len(classes) - 1}); add it to dataset.toml or fix "
                     "the GeoJSON"
                 )
-        try:
-            geometries.append(shapely.geometry.shape(geometry))
-        except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as e:
-            raise DatasetError(f"feature {n} of {path} has a broken {geometry.get('type')} geometry ({e}); "
-                               "fix or remove it") from None
+        geometries.append(polygon_shape(geometry, n, path))
         indices.append(index)
     if not geometries:
         raise DatasetError(f"{path} holds no polygons ({len(features)} features, none a Polygon or MultiPolygon); "
                            "pass building/area outlines as polygons")
-    # Repair self-intersections (common in digitised outlines) keeping only areas: a collapsed ring burns nothing.
-    geometries = shapely.make_valid(np.array(geometries, dtype=object), method="structure", keep_collapsed=False)
     crs = geojson_crs(data, path)
+    geometries = np.array(geometries, dtype=object)
     if crs.to_epsg() == 4326:
-        xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
-        if max(abs(xmin), abs(xmax)) > 180 or max(abs(ymin), abs(ymax)) > 90:
-            raise DatasetError(
-                f"{path} is read as lon/lat (EPSG:4326, the GeoJSON default) but its coordinates reach "
-                f"({xmin:.0f}, {ymin:.0f})..({xmax:.0f}, {ymax:.0f}), which looks projected; reproject it to "
-                'EPSG:4326 or add a "crs" member naming its CRS'
-            )
+        check_lonlat(geometries, path, "EPSG:4326, the GeoJSON default")
+    # Repair self-intersections (common in digitised outlines) keeping only areas: a collapsed ring burns nothing.
+    geometries = shapely.make_valid(geometries, method="structure", keep_collapsed=False)
+    if crs.to_epsg() == 4326:
         # Web mercator stops short of the poles; clamp so the transform stays finite.
         geometries = shapely.clip_by_rect(geometries, -180, -85.0511287798066, 180, 85.0511287798066)
     transformer = Transformer.from_crs(crs, WEB_MERCATOR, always_xy=True)
@@ -234,6 +183,8 @@ def rasterize_geojson(
         raise DatasetError("no tiles to rasterize; pass --tiles with a slippy-map folder or a non-empty tiles.csv")
     from robosat_effnet.geo.split import burn_touching, require_touching
 
+    if not 0 <= touching_px <= MAX_TOUCHING_PX:
+        raise ConfigError(f"touching px {touching_px} is out of range; use 0 (off) to {MAX_TOUCHING_PX}, e.g. 2")
     band = require_touching(classes) if touching_px > 0 else None
     shapes = load_label_shapes(geojson, classes, class_property)
     tree = shapely.STRtree(shapes.geometries)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,9 @@ def _read(path: Path, what: str | None = None) -> Any:
             from safetensors.torch import load_file
 
             return load_file(path, device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's "please file an issue" on a pickle protocol: noise, then refused
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except ImportError:
         raise WeightsError(f"{path} is a .safetensors file; pip install safetensors to read it") from None
     except Exception as e:  # torch's text may advise loading unsafely: say what is wrong instead

@@ -5,6 +5,7 @@
     claim_run_folder(folder, resume=..., overwrite=...)   # `train`: never two runs in one folder
     check_writable(out)                              # a read-only / full disk fails before long work
     claim_file(out.json, "score")                   # a single file: new, or one this command wrote (its mark)
+    plain_file(out)                                  # no link, folder, device or pipe where a file goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
     with temp_folder("view") as scratch: ...         # a scratch folder, removed after; a killed run's by the next
@@ -20,6 +21,7 @@ from robosat_effnet.outputs.checks import (
     claim_file,
     mark,
     mark_text,
+    plain_file,
     write_error,
     write_text,
     writing,
@@ -32,6 +34,7 @@ from robosat_effnet.outputs.provenance import (
     has_files,
     make_record,
     read_record,
+    recorded_classes,
     remove_tiles,
     run_files,
     start_run_folder,
@@ -60,7 +63,9 @@ __all__ = [
     "mark",
     "mark_text",
     "make_record",
+    "plain_file",
     "read_record",
+    "recorded_classes",
     "remove_tiles",
     "run_files",
     "start_run_folder",

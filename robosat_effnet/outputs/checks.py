@@ -126,17 +126,27 @@ def claim_file(path: str | os.PathLike, command: str) -> Path:
     or a symbolic link (the rename would replace the link, not write through it).
     """
     path = Path(path)
-    if path.is_symlink():
-        raise OutputError(f"output {path} is a symbolic link; name the file itself (or a new file)")
-    if not path.exists():
+    if not plain_file(path):
         return path
-    if not path.is_file():
-        raise OutputError(f"output {path} exists and is not a regular file (a folder, device or pipe); "
-                          "name a new file")
     if not _marked(path, command):
         raise OutputError(f"output {path} exists and was not written by rs-effnet {command}; refusing to replace "
                           "it: name a new file, or remove it first")
     return path
+
+
+def plain_file(path: str | os.PathLike) -> bool:
+    """Whether the output `path` exists, after refusing (OutputError) anything but a missing or regular file: a
+    symbolic link, even a dangling one (replacing it by a rename would lose the link, not write through it), a
+    folder, a device or a pipe."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputError(f"output {path} is a symbolic link; name the file itself (or a new file)")
+    if not path.exists():
+        return False
+    if not path.is_file():
+        raise OutputError(f"output {path} exists and is not a regular file (a folder, device or pipe); "
+                          "name a new file")
+    return True
 
 
 def _marked(path: Path, command: str) -> bool:

@@ -42,9 +42,20 @@ def read_record(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # nested hundreds deep: not one of ours either
         return {"command": "unreadable record"}
+    return record if isinstance(record, dict) else {"command": "unreadable record"}
+
+
+def recorded_classes(folder: str | os.PathLike) -> list[str] | None:
+    """The class names a folder's record says its tiles hold (`predict` and `rasterize` record them), or None."""
+    record = read_record(folder)
+    settings = record.get("settings") if record else None
+    classes = settings.get("classes") if isinstance(settings, dict) else None
+    if isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes):
+        return classes
+    return None
 
 
 def has_files(folder: str | os.PathLike) -> bool:

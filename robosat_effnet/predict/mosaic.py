@@ -30,7 +30,7 @@ from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.colors import NODATA_INDEX, to_rgb
 from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_separate, check_writable, sweep_temp, writing
+from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
 from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
 from robosat_effnet.training.transforms import fill_nodata, to_tensor
@@ -124,8 +124,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
     output = Path(output)
     check_separate([output], [scene, model if isinstance(model, (str, os.PathLike)) else None])
     check_precision(precision)
-    if output.exists() and not overwrite:
-        _check_existing(output, scene)
+    if check_mask_output(output, scene) and not overwrite:
         return output
     check_windows(window, overlap)
     device = resolve_device(device)
@@ -161,6 +160,16 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
     return output
 
 
+def check_mask_output(output: str | os.PathLike, scene: str | os.PathLike) -> bool:
+    """Whether `output` already holds a mask of `scene` (which `overwrite` may replace); nothing there: False.
+    Anything else is refused, `overwrite` or not: a link (even a dangling one), a folder or a device
+    (OutputError), a file that is not a mask of the scene (RasterError)."""
+    if not plain_file(output):
+        return False
+    _check_existing(Path(output), scene)
+    return True
+
+
 def _check_existing(output: Path, scene: str | os.PathLike) -> None:
     """Raise RasterError unless `output` is a one-band uint8 raster on `scene`'s grid (a mask made before)."""
     with open_scene(scene) as src:
@@ -172,7 +181,8 @@ def _check_existing(output: Path, scene: str | os.PathLike) -> None:
     except (RasterioError, CPLE_BaseError):
         same = False
     if not same:
-        raise RasterError(f"{output} exists but is not a mask of {scene}; remove it or pass --overwrite")
+        raise RasterError(f"{output} exists but is not a mask of {scene}; name another file (only a mask of the "
+                          "scene is ever replaced)")
 
 
 class _Blender:

@@ -74,12 +74,9 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     path = Path(path)
     ort = require("onnxruntime")
-    proto, spec = _read(path)
+    proto, spec = _read(path)  # metadata checked against the graph
     metadata = _metadata(proto)
-    try:
-        divisor = int(metadata.get(DIVISOR_KEY, 32))
-    except ValueError:
-        raise CheckpointError(f"{path} has an unreadable {DIVISOR_KEY} metadata entry; re-export it") from None
+    divisor = _divisor(metadata, path)
     graph = metadata.get(GRAPH_KEY, "network")
     if graph not in GRAPHS:
         raise CheckpointError(f"{path} holds a {graph!r} graph, which this version cannot run; upgrade "
@@ -98,10 +95,6 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     except Exception as e:  # onnxruntime raises its own classes for invalid graphs
         raise CheckpointError(f"onnxruntime cannot load {path}: {_first_line(e)}; re-export it with "
                               "`rs-effnet export`") from None
-    shape = session.get_inputs()[0].shape
-    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.in_channels):
-        raise CheckpointError(f"{path} takes inputs of shape {shape} but its metadata says {spec.in_channels} "
-                              "bands (N x C x H x W); re-export it with `rs-effnet export`")
     return OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32"), graph), spec
 
 
@@ -147,6 +140,9 @@ class OnnxModel(nn.Module):
         if self.graph == "deepness":
             x = to_pixels(x, self.spec)
         (output,) = self.session.run([self.output_name], {self.input_name: x.contiguous().numpy()})
+        if output.ndim != 4 or output.shape[1] != self.spec.num_classes:  # a graph whose shapes say nothing
+            raise CheckpointError(f"{self.path} computes logits of shape {tuple(output.shape)} but its metadata names "
+                                  f"{self.spec.num_classes} classes; re-export it with `rs-effnet export`")
         output = torch.from_numpy(output)
         if self.graph == "deepness":  # probabilities: their logarithm is a logit whose softmax they are
             output = output.clamp_min(torch.finfo(torch.float32).tiny).log()
@@ -203,14 +199,45 @@ def _read(path: Path) -> tuple[Any, ModelSpec]:
                               "checkpoint with `rs-effnet export CHECKPOINT model.onnx`")
     try:
         spec = ModelSpec.from_dict(json.loads(metadata[SPEC_KEY]))
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{path} has an unreadable {SPEC_KEY} metadata entry ({e}); re-export it") from None
+    except (ValueError, TypeError, RecursionError) as e:
+        raise CheckpointError(f"{path} has an unreadable {SPEC_KEY} metadata entry ({str(e)[:200]}); re-export it") \
+            from None
+    _divisor(metadata, path)
+    _check_graph(proto, spec, path)
     external = _check_external_data(proto, path)
     try:  # from the file where tensors live outside it, else the proto already read
         onnx.checker.check_model(str(path) if external else proto)
     except Exception as e:  # onnx.checker.ValidationError and file errors for missing external data
         raise CheckpointError(f"{path} is not a valid ONNX model: {_first_line(e)}; re-export it") from None
     return proto, spec
+
+
+def _divisor(metadata: dict[str, str], path: Path) -> int:
+    """The total stride the metadata declares (32 when absent): an integer >= 1, which sizes are padded to."""
+    try:
+        divisor = int(metadata.get(DIVISOR_KEY, 32))
+    except ValueError:
+        divisor = 0
+    if not 1 <= divisor <= 1024:
+        raise CheckpointError(f"{path} has a damaged {DIVISOR_KEY} metadata entry ({metadata[DIVISOR_KEY][:20]!r}: "
+                              "the network's total stride, e.g. 32); re-export it with `rs-effnet export`")
+    return divisor
+
+
+def _check_graph(proto: Any, spec: ModelSpec, path: Path) -> None:
+    """Refuse metadata that the graph contradicts: input bands, output classes (where the graph fixes them)."""
+    def dims(values: Any) -> list[int | None]:
+        shape = values[0].type.tensor_type.shape.dim if len(values) else []
+        return [d.dim_value if d.HasField("dim_value") else None for d in shape]
+
+    image = dims([v for v in proto.graph.input if v.name == INPUT] or proto.graph.input)
+    logits = dims(proto.graph.output)  # "logits", or a Deepness graph's "probabilities"
+    if (image and len(image) != 4) or (len(image) == 4 and image[1] not in (None, spec.in_channels)):
+        raise CheckpointError(f"{path} takes inputs of shape {image} but its metadata says {spec.in_channels} "
+                              "bands (N x C x H x W); re-export it with `rs-effnet export`")
+    if (logits and len(logits) != 4) or (len(logits) == 4 and logits[1] not in (None, spec.num_classes)):
+        raise CheckpointError(f"{path} computes logits of shape {logits} but its metadata names {spec.num_classes} "
+                              f"classes ({', '.join(spec.classes)[:100]}); re-export it with `rs-effnet export`")
 
 
 def _check_external_data(proto: Any, path: Path) -> bool:

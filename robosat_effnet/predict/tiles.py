@@ -45,7 +45,8 @@ class BufferedTiles(Dataset):
     """
 
     def __init__(self, files: dict[mercantile.Tile, Path], tiles: Sequence[mercantile.Tile], border: int,
-                 spec: ModelSpec, bands: Sequence[int] | None = None, cache_size: int = 64):
+                 spec: ModelSpec, bands: Sequence[int] | None = None, cache_size: int = 64,
+                 bands_option: str | None = None):
         self.files = files
         self.tiles = list(tiles)
         self.border = border
@@ -54,6 +55,7 @@ class BufferedTiles(Dataset):
         self.in_channels = spec.in_channels
         self.bands = list(bands) if bands else spec.bands
         self.cache_size = cache_size
+        self.bands_option = bands_option  # the option that picks bands, named in advice; None: the caller has none
         self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
@@ -65,15 +67,18 @@ class BufferedTiles(Dataset):
             self._cache.move_to_end(path)
             return self._cache[path]
         image = read_image(path)
-        if self.bands and max(self.bands) > image.shape[-1]:
-            raise ConfigError(f"tile {path} has {image.shape[-1]} band(s) but bands {self.bands} asks for band "
-                              f"{max(self.bands)}; fix --bands")
+        found, option = image.shape[-1], self.bands_option
+        if self.bands and max(self.bands) > found:
+            fix = f"fix {option}" if option else "use tiles with the bands the model was trained on"
+            raise ConfigError(f"tile {path} has {found} band(s) but bands {self.bands} asks for band "
+                              f"{max(self.bands)}; {fix}")
         image = select_bands(image, self.bands)
         if image.shape[-1] != self.in_channels:
-            raise ConfigError(
-                f"tile {path} has {image.shape[-1]} bands but the checkpoint expects {self.in_channels}; "
-                "pick them with --bands, e.g. --bands 1,2,3"
-            )
+            example = ",".join(str(b) for b in range(1, self.in_channels + 1))
+            fix = f"pick {self.in_channels} with {option}, e.g. {option} {example}" if option and \
+                found >= self.in_channels else f"use tiles with the {self.in_channels} bands the model was trained on"
+            raise ConfigError(f"tile {path} has {image.shape[-1]} bands but the checkpoint expects "
+                              f"{self.in_channels}; {fix}")
         self._cache[path] = image
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -154,7 +159,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
     result.skipped = len(share) - len(todo)
     # Columns in blocks of 8, rows inside: a tile's neighbours are read close together (cache hits).
     todo.sort(key=lambda t: (t.z, t.x // 8, t.y, t.x))
-    dataset = BufferedTiles(files, todo, border, spec, bands)
+    dataset = BufferedTiles(files, todo, border, spec, bands, bands_option="--bands")
     for tile in todo[:8]:  # a wrong band count fails here, before anything is written
         try:
             dataset.read(files[tile])

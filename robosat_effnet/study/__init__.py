@@ -24,10 +24,12 @@ from tqdm import tqdm
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.outputs import sweep_temp
 from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
 from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
 from robosat_effnet.study.speed import measure
+from robosat_effnet.training.loop import resolve_device
 
 __all__ = ["run_study"]
 
@@ -66,6 +68,8 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
     if not isinstance(model_cfg, ModelConfig):
         model_cfg = load_model_config(model_cfg)
     model_cfg = apply_overrides(model_cfg, epochs=epochs)
+    if device is None:  # once for the whole study: model.toml's `cuda = true` without a GPU warns once, naming it
+        device = str(resolve_device(None, model_cfg.cuda, model_cfg.source))
     keys = plan(backbones, seeds, [_weights(w) for w in weights] if weights else [model_cfg.weights])
     out = Path(out)
     _check_outside(out, Path(dataset_cfg.dataset))
@@ -73,6 +77,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
         run_config(model_cfg, key, out / key.name)
     check_or_create(out, dataset_cfg, model_cfg)
     with study_lock(out):
+        sweep_temp(out, recursive=True)  # what a killed study left half-written (results, records, checkpoints)
         trained, skipped = [], []
         bar = tqdm(keys, desc="study", unit="run", disable=not progress, delay=0.1)
         for key in bar:

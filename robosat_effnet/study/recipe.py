@@ -90,8 +90,8 @@ def check_or_create(out: Path, dataset_cfg: DatasetConfig, model_cfg: ModelConfi
             recorded = json.loads(path.read_text())
             if recorded.get("format") != FORMAT:
                 raise ValueError("not a study file")
-        except (OSError, ValueError, AttributeError) as e:
-            raise ConfigError(f"{path} is not a readable study record ({e}); use a new --out, "
+        except (OSError, ValueError, AttributeError, RecursionError) as e:
+            raise ConfigError(f"{path} is not a readable study record ({str(e)[:200]}); use a new --out, "
                               f"e.g. --out {fresh_name(out)}") from None
         differences = _differences(recorded.get("recipe", {}), wanted)
         if differences:
@@ -162,7 +162,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """A run's small JSON record, or None when it is absent or unreadable (then the step is redone)."""
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested hundreds deep: not one of ours either
         return None
 
 

@@ -76,9 +76,11 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
         model_cfg = load_model_config(model_cfg)
     device = resolve_device(device, model_cfg.cuda, model_cfg.source)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(model_cfg.checkpoint)
-    # Before any long work (and on every rank, so all fail alike): never inside the data, never two runs mixed.
-    check_separate([folder], [dataset_cfg.dataset / split / name for split in SPLITS
-                              for name in (*dataset_cfg.images, dataset_cfg.labels)])
+    # Before any long work (and on every rank, so all fail alike): never inside the data (the dataset folder, not
+    # only its tiles: it is the data's, and the next `rasterize` or `tile` there would meet checkpoints), never two
+    # runs mixed.
+    check_separate([folder], [dataset_cfg.dataset, *(dataset_cfg.dataset / split / name for split in SPLITS
+                                                     for name in (*dataset_cfg.images, dataset_cfg.labels))])
     weights = model_cfg.weights if model_cfg.weights and str(model_cfg.weights).lower() not in ("imagenet", "none") \
         else None
     replaced = claim_run_folder(folder, resume=resume, overwrite=overwrite, keep=(weights,))
