@@ -266,6 +266,9 @@ MUTANTS = [
     Mutant("hostile: error glued to a progress bar", "robosat_effnet/cli/options.py",
            "        bar.close()\n", "        pass\n",
            ("tests/test_cli_reporting.py::test_an_error_after_a_progress_bar_starts_its_own_line",)),
+    Mutant("validate_every ignored", "robosat_effnet/training/loop.py",
+           "validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs", "validated = True",
+           ("tests/test_train_wiring.py::test_validate_every_scores_only_those_epochs_and_the_last",)),
 ]
 
 

@@ -139,6 +139,27 @@ def test_best_is_the_epoch_of_highest_validation_miou(tmp_path, monkeypatch):
     assert torch.load(result["last"], weights_only=True)["best_epoch"] == 2
 
 
+def test_validate_every_scores_only_those_epochs_and_the_last(tmp_path, monkeypatch):
+    """Epochs 2, 4 and the last (5) are validated; the others leave NaN and cannot become best.pth."""
+    scripted = iter([(0.5, [[50, 50], [50, 50]]), (0.4, [[90, 10], [10, 90]]), (0.3, [[70, 30], [30, 70]])])
+    calls = []
+
+    def evaluate(self, *args, **kwargs):
+        calls.append(1)
+        loss, confusion = next(scripted)
+        return loss, torch.tensor(confusion)
+
+    monkeypatch.setattr(Engine, "evaluate", evaluate)
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={"epochs": 5, "batch_size": 2,
+                                                                      "validate_every": 2})
+    result = train(data.dataset_toml, data.model_toml, device="cpu", progress=False)
+    losses = [row["val_loss"] for row in result["history"]]
+    assert len(calls) == 3 and losses[1::2] == [0.5, 0.4] and losses[4] == 0.3
+    assert all(np.isnan(losses[i]) and np.isnan(result["history"][i]["val_miou"]) for i in (0, 2))
+    assert result["best_epoch"] == 4
+    assert (tmp_path / "checkpoints" / "history.csv").read_text().count("nan") > 0
+
+
 def test_precision_bf16_runs_the_forward_pass_in_bfloat16(tmp_path):
     data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={**TINY, "precision": "bf16"})
     run = make_run(data)

@@ -26,7 +26,7 @@ FORMAT = "rs-effnet-study"
 STUDY_FILE, LOCK_FILE = "study.json", ".study.lock"
 # What a study varies, and settings that change how fast a run goes, not what it learns.
 VARIED = ("backbone", "seed", "weights")
-NOT_RECIPE = ("checkpoint", "source", "workers", "cuda")
+NOT_RECIPE = ("checkpoint", "source", "workers", "cuda", "validate_every")
 
 
 @dataclass(frozen=True)

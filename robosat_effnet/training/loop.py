@@ -195,18 +195,23 @@ class _Run:
                                                            self.criterion, optimizer, scheduler, scaler,
                                                            desc=f"epoch {epoch + 1}/{cfg.epochs}")
             train_scores = scores(confusion, self.data.classes)
-            val_loss, confusion = engine.evaluate(model, self._loader(self.val_set, 0, False), self.criterion)
-            metrics = {**scores(confusion, self.data.classes), "confusion": confusion.tolist()}
-            row = _history_row(epoch + 1, scheduler.get_last_lr()[0], train_loss, train_scores, val_loss, metrics,
-                               time.perf_counter() - began)
+            # A large validation split scored every epoch can cost more than the training: `validate_every`.
+            validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs
+            if validated:
+                val_loss, confusion = engine.evaluate(model, self._loader(self.val_set, 0, False), self.criterion)
+                metrics = {**scores(confusion, self.data.classes), "confusion": confusion.tolist()}
+            row = _history_row(epoch + 1, scheduler.get_last_lr()[0], train_loss, train_scores,
+                               val_loss if validated else math.nan, metrics if validated else None,
+                               time.perf_counter() - began, self.data.classes)
             history.append(row)
-            if _better(metrics["miou"], best[0]):
+            if validated and _better(metrics["miou"], best[0]):
                 best = (metrics["miou"], epoch + 1)
             if info.is_main:
                 self._save(folder, model, optimizer, scheduler, scaler, epoch, metrics, history, best)
             if self.progress:
-                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                           f"val mIoU {metrics['miou']:.4f}, MCC {metrics['mcc']:.4f}")
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, " + (
+                    f"val loss {val_loss:.4f}, val mIoU {metrics['miou']:.4f}, MCC {metrics['mcc']:.4f}" if validated
+                    else f"not validated (every {cfg.validate_every} epochs)"))
         return {"best_miou": best[0], "best_epoch": best[1], "epochs_done": max(start, end),
                 "checkpoint_dir": folder, "best": folder / "best.pth", "last": folder / "last.pth",
                 "history_path": folder / "history.csv", "history": history, "metrics": metrics}
@@ -274,12 +279,16 @@ def _param_groups(model: nn.Module, weight_decay: float, lr: float,
             for part, part_lr in parts for decay in (True, False)]
 
 
-def _history_row(epoch: int, lr: float, train_loss: float, train_scores: dict, val_loss: float, val: dict,
-                 seconds: float) -> dict[str, Any]:
+def _history_row(epoch: int, lr: float, train_loss: float, train_scores: dict, val_loss: float, val: dict | None,
+                 seconds: float, classes: list[str]) -> dict[str, Any]:
+    """One history.csv row; `val` None (an epoch not validated) leaves the validation columns NaN."""
+    nan = {"miou": math.nan, "mcc": math.nan, "accuracy": math.nan} | {k: [math.nan] * len(classes)
+                                                                        for k in ("iou", "precision", "recall")}
+    val = val or nan
     row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_miou": train_scores["miou"],
            "val_loss": val_loss, "val_miou": val["miou"], "val_mcc": val["mcc"], "val_accuracy": val["accuracy"]}
     for key in ("iou", "precision", "recall"):
-        row.update({f"val_{key}_{name}": value for name, value in zip(val["classes"], val[key], strict=True)})
+        row.update({f"val_{key}_{name}": value for name, value in zip(classes, val[key], strict=True)})
     row["seconds"] = round(seconds, 3)
     return row
 
