@@ -1,7 +1,8 @@
 """docs/recipe-buildings.md end to end on a few real Kampala tiles: rasterize, weights, train, eval,
-predict, features, and tile + predict on a GeoTIFF chip. Small and short (4 training tiles, 10 epochs at the
-tiles' own 256 px) on purpose, yet long enough that the model finds buildings on tiles it has not seen, so the
-outlines at the end are real: they must overlap the published building outlines."""
+predict, features, and tile + predict on a GeoTIFF chip, from pretrained Lite0 as the recipe says. Small and
+short (4 training tiles, 6 epochs at the tiles' own 256 px) on purpose, yet long enough that the model finds
+buildings on tiles it has not seen, so the outlines at the end are real: they must overlap the published
+building outlines."""
 
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def recipe() -> None:
     Path("dataset.toml").write_text('[common]\ndataset = "buildings"\nclasses = ["background", "building"]\n'
                                     'colors = ["denim", "orange"]\n')
     Path("model.toml").write_text('[common]\ncuda = false\nbatch_size = 2\nimage_size = 256\n'
-                                  'checkpoint = "checkpoints"\nbackbone = "efficientnet-b0"\nworkers = 0\n'
-                                  '[opt]\nepochs = 10\nlr = 0.003\nloss = "CrossEntropy"\n')
+                                  'checkpoint = "checkpoints"\nbackbone = "efficientnet-lite0"\nweights = "imagenet"\n'
+                                  'workers = 0\n[opt]\nepochs = 6\nlr = 0.001\nloss = "Lovasz"\n')
     labels = DATA / "kampala" / "labels.geojson"
     for split in ("training", "validation"):
         run("rasterize", labels, f"buildings/{split}/labels", "--tiles", f"buildings/{split}/images",
@@ -74,7 +75,7 @@ def recipe() -> None:
         "--json", "eval.json", "--device", "cpu", "-q")
     scores = json.loads(Path("eval.json").read_text())
     assert scores["tiles"] == 2 and len(scores["iou"]) == 2
-    assert scores["iou"][1] > 0.2  # buildings found on unseen tiles (predicting all background scores 0)
+    assert scores["iou"][1] > 0.3  # buildings found on unseen tiles (predicting all background scores 0)
 
     run("predict", "buildings/validation/images", "masks", "--checkpoint", best, "--device", "cpu", "--quiet")
     assert set(tile_files("masks")) == set(val)
