@@ -82,8 +82,8 @@ def packaged_weights(backbone: str) -> dict[str, torch.Tensor]:
 def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torch.Tensor]:
     """Resolve `weights` ("imagenet" or a path) to a raw state dict (any supported layout)."""
     if str(weights).lower() == "imagenet":
-        return packaged_weights(backbone) if backbone in PACKAGED or backbone in TIMM_NAMES and \
-            backbone not in TORCHVISION_ENUMS else download_imagenet(backbone)
+        # torchvision publishes B0-B7, V2 and ResNet50; the others come as packages or not at all (the error says)
+        return download_imagenet(backbone) if backbone in TORCHVISION_ENUMS else packaged_weights(backbone)
     path = Path(weights)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist; pass 'imagenet', a torchvision .pth or a checkpoint")
@@ -91,24 +91,35 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     if isinstance(data, dict) and data.get("format") == "robosat_effnet":
         return {k.removeprefix("encoder."): v for k, v in data["model"].items() if k.startswith("encoder.")}
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise WeightsError(f"{path} holds no state dict of tensors; pass a torchvision .pth or a checkpoint")
+        raise WeightsError(f"{path} holds no state dict of tensors; pass a torchvision, timm or efficientnet_pytorch "
+                           "state dict, or a checkpoint")
     return data
 
 
 def load_decoder(decoder: nn.Module, weights: str | os.PathLike) -> bool:
     """Load a checkpoint's decoder into `decoder` when it has exactly its parameters (same decoder type, widths
     and classes); returns whether it did. Other weights files, and checkpoints of another decoder, leave it as is."""
-    path = Path(weights)
-    data = _read(path) if path.is_file() and path.suffix != ".safetensors" else None
-    if not (isinstance(data, dict) and data.get("format") == "robosat_effnet" and isinstance(data.get("model"), dict)):
+    data = _checkpoint(weights)
+    if data is None:
         return False
     state = {k.removeprefix("decoder."): v for k, v in data["model"].items() if k.startswith("decoder.")}
     own = decoder.state_dict()
     if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
-        log.info("%s: its decoder does not fit (another decoder, widths or classes); the decoder starts afresh", path)
+        log.info("%s: its decoder does not fit (another decoder, widths or classes); the decoder starts afresh",
+                 weights)
         return False
     decoder.load_state_dict(state)
     return True
+
+
+def _checkpoint(weights: str | os.PathLike | None) -> dict[str, Any] | None:
+    """The contents of `weights` when it is a checkpoint written by this package, else None."""
+    path = Path(weights) if weights is not None and str(weights).lower() != "imagenet" else None
+    if path is None or not path.is_file() or path.suffix == ".safetensors":
+        return None
+    data = _read(path)
+    ours = isinstance(data, dict) and data.get("format") == "robosat_effnet" and isinstance(data.get("model"), dict)
+    return data if ours else None
 
 
 def _read(path: Path, what: str | None = None) -> Any:
@@ -138,13 +149,9 @@ def normalisation(backbone: str, weights: str | os.PathLike | None) -> tuple[lis
     (packaged, timm's or efficientnet_pytorch's) TensorFlow's (x - 127) / 128; everything else, and training
     from scratch, ImageNet's statistics.
     """
-    if weights is not None and str(weights).lower() != "imagenet":
-        path = Path(weights)
-        data = _read(path) if path.is_file() and path.suffix != ".safetensors" else None
-        if isinstance(data, dict) and data.get("format") == "robosat_effnet" and isinstance(data.get("spec"), dict):
-            spec = data["spec"]
-            if isinstance(spec.get("mean"), list) and isinstance(spec.get("std"), list):
-                return list(spec["mean"]), list(spec["std"])
+    spec = (_checkpoint(weights) or {}).get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("mean"), list) and isinstance(spec.get("std"), list):
+        return list(spec["mean"]), list(spec["std"])
     if weights is not None and backbone.startswith("efficientnet-lite"):
         return list(LITE_NORMALISATION[0]), list(LITE_NORMALISATION[1])
     return list(IMAGENET_NORMALISATION[0]), list(IMAGENET_NORMALISATION[1])
