@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from conftest import randomise_batchnorm, relative_error
 from robosat_effnet import build_encoder, efficientnet
 from robosat_effnet.errors import ConfigError, UnknownNameError
-from robosat_effnet.models.efficientnet import VARIANTS, compound_scaling, round_channels
+from robosat_effnet.models.scaling import VARIANTS, compound_scaling, round_channels
 
 VARIANT_NAMES = [f"b{i}" for i in range(8)]  # torchvision's; B8, L2 and Lite are tested against timm
 # Table 2 of Tan & Le (2019): parameters (millions) and FLOPs (billions of multiply-adds).

@@ -12,7 +12,8 @@ import torch
 from conftest import randomise_batchnorm, relative_error
 from robosat_effnet import build_encoder, build_model, efficientnet
 from robosat_effnet.errors import WeightsError
-from robosat_effnet.models.efficientnet import VARIANTS, SamePad, scaling_for
+from robosat_effnet.models.efficientnet import SamePad
+from robosat_effnet.models.scaling import VARIANTS, scaling_for
 from robosat_effnet.models.weights import LITE_NORMALISATION, normalisation
 
 timm = pytest.importorskip("timm", reason="timm (part of the [test] extra) is the reference implementation")

@@ -18,8 +18,9 @@ from robosat_effnet.config import load_dataset_config
 from robosat_effnet.models import build_model
 from robosat_effnet.training.datasets import SegmentationTiles, find_samples
 from robosat_effnet.training.history import read_csv
-from robosat_effnet.training.loop import lr_factor, train
+from robosat_effnet.training.loop import train
 from robosat_effnet.training.metrics import confusion_matrix, scores
+from robosat_effnet.training.optim import lr_factor
 
 ROOT = Path(__file__).parents[1]
 

@@ -14,13 +14,7 @@ from torch import nn
 
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.models import weights as _weights
-from robosat_effnet.models.efficientnet import (
-    VARIANTS,
-    EfficientNet,
-    EfficientNetEncoder,
-    compound_scaling,
-    scaling_for,
-)
+from robosat_effnet.models.efficientnet import EfficientNet, EfficientNetEncoder
 from robosat_effnet.models.efficientnet_v2 import (
     V2_VARIANTS,
     EfficientNetV2,
@@ -30,6 +24,7 @@ from robosat_effnet.models.efficientnet_v2 import (
 )
 from robosat_effnet.models.fpn import FPNDecoder
 from robosat_effnet.models.resnet import ResNetEncoder
+from robosat_effnet.models.scaling import VARIANTS, compound_scaling, scaling_for
 from robosat_effnet.models.segmentation import SegmentationModel
 from robosat_effnet.models.unet import UNET_CHANNELS, UNET_LITE_CHANNELS, UNetDecoder
 

@@ -9,8 +9,8 @@ epochs (default 1) and after the last, `best.pth` (highest validation mIoU), `hi
 `history.png`. A checkpoint holds the model spec, weights, optimizer, scheduler, AMP scaler, RNG states,
 metrics and the configs, and loads with `torch.load(weights_only=True)`; `resume=` continues from one
 exactly where it stopped.
-The batches themselves run in robosat_effnet.training.engine; torchrun/DDP plumbing is in
-robosat_effnet.training.distributed.
+The batches themselves run in robosat_effnet.training.engine, the parameter groups and the schedule are
+robosat_effnet.training.optim's; torchrun/DDP plumbing is in robosat_effnet.training.distributed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from robosat_effnet.training.engine import Engine
 from robosat_effnet.training.history import plot, write_csv
 from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.training.metrics import scores
+from robosat_effnet.training.optim import lr_factor, param_groups
 from robosat_effnet.training.rng import get_rng_state, set_rng_state
 
 log = logging.getLogger("robosat_effnet")
@@ -113,14 +114,6 @@ def resolve_device(requested: str | torch.device | None, cuda: bool | None,
     return torch.device("cpu")
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Learning-rate multiplier at `step`: linear warm-up over `warmup` steps, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 class _Run:
     """One training run's state; `fit` is the whole loop."""
 
@@ -160,7 +153,7 @@ class _Run:
                             weights=None if state else cfg.weights, output_stride=self.spec.output_stride,
                             decoder_channels=self.spec.decoder_channels)
         model = model.to(self.device, memory_format=torch.channels_last if self.cuda else torch.preserve_format)
-        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay, cfg.lr, cfg.encoder_lr), lr=cfg.lr,
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.lr, cfg.encoder_lr), lr=cfg.lr,
                                       foreach=True)
         steps = self._steps_per_epoch()
         total, warmup = steps * cfg.epochs, min(round(cfg.warmup * steps), steps * cfg.epochs // 2)
@@ -267,16 +260,6 @@ class _Run:
         return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=training and sampler is None,
                           sampler=sampler, generator=generator, num_workers=self.cfg.workers,
                           pin_memory=self.cuda, drop_last=training and per_rank >= self.cfg.batch_size)
-
-
-def _param_groups(model: nn.Module, weight_decay: float, lr: float,
-                  encoder_lr: float | None = None) -> list[dict[str, Any]]:
-    # Weight decay on norm scales and biases only shrinks them towards zero; decay the weights only. A pretrained
-    # encoder may learn more slowly than the new decoder (`encoder_lr`), so that its features are adapted, not lost.
-    parts = [(model, lr)] if encoder_lr in (None, lr) else [(model.encoder, encoder_lr), (model.decoder, lr)]
-    return [{"params": [p for p in part.parameters() if p.requires_grad and (p.ndim > 1) == decay],
-             "weight_decay": weight_decay if decay else 0.0, "lr": part_lr}
-            for part, part_lr in parts for decay in (True, False)]
 
 
 def _history_row(epoch: int, lr: float, train_loss: float, train_scores: dict, val_loss: float, val: dict | None,
