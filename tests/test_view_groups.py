@@ -121,7 +121,8 @@ def _shot(tmp_path: Path, images: Path, masks: Path, **options) -> np.ndarray:
     return pixels[60: height - 60, 60: width - 200]  # the map, clear of the zoom buttons and panels
 
 
-@pytest.mark.skipif(chromium() is None or not PARKING.is_dir(), reason=SKIP_REASON + " (and ../shared/data)")
+@pytest.mark.skipif(chromium() is None or not PARKING.is_dir(),
+                    reason=SKIP_REASON if chromium() is None else "robosat's parking fixtures (../shared/) are absent")
 def test_scattered_fixtures_open_on_imagery_and_masks(tmp_path):
     """robosat's parking tiles: three neighbours and one 150 km away. The page used to open on the empty
     middle; it opens on the three, with their imagery and mask. A file's own `match` property is text only."""
