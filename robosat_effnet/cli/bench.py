@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from robosat_effnet.cli.options import PRECISIONS, device_option, reports_errors
@@ -69,7 +67,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     from robosat_effnet import bench
     from robosat_effnet.bench.calibration import flush_denormal_enabled
     from robosat_effnet.errors import ConfigError, OutputError
-    from robosat_effnet.outputs import check_writable, claim_file, sweep_temp
+    from robosat_effnet.outputs import claim_output
     from robosat_effnet.predict.engine import resolve_device
 
     # Every argument is checked before the first timing: a bad one is a usage error, not minutes lost.
@@ -90,8 +88,7 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
         raise click.BadParameter(str(e), param_hint="--models") from None
     if markdown_path:
         try:
-            claim_file(markdown_path, "bench")
-            sweep_temp(check_writable(Path(markdown_path).parent, create=False), target=markdown_path)
+            claim_output(markdown_path, "bench")
         except OutputError as e:
             raise click.BadParameter(str(e), param_hint="--markdown") from None
     saved = torch.get_num_threads(), flush_denormal_enabled()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -45,12 +44,11 @@ def cli(checkpoint, images, labels, json_path, batch_size, device, precision, wo
     """
     from robosat_effnet.evaluation.evaluate import evaluate, format_table, to_json
     from robosat_effnet.io import atomic_path
-    from robosat_effnet.outputs import check_separate, check_writable, claim_file, mark, sweep_temp, writing
+    from robosat_effnet.outputs import check_separate, claim_output, mark, writing
 
     if json_path:  # before the long work: never over an input, never onto a read-only or full disk
         check_separate([json_path], [images, labels, checkpoint])
-        claim_file(json_path, "eval")  # new, or an earlier eval's: never somebody's file
-        sweep_temp(check_writable(Path(json_path).parent, create=False), target=json_path)
+        claim_output(json_path, "eval")  # new, or an earlier eval's: never somebody's file
     result = evaluate(checkpoint, images, labels, batch_size=batch_size or 8, device=device, workers=workers or 0,
                       progress=not quiet, match_iou=match_iou, min_area=min_area, precision=precision)
     click.echo(format_table(result))

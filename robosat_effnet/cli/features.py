@@ -100,7 +100,7 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
     from robosat_effnet.geo.features import mask_features
     from robosat_effnet.geo.output import check_output, write_features
     from robosat_effnet.geo.split import touching_index
-    from robosat_effnet.outputs import check_separate, check_writable, sweep_temp
+    from robosat_effnet.outputs import check_separate
 
     all_classes, source = mask_classes(masks, dataset)  # --dataset, else the masks' record, else ./dataset.toml
     classes = resolve_classes(names, all_classes, source)
@@ -117,8 +117,7 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
 
         folders = dict(probability_dirs(probs, all_classes or ["background", "foreground"]))
         probabilities = {index: folders[index] for index in classes if index in folders}
-    check_separate([out], [masks, source, probs])  # before the long work: never over an input, nor a read-only disk
-    sweep_temp(check_writable(Path(out).parent, create=False), target=out)
+    check_separate([out], [masks, source, probs])  # before the long work: never over an input
     report = mask_features(masks, classes, min_area=min_area, simplify=simplify, zoom=zoom, progress=not quiet,
                            touching=touching, regularize=regularize, tolerance=tolerance, diagonals=diagonals,
                            probabilities=probabilities)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -40,7 +39,7 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
     from robosat_effnet.evaluation.score import format_table, score_files
     from robosat_effnet.evaluation.vectors import polygon_area, tiles_area
     from robosat_effnet.io import atomic_path
-    from robosat_effnet.outputs import check_separate, check_writable, claim_file, mark, sweep_temp, writing
+    from robosat_effnet.outputs import check_separate, claim_output, mark, writing
 
     show_warnings()
     if tiles is not None and area is not None:
@@ -48,8 +47,7 @@ def cli(pred, truth, match_iou, min_area, tiles, area, class_name, class_propert
     if json_path is not None:
         try:
             check_separate([json_path], [pred, truth, area, tiles])
-            claim_file(json_path, "score")
-            sweep_temp(check_writable(Path(json_path).parent, create=False), target=json_path)  # and dead temp files
+            claim_output(json_path, "score")  # and the dead temp files a killed score left beside it
         except OutputError as e:  # an input or somebody's file would be overwritten: a usage error
             raise click.BadParameter(str(e), param_hint="--json") from None
     region = tiles_area(tiles) if tiles is not None else polygon_area(area) if area is not None else None

@@ -65,7 +65,8 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
     if len(array):
         from robosat_effnet.geo.geojson import check_finite, check_lonlat
 
-        check_finite(array, path, index)  # GeoJSON's are checked as read; other formats' here
+        if path.suffix.lower() not in GEOJSON:  # GeoJSON's coordinates were checked as read (polygon_shape)
+            check_finite(array, path, index)
         declared = CRS.from_user_input(crs)
         if declared.is_geographic:
             check_lonlat(array, path, declared.to_string())

@@ -14,7 +14,7 @@ from pathlib import Path
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.geo.features import Feature, properties, write_geojson
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_writable, claim_file, mark_text, write_error, writing
+from robosat_effnet.outputs import claim_output, mark_text, write_error, writing
 
 
 def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
@@ -69,8 +69,7 @@ def check_output(path: str | os.PathLike) -> None:
         require("a .gpkg output")
     if path.is_dir():
         raise ConfigError(f"output {path} is a folder; name a file, e.g. {path / 'buildings.geojson'}")
-    check_writable(path.parent, create=False)
-    claim_file(path, "features")  # new, or one `features` wrote: never somebody's file
+    claim_output(path, "features")  # new, or one `features` wrote: never somebody's file
 
 
 def write_features(path: str | os.PathLike, features: list[Feature]) -> Path:

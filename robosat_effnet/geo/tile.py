@@ -20,7 +20,7 @@ import numpy as np
 
 from robosat_effnet.errors import ConfigError, RasterError, TooManyTilesError
 from robosat_effnet.io import atomic_path, write_image
-from robosat_effnet.limits import MAX_TILE_SIZE
+from robosat_effnet.limits import MAX_TILE_SIZE, MAX_ZOOM
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles, writing
 from robosat_effnet.tiles import tile_path, write_tiles_csv
 
@@ -122,9 +122,9 @@ def tile_geotiff(
         resampling_method = Resampling[resampling]
     except KeyError:
         raise ConfigError(f"unknown resampling {resampling!r}; use e.g. nearest, bilinear, cubic, lanczos") from None
-    if not 0 < size <= MAX_TILE_SIZE or zoom < 0 or zoom > 30:
+    if not 0 < size <= MAX_TILE_SIZE or not 0 <= zoom <= MAX_ZOOM:
         raise ConfigError(f"tile size {size} / zoom {zoom} out of range; use a size of 1..{MAX_TILE_SIZE} px and a "
-                          "zoom in 0..30")
+                          f"zoom in 0..{MAX_ZOOM}")
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as e:

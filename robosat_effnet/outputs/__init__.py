@@ -5,6 +5,7 @@
     claim_run_folder(folder, resume=..., overwrite=...)   # `train`: never two runs in one folder
     check_writable(out)                              # a read-only / full disk fails before long work
     claim_file(out.json, "score")                   # a single file: new, or one this command wrote (its mark)
+    claim_output(out.json, "score")                 # claim_file, a writable folder, dead temp files swept
     plain_file(out)                                  # no link, folder, device or pipe where a file goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
@@ -19,6 +20,7 @@ from robosat_effnet.outputs.checks import (
     check_separate,
     check_writable,
     claim_file,
+    claim_output,
     mark,
     mark_text,
     plain_file,
@@ -55,6 +57,7 @@ __all__ = [
     "check_separate",
     "check_writable",
     "claim_file",
+    "claim_output",
     "claim_folder",
     "claim_run_folder",
     "file_digest",

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from robosat_effnet.errors import OutputError
-from robosat_effnet.outputs.temp import temp_path
+from robosat_effnet.outputs.temp import sweep_temp, temp_path
 
 
 def check_separate(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
@@ -131,6 +131,14 @@ def claim_file(path: str | os.PathLike, command: str) -> Path:
     if not _marked(path, command):
         raise OutputError(f"output {path} exists and was not written by rs-effnet {command}; refusing to replace "
                           "it: name a new file, or remove it first")
+    return path
+
+
+def claim_output(path: str | os.PathLike, command: str) -> Path:
+    """Before any work on a single-file output: `claim_file`, then its folder writable (not created), then the
+    temp files a killed run of this output left beside it removed. OutputError naming what is wrong."""
+    path = claim_file(path, command)
+    sweep_temp(check_writable(path.parent, create=False), target=path)
     return path
 
 
