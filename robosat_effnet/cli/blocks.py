@@ -20,17 +20,21 @@ from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
               "TILES holds several).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the random draw of blocks.")
+@click.option("--probs", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The folder `rs-effnet predict --probs` wrote for TILES: take the blocks the model is least sure "
+              "of (highest mean entropy) instead of random ones.")
 @click.option("--overwrite", is_flag=True, help="Replace what OUT holds (another split, or files blocks did not "
               "write).")
 @reports_errors
-def cli(tiles: Path, out: Path, fraction: float, levels: int, zoom: int | None, seed: int, overwrite: bool) -> None:
+def cli(tiles: Path, out: Path, fraction: float, levels: int, zoom: int | None, seed: int, probs: Path | None,
+        overwrite: bool) -> None:
     """Split the tiles of TILES (a slippy-map folder, or robosat's tiles.csv) into blocks of neighbouring tiles.
 
     Writes OUT/local.csv (whole blocks holding at least --fraction of the tiles: label these, and fine-tune on
     them) and OUT/rest.csv (every other tile: what the model maps, and where it is scored), both robosat's
-    x,y,z rows.
+    x,y,z rows. Blocks are drawn at random by --seed, or, with --probs, the ones a model is least sure of first.
     """
-    from robosat_effnet.geo.blocks import pick_blocks
+    from robosat_effnet.geo.blocks import pick_blocks, uncertainty
     from robosat_effnet.outputs import check_separate, claim_folder, make_record, writing
     from robosat_effnet.tiles import read_tiles_csv, tile_files, write_tiles_csv
 
@@ -39,9 +43,10 @@ def cli(tiles: Path, out: Path, fraction: float, levels: int, zoom: int | None, 
     if not found:
         raise click.BadParameter(f"{tiles} holds no z/x/y tiles{f' at zoom {zoom}' if zoom is not None else ''}",
                                  param_hint="TILES")
-    local, rest = pick_blocks(found, fraction, levels, seed)
-    check_separate([out], [tiles])
-    settings = {"fraction": fraction, "levels": levels, "seed": seed}
+    scores = uncertainty(probs, found) if probs is not None else None
+    local, rest = pick_blocks(found, fraction, levels, seed, scores)
+    check_separate([out], [tiles] + ([probs] if probs is not None else []))
+    settings = {"fraction": fraction, "levels": levels, "seed": seed} | ({"probs": str(probs)} if probs else {})
     claim_folder(out, make_record("blocks", tiles, settings), overwrite=overwrite)
     with writing(out):
         write_tiles_csv(out / "local.csv", local)
