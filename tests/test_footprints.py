@@ -206,6 +206,32 @@ def test_score_is_the_mean_probability_inside(tmp_path):
     assert "score" not in read_geojson(tmp_path / "p.geojson")[0]["properties"]
 
 
+def test_min_score_drops_the_outlines_the_model_doubts(tmp_path):
+    from robosat_effnet.io import read_label
+    from robosat_effnet.predict.writer import write_probability
+    from robosat_effnet.tiles import tile_files
+
+    corner = building_near_corner()
+    sure = affinity.translate(corner, xoff=-6, yoff=6)  # inside the north-western tile
+    doubtful = affinity.translate(corner, xoff=6, yoff=-6)  # inside the south-eastern one
+    masks = building_masks(tmp_path, [sure, doubtful])
+    west, north = min(t.x for t in tile_files(masks)), min(t.y for t in tile_files(masks))
+    for tile, path in tile_files(masks).items():
+        building = read_label(path) == 1
+        near_sure = (tile.x, tile.y) == (west, north)
+        write_probability(tmp_path / "probs" / str(tile.z) / str(tile.x) / f"{tile.y}.png",
+                          np.where(building, 230 if near_sure else 140, 10).astype(np.uint8))
+    features(masks, tmp_path / "all.geojson", "--class", "1", "--probs", tmp_path / "probs")
+    scores = sorted(f["properties"]["score"] for f in read_geojson(tmp_path / "all.geojson"))
+    assert 0.5 < scores[0] <= 140 / 255 < 0.7 < scores[1] <= 230 / 255  # edge pixels pull each mean down a little
+    result = CliRunner().invoke(main, ["features", str(masks), str(tmp_path / "kept.geojson"), "--class", "1",
+                                       "--probs", str(tmp_path / "probs"), "--min-score", "0.7", "-q"])
+    assert result.exit_code == 0 and "1 scored below 0.7 dropped" in result.output, result.output
+    (kept,) = read_geojson(tmp_path / "kept.geojson")
+    assert kept["properties"]["score"] == scores[1]
+    result = CliRunner().invoke(main, ["features", str(masks), str(tmp_path / "x.geojson"), "--min-score", "0.5"])
+    assert result.exit_code == 2 and "--probs" in result.output  # a score needs the probabilities
+
 def run_bad(*args) -> str:
     result = CliRunner().invoke(main, ["features", *map(str, args), "-q"])
     assert result.exit_code == 1, result.output

@@ -86,9 +86,12 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
               help="--regularize may keep 45-degree edges (without: only right angles).")
 @click.option("--probs", type=click.Path(exists=True, file_okay=False), default=None,
               help="Probability tiles (`predict --probs`) of the same tiles: adds each polygon's mean, `score`.")
+@click.option("--min-score", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
+              help="With --probs: drop polygons whose mean probability is below this (the model's doubt).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolerance, diagonals, probs, quiet):
+def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolerance, diagonals, probs, min_score,
+        quiet):
     """Polygonise the mask tiles in MASKS (z/x/y.png, any zoom) into OUT, lon/lat GeoJSON (.geojson) or
     GeoPackage (.gpkg).
 
@@ -102,6 +105,9 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
     from robosat_effnet.geo.split import touching_index
     from robosat_effnet.outputs import check_separate
 
+    if min_score > 0 and probs is None:
+        raise click.UsageError("--min-score needs --probs: the probability tiles `rs-effnet predict --probs` wrote "
+                               "for the same tiles")
     all_classes, source = mask_classes(masks, dataset)  # --dataset, else the masks' record, else ./dataset.toml
     classes = resolve_classes(names, all_classes, source)
     check_output(out)  # a known format, its libraries installed: before the long work
@@ -120,8 +126,9 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
     check_separate([out], [masks, source, probs])  # before the long work: never over an input
     report = mask_features(masks, classes, min_area=min_area, simplify=simplify, zoom=zoom, progress=not quiet,
                            touching=touching, regularize=regularize, tolerance=tolerance, diagonals=diagonals,
-                           probabilities=probabilities)
+                           probabilities=probabilities, min_score=min_score)
     write_features(out, report.features)
     counts = ", ".join(f"{sum(f.class_name == n for f in report.features)} {n}" for n in classes.values())
     click.echo(f"wrote {len(report.features)} features ({counts}) from {report.tiles} tiles to {out}"
-               + (f"; {report.dropped} below {min_area:g} m2 dropped" if report.dropped else ""))
+               + (f"; {report.dropped} below {min_area:g} m2 dropped" if report.dropped else "")
+               + (f"; {report.unsure} scored below {min_score:g} dropped" if report.unsure else ""))

@@ -48,6 +48,7 @@ class FeaturesReport:
     features: list[Feature] = field(default_factory=list)
     tiles: int = 0
     dropped: int = 0  # polygons below min_area
+    unsure: int = 0  # polygons whose score is below min_score
 
 
 def tile_polygons(mask: np.ndarray, tile: mercantile.Tile) -> tuple[list, list]:
@@ -140,6 +141,7 @@ def mask_features(
     tolerance: float | None = None,
     diagonals: bool = True,
     probabilities: dict[int, str | os.PathLike] | None = None,
+    min_score: float = 0.0,
 ) -> FeaturesReport:
     """Polygons of the classes {index: name} in a slippy-map folder of mask tiles, in lon/lat.
 
@@ -149,7 +151,8 @@ def mask_features(
     `touching`: the class index of the band between touching buildings (`geo.split`): blobs are split into one
     polygon per building. `regularize` squares each outline to its own axes (`geo.footprints`) with `tolerance`
     metres on the ground (None: 1.5 pixels of the finest zoom), with 45-degree edges if `diagonals`.
-    `probabilities` {class index: slippy-map folder of probability tiles} gives each feature a score.
+    `probabilities` {class index: slippy-map folder of probability tiles} gives each feature a score, and
+    `min_score` then drops the polygons the model is less sure of (a mean probability below it).
     """
     import shapely
     from pyproj import Geod, Transformer
@@ -204,6 +207,10 @@ def mask_features(
             for feature, score in zip(chosen, polygon_scores([f.geometry for f in chosen], folder, set(tiles)),
                                       strict=True):
                 feature.score = score
+        if min_score > 0:
+            kept = [f for f in report.features if f.score is None or f.score >= min_score]
+            report.unsure = len(report.features) - len(kept)
+            report.features = kept
     return report
 
 
