@@ -11,6 +11,7 @@ from robosat_effnet.cli.options import (
     batch_size_option,
     building_min_area_option,
     device_option,
+    mask_threshold_option,
     precision_option,
     reports_errors,
     workers_option,
@@ -32,9 +33,11 @@ from robosat_effnet.cli.options import (
 @click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
 @building_min_area_option
+@mask_threshold_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @reports_errors
-def cli(checkpoint, images, labels, json_path, batch_size, device, precision, workers, match_iou, min_area, quiet):
+def cli(checkpoint, images, labels, json_path, batch_size, device, precision, workers, match_iou, min_area, threshold,
+        quiet):
     """Score CHECKPOINT on IMAGES against LABELS (slippy maps of the same tiles).
 
     Prints per-class IoU, precision, recall, F1 and MCC (one class against the rest), then mIoU,
@@ -50,7 +53,8 @@ def cli(checkpoint, images, labels, json_path, batch_size, device, precision, wo
         check_separate([json_path], [images, labels, checkpoint])
         claim_output(json_path, "eval")  # new, or an earlier eval's: never somebody's file
     result = evaluate(checkpoint, images, labels, batch_size=batch_size or 8, device=device, workers=workers or 0,
-                      progress=not quiet, match_iou=match_iou, min_area=min_area, precision=precision)
+                      progress=not quiet, match_iou=match_iou, min_area=min_area, precision=precision,
+                      threshold=threshold)
     click.echo(format_table(result))
     if result["unlabelled"]:
         click.echo(f"{result['unlabelled']} image tiles without a label were not scored")

@@ -12,6 +12,7 @@ import click
 
 from robosat_effnet.errors import RobosatEffnetError
 from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
+from robosat_effnet.threshold import MASK_THRESHOLD
 
 
 def reports_errors(func: Callable) -> Callable:
@@ -120,6 +121,12 @@ class FiniteFloatRange(click.FloatRange):
             self.fail(f"{value!r} is not a finite number; give a number such as 0.5", param, ctx)
         return number
 
+
+mask_threshold_option = click.option(
+    "--threshold", type=FiniteFloatRange(0, 1, max_open=True), default=MASK_THRESHOLD, show_default=True,
+    metavar="P", help="Masks: a building (any class but background) only where its probability reaches P; 0: the "
+    "plain argmax. 0.7 keeps neighbours apart (BENCHMARKS.md).",
+)
 
 building_min_area_option = click.option(
     "--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,

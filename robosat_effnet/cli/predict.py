@@ -11,6 +11,7 @@ from robosat_effnet.cli.options import (
     batch_size_option,
     checkpoint_option,
     device_option,
+    mask_threshold_option,
     parse_bands,
     precision_option,
     reports_errors,
@@ -78,6 +79,7 @@ def default_workers() -> int:
               help="Write class masks (palette PNG) or robosat probability tiles (for 3+ classes: one "
                    "slippy map per class, OUTPUT/<class>/z/x/y.png).")
 @click.option("--tta", is_flag=True, help="Average over the 8 flips/rotations (8x slower).")
+@mask_threshold_option
 @batch_size_option
 @workers_option
 @device_option
@@ -87,7 +89,7 @@ def default_workers() -> int:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors
 def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap,
-        max_tiles, border, masks, tta, batch_size, workers, device, precision, overwrite, shard, quiet):
+        max_tiles, border, masks, tta, threshold, batch_size, workers, device, precision, overwrite, shard, quiet):
     """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it).
 
     SOURCE is a slippy-map folder (z/x/y.<png|jpg|webp|tif>) or a GeoTIFF scene (any CRS; with --zoom
@@ -124,7 +126,7 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
             raise click.BadParameter(str(e), param_hint="--geotiff") from None
         check_writable(Path(geotiff_out).parent, create=False)
     common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, precision=precision,
-                  progress=not quiet,
+                  progress=not quiet, threshold=threshold,
                   workers=default_workers() if workers is None else workers)
     kind = "mask" if masks else "probability"
     if not is_scene:

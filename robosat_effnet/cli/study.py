@@ -8,6 +8,7 @@ from robosat_effnet.cli.options import (
     building_min_area_option,
     comma_integers,
     device_option,
+    mask_threshold_option,
     reports_errors,
     show_warnings,
 )
@@ -58,14 +59,15 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
               help="Study folder: one subfolder per run, results.csv, results.md, accuracy-vs-speed.png.")
 @device_option
 @building_min_area_option
+@mask_threshold_option
 @click.option("--checkpoint", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="Checkpoint scored: the last epoch's, or the best validation mIoU's (chosen on the scored split).")
 @click.option("--speed-repeats", type=click.IntRange(1, MAX_REPEATS), default=10, show_default=True,
               help="Interleaved timing rounds of the CPU speed measurement.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @reports_errors
-def cli(dataset_path, model_path, backbones, seeds, weights, epochs, out, device, min_area, checkpoint, speed_repeats,
-        quiet):
+def cli(dataset_path, model_path, backbones, seeds, weights, epochs, out, device, min_area, threshold, checkpoint,
+        speed_repeats, quiet):
     """Train every backbone (x weights x seed) with one recipe, score each on the validation split, compare cost.
 
     Writes OUT/results.csv (one row per run), OUT/results.md (per model: mean and spread over seeds) and
@@ -78,7 +80,7 @@ def cli(dataset_path, model_path, backbones, seeds, weights, epochs, out, device
     result = run_study(dataset_path, model_path, backbones, out, seeds=seeds, weights=weights, epochs=epochs,
                        device=device,
                        min_area=min_area, checkpoint=checkpoint, speed_repeats=speed_repeats,
-                       progress=not quiet)
+                       progress=not quiet, threshold=threshold)
     if result["skipped"]:
         click.echo(f"already finished, skipped: {', '.join(result['skipped'])}")
     click.echo(f"{len(result['rows'])} runs; wrote {result['csv']}, {result['markdown']}, {result['plot']}")

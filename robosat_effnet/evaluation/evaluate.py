@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_label
+from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.training.metrics import confusion_matrix, scores
 
@@ -37,6 +38,7 @@ def evaluate(
     match_iou: float | None = 0.5,
     min_area: float = 0.0,
     precision: str | None = None,
+    threshold: float = MASK_THRESHOLD,
 ) -> dict[str, Any]:
     """Per-class IoU, precision, recall, F1 and one-vs-rest MCC of a checkpoint on image/label tiles.
 
@@ -51,7 +53,8 @@ def evaluate(
     does (merged across tile borders; polygons under `min_area` m2 dropped) and matched with the SpaceNet
     protocol (`evaluation.objects`). "buildings" is {class name: {tp, fp, fn, precision, recall, f1, mean_iou}}
     for every class but the first (background), e.g. result["buildings"]["building"]["f1"]; "match_iou" and
-    "building_min_area" record the settings.
+    "building_min_area" record the settings. Masks are made as `predict` makes them: a building only where its
+    probability reaches `threshold` (`predict.threshold`), recorded as "mask_threshold"; pixel metrics too.
     """
     from robosat_effnet.evaluation.buildings import BuildingMasks
     from robosat_effnet.predict.context import crop
@@ -89,7 +92,8 @@ def evaluate(
         for item in items:
             groups.setdefault(tuple(item["image"].shape), []).append(item)
         for group in groups.values():
-            pred = crop(predictor(torch.stack([item["image"] for item in group])), border).argmax(dim=1).cpu()
+            probs = crop(predictor(torch.stack([item["image"] for item in group])), border)
+            pred = to_classes(probs, threshold).long().cpu()
             for item, mask in zip(group, pred, strict=True):
                 tile = common[item["index"]]
                 target = _target(label_files[tile], mask.shape, spec.num_classes, item["valid"])
@@ -107,6 +111,7 @@ def evaluate(
         confusion=confusion.tolist(),
         tiles=len(common),
         unlabelled=len(image_files) - len(common),
+        mask_threshold=threshold,
     )
     if buildings is not None:
         with buildings:

@@ -56,6 +56,7 @@ from robosat_effnet.predict.raster import (
 )
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
+from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
 from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 MERCATOR = "EPSG:3857"
@@ -186,7 +187,8 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
                     probs: bool = False, tta: bool = False, max_tiles: int = 100_000, batch_size: int = 8,
                     workers: int = 0, device: str | torch.device | None = None, overwrite: bool = False,
                     shard: tuple[int, int] | None = None, resampling: str = "bilinear",
-                    precision: str | None = None, progress: bool = True) -> PredictResult:
+                    precision: str | None = None, progress: bool = True,
+                    threshold: float = MASK_THRESHOLD) -> PredictResult:
     """Predict the slippy-map tiles at `zoom` covering `scene` into `output_dir`/z/x/y.png.
 
     Args:
@@ -198,7 +200,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         resampling: how scene pixels are warped onto the tile grid (a rasterio Resampling name); use
             what the training tiles were cut with (`rs-effnet tile --resampling`, bilinear by default).
         probs: probability tiles as in `predict_tiles`; there, no-data pixels get probability 0.
-        Others (precision too) as in `predict_tiles`.
+        Others (precision, threshold too) as in `predict_tiles`.
     Raises RasterError (after writing every readable tile) when some of the scene cannot be read, and
     OutputError (before writing) for an output that overlaps the inputs or holds another run's tiles.
     """
@@ -218,7 +220,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     output = Path(output_dir)
     settings = {"kind": "probabilities" if probs else "masks", "zoom": zoom, "tile_size": tile_size,
                 "border": border, "bands": chosen, "resampling": resampling, "tta": tta, "classes": spec.classes,
-                **precision_settings(precision, device)}
+                **precision_settings(precision, device), **threshold_settings(threshold, probs)}
     claim_folder(output, make_record("predict", scene, settings, model), overwrite=overwrite, clear=remove_tiles)
     result = PredictResult(output=output)
     share = take_share(tiles, shard)
@@ -226,7 +228,8 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
     result.skipped = len(share) - len(todo)
     dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec, Resampling[resampling])
-    run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result)
+    run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result,
+        threshold)
     if result.failed:
         with open_scene(scene) as src:
             failed = [t for t in todo if any(line.startswith(f"tile {t}:") for line in result.failed)]

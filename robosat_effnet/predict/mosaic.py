@@ -33,6 +33,7 @@ from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
 from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
 from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
+from robosat_effnet.threshold import MASK_THRESHOLD, to_classes_numpy
 from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 
@@ -113,12 +114,13 @@ def check_windows(window: int, overlap: int) -> None:
 def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str | os.PathLike, *,
                          window: int = 512, overlap: int = 64, bands: Sequence[int] | None = None, tta: bool = False,
                          batch_size: int = 4, workers: int = 0, device: str | torch.device | None = None,
-                         overwrite: bool = False, precision: str | None = None, progress: bool = True) -> Path:
+                         overwrite: bool = False, precision: str | None = None, progress: bool = True,
+                         threshold: float = MASK_THRESHOLD) -> Path:
     """Write the class mask of `scene` as a GeoTIFF on the scene's grid (see the module docstring).
 
     `window` must be a multiple of 32 and `overlap` at most half of it. An existing mask of this scene at
     `output` is kept unless `overwrite` (another file there is an error). `precision` as in `predict_tiles`
-    (an existing mask is not checked for it). Raises RasterError naming the
+    (an existing mask is not checked for it), `threshold` as in `predict_tiles`. Raises RasterError naming the
     unreadable area if the scene is damaged (nothing is written then).
     """
     output = Path(output)
@@ -147,7 +149,7 @@ def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str
                 tqdm(total=len(dataset), desc="mask", unit="window", disable=not progress) as bar:
             dst.write_colormap(1, {**{i: (*to_rgb(c), 255) for i, c in enumerate(spec.colors)},
                                    NODATA_INDEX: (0, 0, 0, 0)})
-            blender = _Blender(dst, len(rows), len(cols), window, overlap, spec.num_classes)
+            blender = _Blender(dst, len(rows), len(cols), window, overlap, spec.num_classes, threshold)
             for items in loader:
                 failed = [item for item in items if item["error"]]
                 if failed:
@@ -193,8 +195,10 @@ class _Blender:
     row left their share in `carry_cols`, those of the previous row in `carry_rows`.
     """
 
-    def __init__(self, dst, n_rows: int, n_cols: int, window: int, overlap: int, classes: int):
+    def __init__(self, dst, n_rows: int, n_cols: int, window: int, overlap: int, classes: int,
+                 threshold: float = MASK_THRESHOLD):
         self.dst, self.n_rows, self.n_cols, self.window, self.overlap = dst, n_rows, n_cols, window, overlap
+        self.threshold = threshold
         self.stride = window - overlap
         self.span = (n_cols - 1) * self.stride + window
         self.carry_rows = np.zeros((classes, overlap, self.span), np.float32)
@@ -219,7 +223,7 @@ class _Blender:
             self.next_rows[:, :, x0:x0 + win] += weighted[:, step:win, :]
         if c == self.n_cols - 1:  # the row is done: its bottom overlap becomes the next row's top
             self.carry_rows, self.next_rows = self.next_rows, np.zeros_like(self.next_rows)
-        mask = block.argmax(axis=0).astype(np.uint8)
+        mask = to_classes_numpy(block, self.threshold)
         mask[~valid[:y_end, :x_end]] = NODATA_INDEX
         height, width = min(y_end, self.dst.height - y0), min(x_end, self.dst.width - x0)
         self.dst.write(mask[None, :height, :width], window=Window(x0, y0, width, height))

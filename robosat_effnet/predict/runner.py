@@ -30,6 +30,7 @@ from robosat_effnet.outputs import write_error
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import Predictor
 from robosat_effnet.predict.writer import BackgroundWriter, probability_dirs, quantize, write_tile
+from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
 
 
 @dataclass
@@ -79,15 +80,16 @@ def take_share(tiles: Sequence[mercantile.Tile], shard: tuple[int, int] | None =
 
 def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
         border: int, probs: bool, batch_size: int, workers: int, progress: bool, desc: str,
-        result: PredictResult) -> PredictResult:
-    """Predict every tile of `dataset` (item i is tiles[i]) and write its outputs under `output`."""
+        result: PredictResult, threshold: float = MASK_THRESHOLD) -> PredictResult:
+    """Predict every tile of `dataset` (item i is tiles[i]) and write its outputs under `output`; masks keep a
+    foreground class only where its probability reaches `threshold` (`threshold.to_classes`)."""
     cuda = predictor.device.type == "cuda"
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate, pin_memory=cuda,
                         persistent_workers=False, prefetch_factor=4 if workers else None)
     classes = [index for index, _ in probability_dirs(output, spec.classes)] if probs else None
     start = time.perf_counter()
     try:
-        _loop(loader, tiles, predictor, spec, output, border, probs, classes, progress, desc, result)
+        _loop(loader, tiles, predictor, spec, output, border, probs, classes, progress, desc, result, threshold)
     except OSError as e:  # a full disk or a read-only folder: say where, without a traceback
         raise write_error(output, e) from None
     result.seconds = time.perf_counter() - start
@@ -119,7 +121,7 @@ def collate(items: list[dict]) -> dict:
 
 def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
           border: int, probs: bool, classes: list[int] | None, progress: bool, desc: str,
-          result: PredictResult) -> None:
+          result: PredictResult, threshold: float) -> None:
     batches = iter(loader)  # start (fork) the DataLoader workers before the writer threads exist
     with BackgroundWriter() as writer, tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress,
                                             dynamic_ncols=True) as bar:
@@ -127,14 +129,15 @@ def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor
             result.failed += batch["failed"]
             result.empty += batch["empty"]
             for group in batch["groups"]:
-                outputs = _infer(predictor, group, border, classes)
+                outputs = _infer(predictor, group, border, classes, threshold)
                 for index, array in zip(group["index"], outputs, strict=True):
                     writer.submit(write_tile, output, tiles[index], array, spec.classes, spec.colors, probs)
                 result.written += len(outputs)
             bar.update(batch["count"])
 
 
-def _infer(predictor: Predictor, group: dict, border: int, classes: list[int] | None) -> list:
+def _infer(predictor: Predictor, group: dict, border: int, classes: list[int] | None,
+           threshold: float = MASK_THRESHOLD) -> list:
     """Masks (H x W uint8, 255 = no data) or quantised probabilities (K x H x W uint8) as numpy arrays.
 
     argmax and quantisation run on the inference device, so only uint8 arrays travel back.
@@ -142,7 +145,7 @@ def _infer(predictor: Predictor, group: dict, border: int, classes: list[int] | 
     probs = crop(predictor(group["image"]), border)
     valid = None if group["valid"] is None else group["valid"].to(probs.device, non_blocking=True)
     if classes is None:
-        out = probs.argmax(dim=1).to(torch.uint8)
+        out = to_classes(probs, threshold)
         if valid is not None:
             out[~valid] = NODATA_INDEX
     else:

@@ -30,6 +30,7 @@ from robosat_effnet.predict.engine import (
 )
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
+from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
 from robosat_effnet.tiles import neighbours, tile_files
 from robosat_effnet.training.transforms import fill_nodata, select_bands, to_tensor
 
@@ -120,7 +121,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
                   border: int = 32, probs: bool = False, tta: bool = False, bands: Sequence[int] | None = None,
                   batch_size: int = 8, workers: int = 0, device: str | torch.device | None = None,
                   overwrite: bool = False, shard: tuple[int, int] | None = None, precision: str | None = None,
-                  progress: bool = True) -> PredictResult:
+                  progress: bool = True, threshold: float = MASK_THRESHOLD) -> PredictResult:
     """Predict every tile of the slippy-map folder `input_dir` into `output_dir`/z/x/y.png.
 
     Args:
@@ -129,6 +130,8 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
             should be a multiple of 32 (e.g. 512 + 2 x 32) so the network's grid matches the tiles'.
         probs: write probability tiles (robosat's format, see `predict.writer`) instead of masks.
         tta: average the 8 flips/rotations.
+        threshold: masks keep a building (any class but background) only where its probability reaches this
+            (`predict.threshold`; 0: the plain argmax). Probability tiles are not affected.
         precision: None (the device's default), "fp32" or "bf16" (see `engine.Predictor`); part of the
             folder's settings when not the default, so a rerun at another precision is another run.
         bands: 1-based channels to use (default: the checkpoint's, else all).
@@ -150,7 +153,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
     output = Path(output_dir)
     settings = {"kind": "probabilities" if probs else "masks", "border": border, "tta": tta,
                 "bands": list(bands) if bands else spec.bands, "classes": spec.classes,
-                **precision_settings(precision, device)}
+                **precision_settings(precision, device), **threshold_settings(threshold, probs)}
     claim = make_record("predict", input_dir, settings, model)
     result = PredictResult(output=output)
     share = take_share(list(files), shard)
@@ -171,4 +174,4 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
     predictor = Predictor(network, device=device, tta=tta, precision=precision)  # bf16 with .onnx fails here
     claim_folder(output, claim, overwrite=overwrite, clear=remove_tiles)  # after the checks: a typo claims nothing
     return run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict",
-               result)
+               result, threshold)

@@ -29,6 +29,7 @@ from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
 from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
 from robosat_effnet.study.speed import measure
+from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.training.loop import resolve_device
 
 __all__ = ["run_study"]
@@ -40,7 +41,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
               backbones: Sequence[str], out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
               weights: Sequence[str | None] | None = None, epochs: int | None = None, device: str | None = None,
               min_area: float = 0.0, checkpoint: str = "last", speed_repeats: int = 10,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, threshold: float = MASK_THRESHOLD) -> dict[str, Any]:
     """Train, evaluate and measure every backbone x weights x seed with one recipe; write the study's three files.
 
     Args:
@@ -60,6 +61,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
         checkpoint: which checkpoint of each run is scored: "last" (end of the cosine schedule; nothing is
             chosen on the validation split) or "best" (highest validation mIoU: chosen on the scored split).
         speed_repeats: interleaved timing rounds.
+        threshold: masks are scored as `predict` makes them (`predict.threshold`); changing it re-scores the runs.
     Returns {"rows" (one per finished run in `out`), "summary" (per backbone), "trained" / "skipped" (run names),
     "csv", "markdown", "plot" (paths)}. Raises RobosatEffnetError subclasses for bad input.
     """
@@ -85,16 +87,17 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
             _, ran = train_run(dataset_cfg, model_cfg, key, out / key.name, device=device, progress=progress)
             (trained if ran else skipped).append(key.name)
             evaluate_run(dataset_cfg, out / key.name, device=device, min_area=min_area, checkpoint=checkpoint,
-                         progress=progress)
+                         progress=progress, threshold=threshold)
         bar.close()
         return write_results(dataset_cfg, model_cfg, out, keys, speed_repeats=speed_repeats, device=device,
-                             min_area=min_area, checkpoint=checkpoint, progress=progress) | {
+                             min_area=min_area, checkpoint=checkpoint, progress=progress, threshold=threshold) | {
             "trained": trained, "skipped": skipped}
 
 
 def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path, keys: Sequence[RunKey] = (), *,
                   speed_repeats: int = 10, device: str | None = None, min_area: float = 0.0,
-                  checkpoint: str = "last", progress: bool = True) -> dict[str, Any]:
+                  checkpoint: str = "last", progress: bool = True, threshold: float = MASK_THRESHOLD
+                  ) -> dict[str, Any]:
     """Measure the finished runs in `out` side by side and write results.csv, results.md, accuracy-vs-speed.png.
 
     Every finished run of the folder is reported (they share one recipe), those of `keys` first.
@@ -104,7 +107,8 @@ def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path,
         raise ConfigError(f"{out} holds no finished run yet; run the study first")
     records = {name: read_json(out / name / RUN_FILE) for name in finished}
     evaluations = {name: evaluate_run(dataset_cfg, out / name, device=device, min_area=min_area,
-                                      checkpoint=checkpoint, progress=progress) for name in finished}
+                                      checkpoint=checkpoint, progress=progress, threshold=threshold)
+                   for name in finished}
     # One model per backbone for the cost: the weights differ between seeds, the work does not.
     first = {}
     for name in finished:
@@ -118,7 +122,8 @@ def write_results(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, out: Path,
     report.write_csv(rows, paths["csv"])
     from robosat_effnet.bench.timing import machine
 
-    text = _heading(dataset_cfg, model_cfg, min_area, checkpoint) + report.markdown(summary, classes, machine())
+    text = (_heading(dataset_cfg, model_cfg, min_area, checkpoint, threshold)
+            + report.markdown(summary, classes, machine()))
     with atomic_path(paths["markdown"]) as tmp:
         tmp.write_text(text)
     main = "building" if "building" in classes else classes[1]
@@ -132,7 +137,8 @@ def _finished_runs(out: Path, keys: Sequence[RunKey]) -> list[str]:
     return names + others
 
 
-def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float, checkpoint: str) -> str:
+def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float, checkpoint: str,
+             threshold: float) -> str:
     m = model_cfg
     scored = ("the last epoch's (end of the schedule; nothing chosen on the validation split)" if checkpoint == "last"
               else "the best epoch's (highest validation mIoU: chosen on the split it is scored on)")
@@ -140,8 +146,9 @@ def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float
             f"{m.decoder} decoder, {m.epochs} epochs, lr {m.lr:g}, loss {m.loss}, batch {m.batch_size}, "
             f"{m.image_size} px, augment {str(m.augment).lower()}, jitter {m.jitter:g}, "
             f"precision {m.precision}. "
-            f"Scored checkpoint: {scored}. Per-building scoring drops polygons under "
-            f"{min_area:g} m2. Weights: each run's own (the model column), {m.weights or 'none'} in model.toml.\n\n")
+            f"Scored checkpoint: {scored}. Masks: a building where its probability reaches {threshold:g}. "
+            f"Per-building scoring drops polygons under {min_area:g} m2. "
+            f"Weights: each run's own (the model column), {m.weights or 'none'} in model.toml.\n\n")
 
 
 def _weights(value: str | None) -> str | None:

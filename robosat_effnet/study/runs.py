@@ -25,6 +25,7 @@ from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
 from robosat_effnet.study.recipe import RunKey, read_json, weights_label, write_json
+from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.training.loop import train
 
 log = logging.getLogger("robosat_effnet")
@@ -75,27 +76,29 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
 
 
 def evaluate_run(dataset_cfg: DatasetConfig, folder: Path, *, device: str | None = None, min_area: float = 0.0,
-                 checkpoint: str = "last", progress: bool = True) -> dict[str, Any]:
+                 checkpoint: str = "last", progress: bool = True, threshold: float = MASK_THRESHOLD) -> dict[str, Any]:
     """One checkpoint's metrics on the validation split: pixel metrics and per-building matching.
 
     `checkpoint` is "last" (the end of the schedule: nothing chosen by looking at the validation split) or
     "best" (the epoch of highest validation mIoU, which is selection on the split that is also scored). Read
     from eval.json when it holds per-building metrics made with this checkpoint and `min_area` (m2, polygons
     smaller than it are dropped on both sides, as `rs-effnet features --min-area` does); computed and recorded
-    otherwise, which costs one pass over the validation tiles, never a retraining.
+    otherwise, which costs one pass over the validation tiles, never a retraining. So is another mask
+    `threshold` (`predict.threshold`; eval.json files from before it was recorded were made with the argmax).
     """
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"unknown checkpoint {checkpoint!r} to score; valid: {', '.join(CHECKPOINTS)}")
     recorded = read_json(folder / EVAL_FILE)
     if (recorded is not None and "buildings" in recorded and recorded.get("building_min_area") == min_area
-            and recorded.get("checkpoint", "best") == checkpoint):
+            and recorded.get("checkpoint", "best") == checkpoint and recorded.get("mask_threshold", 0.5) == threshold):
         return recorded
     if len(dataset_cfg.images) != 1:
         raise ConfigError(f"{dataset_cfg.source}: the study evaluates datasets with one image folder; "
                           f"this one stacks {', '.join(dataset_cfg.images)}")
     split = Path(dataset_cfg.dataset) / "validation"
     result = to_json(evaluate(folder / f"{checkpoint}.pth", split / dataset_cfg.images[0],
-                              split / dataset_cfg.labels, device=device, min_area=min_area, progress=progress))
+                              split / dataset_cfg.labels, device=device, min_area=min_area, progress=progress,
+                              threshold=threshold))
     result["checkpoint"] = checkpoint
     write_json(folder / EVAL_FILE, result)
     return result
