@@ -10,6 +10,7 @@
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
     with temp_folder("view") as scratch: ...         # a scratch folder, removed after; a killed run's by the next
+    with temp_inside(scratch): ...                   # a library's own temp files (onnxruntime's) go in there
 
 Modules: `temp` (our temp names, sweeping), `checks` (overlap, writability, write errors), `provenance`
 (the `.rs-effnet.json` record of resumable outputs, training folders).
@@ -47,6 +48,7 @@ from robosat_effnet.outputs.temp import (
     sweep_temp,
     sweep_temp_folders,
     temp_folder,
+    temp_inside,
     temp_path,
 )
 
@@ -75,6 +77,7 @@ __all__ = [
     "sweep_temp",
     "sweep_temp_folders",
     "temp_folder",
+    "temp_inside",
     "temp_path",
     "write_error",
     "write_text",
