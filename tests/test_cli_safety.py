@@ -194,11 +194,11 @@ def test_train_refuses_another_run_unless_resume_or_overwrite(tmp_path, random_c
     with umask(0o022):
         result = run(*common, "--epochs", "1", "--overwrite")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in ckpt.iterdir()) == ["best.pth", "checkpoint-00001.pth", "history.csv",
-                                                      "history.png", "last.pth"]  # nothing of the old run
+    assert sorted(p.name for p in ckpt.iterdir()) == ["best.pth", "history.csv", "history.png",
+                                                      "last.pth"]  # nothing of the old run
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in ckpt.iterdir())
     assert run(*common, "--resume", ckpt / "last.pth").exit_code == 0  # the same run continues
-    assert (ckpt / "checkpoint-00002.pth").is_file()
+    assert not (ckpt / "checkpoint-00002.pth").exists()  # keep = 0: last.pth and best.pth only
     assert [row["epoch"] for row in read_csv(ckpt / "history.csv")] == [1, 2]  # no row of the replaced run
 
 
