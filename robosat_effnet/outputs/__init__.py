@@ -9,6 +9,7 @@
     plain_file(out)                                  # no link, folder, device or pipe where a file goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
+    warn_other_classes(labels, spec.classes, ...)    # a folder's record names other classes: one warning
     with temp_folder("view") as scratch: ...         # a scratch folder, removed after; a killed run's by the next
     with temp_inside(scratch): ...                   # a library's own temp files (onnxruntime's) go in there
 
@@ -41,6 +42,7 @@ from robosat_effnet.outputs.provenance import (
     remove_tiles,
     run_files,
     start_run_folder,
+    warn_other_classes,
 )
 from robosat_effnet.outputs.temp import (
     TEMP_PREFIX,
@@ -79,6 +81,7 @@ __all__ = [
     "temp_folder",
     "temp_inside",
     "temp_path",
+    "warn_other_classes",
     "write_error",
     "write_text",
     "writing",
