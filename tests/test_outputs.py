@@ -91,15 +91,15 @@ def test_temp_names_are_ours_and_sweeping_removes_only_dead_runs_leftovers(tmp_p
     assert name.startswith(".rs-effnet-0.") and name.endswith(".tmp.png") and is_temp(name)
     host = name.split(".")[2].split("-")[0]
     dead = target.parent / f".rs-effnet-0.{host}-{dead_pid()}-deadbeef.tmp.png"
-    legacy = target.parent / ".last.k2j4_9ab.tmp.pth"  # what mkstemp named them before
+    legacy = target.parent / ".last.k2j4_9ab.tmp.pth"  # mkstemp's names before: a user's file can look the same
     alive = temp_path(target)  # this process: still writing
-    keep = [target.parent / "notes.txt", target.parent / ".hidden.png", target]
-    for path in (dead, legacy, alive, *keep):
+    keep = [target.parent / "notes.txt", target.parent / ".hidden.png", target, legacy]
+    for path in (dead, alive, *keep):
         path.write_bytes(b"x")
-    assert not is_temp("notes.txt") and not is_temp(".hidden.png")
+    assert not is_temp("notes.txt") and not is_temp(".hidden.png") and not is_temp(legacy.name)
     assert sweep_temp(tmp_path) == 0  # not recursive: nothing at the top
-    assert sweep_temp(tmp_path, recursive=True) == 2
-    assert not dead.exists() and not legacy.exists() and alive.exists() and all(p.exists() for p in keep)
+    assert sweep_temp(tmp_path, recursive=True) == 1
+    assert not dead.exists() and alive.exists() and all(p.exists() for p in keep)
 
 
 def test_temp_folders_go_when_done_and_a_dead_runs_are_swept_by_the_next(tmp_path):

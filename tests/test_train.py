@@ -51,8 +51,8 @@ def test_checkpoint_is_complete_and_loads_safely(trained_run):
     result = trained_run["result"]
     folder = result["checkpoint_dir"]
     epochs = len(result["history"])
-    assert {"best.pth", "last.pth", f"checkpoint-{epochs:05d}.pth", "history.csv", "history.png"} <= {
-        p.name for p in folder.iterdir()}
+    # keep = 0 (the default): no numbered epoch files, only what resume and predict need
+    assert {"best.pth", "last.pth", "history.csv", "history.png"} == {p.name for p in folder.iterdir()}
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp files left behind
     state = torch.load(folder / "last.pth", map_location="cpu", weights_only=True)
     for key in ("spec", "model", "optimizer", "scheduler", "scaler", "epoch", "rng", "metrics", "history",

@@ -13,7 +13,6 @@ statistics a trained network would have to within a scale, and its speed with th
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from torch import nn
 from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image
+from robosat_effnet.outputs import temp_folder
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.training.transforms import to_tensor
 
@@ -72,7 +72,7 @@ def _generated_images(size: int, count: int, seed: int) -> list[np.ndarray]:
     from robosat_effnet.demo.sample import write_sample
 
     side = int(np.ceil(np.sqrt(count))) * size
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-calib-") as tmp:
+    with temp_folder("calib") as tmp:
         scene = write_sample(tmp, seed=seed, size=min(max(side, 256), 4096))["scene"]
         with rasterio.open(scene) as src:
             rgb = np.moveaxis(src.read(), 0, -1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from robosat_effnet.bench.timing import interleaved_timings
 from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.outputs import temp_folder
 
 
 def _onnx_engines(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Tensor], folder: Path,
@@ -67,8 +67,8 @@ def engine_rows(model: torch.nn.Module, spec: ModelSpec, batches: list[torch.Ten
     onnxruntime rows appear when robosat_effnet.deploy.export and onnxruntime are available (CPU provider).
     """
     device = torch.device(device)
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-engines-") as tmp:
-        engines = _engines(model, spec, batches, Path(tmp), device, onnx, int8, bf16)
+    with temp_folder("engines") as tmp:  # our name: a killed bench's is swept by the next
+        engines = _engines(model, spec, batches, tmp, device, onnx, int8, bf16)
         x = batches[0][:batch].to(device)
         seconds = interleaved_timings({name: (lambda f=f: f(x)) for name, f in engines.items()}, repeats, device)
         rows = []
@@ -94,10 +94,10 @@ def precision_rows(networks: dict[str, tuple[torch.nn.Module, ModelSpec]], batch
     interleaved in one run, with the speed relative to the first network's fp32 eager and to its own."""
     device = torch.device(device)
     x = batches[0][:batch].to(device)
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-precisions-") as tmp:
+    with temp_folder("precisions") as tmp:
         runs = {}
         for name, (model, spec) in networks.items():
-            folder = Path(tmp) / str(len(runs))
+            folder = tmp / str(len(runs))
             folder.mkdir()
             for engine, run in _engines(model, spec, batches, folder, device, True, int8, True,
                                         channels_last_row=False).items():

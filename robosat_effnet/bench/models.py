@@ -104,9 +104,9 @@ def encoder_rows(variants: list[str], batches: list[torch.Tensor], repeats: int 
 
     torchvision's network gets BatchNorm statistics from `batches` first; ours loads its state dict.
     """
-    import tempfile
-
     import torchvision
+
+    from robosat_effnet.outputs import temp_folder
 
     device = torch.device(device)
     rows = []
@@ -114,9 +114,9 @@ def encoder_rows(variants: list[str], batches: list[torch.Tensor], repeats: int 
     for variant in variants:
         torch.manual_seed(0)
         tv = calibrate_batchnorm(getattr(torchvision.models, f"efficientnet_{variant}")(), batches)
-        with tempfile.NamedTemporaryFile(suffix=".pth") as f:
-            torch.save(tv.state_dict(), f.name)
-            ours = build_encoder(variant, weights=f.name).to(device).eval()
+        with temp_folder("encoder") as tmp:
+            torch.save(tv.state_dict(), tmp / "torchvision.pth")
+            ours = build_encoder(variant, weights=tmp / "torchvision.pth").to(device).eval()
         theirs = _TorchvisionFeatures(tv.features).to(device).eval()
         with torch.inference_mode():
             same = all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ours(x), theirs(x), strict=True))

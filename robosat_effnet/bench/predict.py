@@ -11,7 +11,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from robosat_effnet.bench.timing import synchronize
+from robosat_effnet.outputs import temp_folder
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
 from robosat_effnet.predict.tiles import BufferedTiles, predict_tiles
@@ -63,9 +63,9 @@ def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_
 
     model_only()  # warm-up: allocator, cudnn autotuning
     model_times, e2e_times = [], []
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-bench-") as tmp:
+    with temp_folder("bench") as tmp:
         for _ in range(repeats):
-            e2e_times.append(end_to_end(Path(tmp)))
+            e2e_times.append(end_to_end(tmp))
             model_times.append(model_only())
     e2e = len(tiles) / statistics.median(e2e_times)
     only = len(tiles) / statistics.median(model_times)
@@ -145,8 +145,7 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
     from robosat_effnet.models import build_model
 
     row: dict = {"zoom": zoom, "tile_size": tile_size, "batch_size": batch_size}
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-scene-", dir=workdir) as tmp:
-        tmp = Path(tmp)
+    with temp_folder("scene", workdir) as tmp:
         if checkpoint is None:
             from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches
 
@@ -196,7 +195,7 @@ def throughput_rows(model: ModelLike | None = None, device: str | torch.device |
                                       sample_batches(size, 4, 4, tiles_dir=tiles_dir))
         model = (network, ModelSpec(tile_size=size))
     rows = []
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-tiles-") as tmp:
+    with temp_folder("tiles") as tmp:
         columns = max(1, int(tiles ** 0.5))
         for i, image in enumerate(sample_images(size, tiles, tiles_dir)):  # a grid: context from real neighbours
             tile = mercantile.Tile(70000 + i % columns, 100000 + i // columns, 18)

@@ -18,15 +18,13 @@ def mask_classes(masks: str, dataset: str | None) -> tuple[list[str] | None, str
     `rasterize` read it; else nothing (class 1 is "foreground").
     """
     from robosat_effnet.config import load_dataset_config
-    from robosat_effnet.outputs import RECORD, recorded_classes
+    from robosat_effnet.outputs import RECORD, recorded_classes, warn_other_classes
 
     recorded, record = recorded_classes(masks), str(Path(masks) / RECORD)
     if dataset is not None:
         classes = load_dataset_config(dataset).classes
-        if recorded is not None and recorded != classes:
-            click.echo(f"warning: {dataset} names the classes {', '.join(classes)} but {record} says the masks hold "
-                       f"{', '.join(recorded)}; using {dataset}'s (leave out --dataset to use the masks' own)",
-                       err=True)
+        warn_other_classes(masks, classes, dataset, "masks",
+                           f"using {dataset}'s (leave out --dataset to use the masks' own)")
         return classes, dataset
     if recorded is not None:
         return recorded, record

@@ -49,9 +49,10 @@ def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size
         resume, checkpoint_dir, overwrite, quiet):
     """Train an EfficientNet segmentation model on a robosat slippy-map dataset.
 
-    robosat's dataset.toml and model.toml work unchanged; options override the files. Writes
-    checkpoint-NNNNN.pth, last.pth, best.pth, history.csv and history.png into the checkpoint folder;
-    a folder holding another run is refused unless --resume (continue it) or --overwrite (replace it).
+    robosat's dataset.toml and model.toml work unchanged; options override the files. Writes last.pth,
+    best.pth, history.csv and history.png into the checkpoint folder (numbered checkpoint-NNNNN.pth
+    too with model.toml's keep = N: the newest N, every save_every epochs); a folder holding another run
+    is refused unless --resume (continue it) or --overwrite (replace it).
     Under `torchrun --nproc_per_node N` the same command trains on N processes (DistributedDataParallel).
     """
     show_warnings()

@@ -56,8 +56,11 @@ def cli(images, masks, outlines, truth, dataset, match_iou, opacity, out, serve,
     classes = None
     if dataset:
         from robosat_effnet.config import load_dataset_config
+        from robosat_effnet.outputs import warn_other_classes
 
         classes = load_dataset_config(dataset).classes
+        if masks:
+            warn_other_classes(masks, classes, dataset, "masks", f"the page names them as {dataset} does")
     with _signals_stop(signal.SIGTERM, signal.SIGHUP), _page_folder(out) as folder:
         server = PageServer(folder, host, port) if serve else None  # a port in use fails before the work
         try:

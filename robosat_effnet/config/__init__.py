@@ -22,7 +22,7 @@ dataset.toml::
     values = [1.6248, 5.762827]   # class weights (`rs-effnet weights`), used by CrossEntropy, mIoU, Focal
 
 model.toml: robosat's `[common] cuda, batch_size, image_size, checkpoint` and `[opt] epochs, lr, loss`,
-plus ours in `[common]`: backbone, decoder, decoder_channels, weights, amp, seed, workers, save_every;
+plus ours in `[common]`: backbone, decoder, decoder_channels, weights, amp, seed, workers, save_every, keep;
 in `[opt]`: weight_decay, warmup, grad_clip, augment, jitter, gamma, gap_weight, gap_px. Keys nobody knows are
 reported with a warning and ignored.
 """

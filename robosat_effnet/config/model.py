@@ -23,7 +23,7 @@ PRECISIONS = ("fp32", "bf16")
 MODEL_KEYS = {
     "common": {"cuda": bool, "batch_size": int, "image_size": int, "checkpoint": str, "backbone": str,
                "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "precision": str, "seed": int,
-               "workers": int, "save_every": int, "validate_every": int},
+               "workers": int, "save_every": int, "keep": int, "validate_every": int},
     "opt": {"epochs": int, "lr": float, "encoder_lr": float, "loss": str, "weight_decay": float, "decay": float,
             "warmup": float, "grad_clip": float, "augment": bool, "jitter": float, "gamma": float,
             "gap_weight": float, "gap_px": int},
@@ -38,7 +38,8 @@ class ModelConfig:
     batch_size: int = 8
     image_size: int = 512
     checkpoint: Path = Path("checkpoints")
-    save_every: int = 1  # keep checkpoint-NNNNN.pth every this many epochs (last.pth and best.pth always)
+    save_every: int = 1  # write checkpoint-NNNNN.pth every this many epochs (and after the last), if `keep` allows
+    keep: int = 0  # how many of the newest checkpoint-NNNNN.pth stay (-1: all); last.pth and best.pth always
     validate_every: int = 1  # score the validation split every this many epochs (and always after the last)
     backbone: str = "efficientnet-b0"
     decoder: str = "unet"
@@ -128,6 +129,7 @@ def validate_model_config(config: ModelConfig) -> None:
         ("gap_px", config.gap_px >= 1, "at least 1"),
         ("workers", 0 <= config.workers <= MAX_WORKERS, f"from 0 to {MAX_WORKERS}"),
         ("save_every", config.save_every >= 1, "at least 1"),
+        ("keep", config.keep >= -1, "0 (only last.pth and best.pth), a number of epoch files, or -1 (all)"),
         ("validate_every", config.validate_every >= 1, "at least 1"),
         ("seed", 0 <= config.seed <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),  # seeds torch, numpy and loaders
         ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),

@@ -91,8 +91,10 @@ def write_model_toml(path: str | os.PathLike, settings: Settings, checkpoint: st
   seed = {s.seed}
   # ours: data-loading processes; decoding a 256 px PNG is cheap next to a CPU training step.
   workers = 0
-  # ours: keep checkpoint-NNNNN.pth every this many epochs (last.pth and best.pth are always written).
+  # ours: numbered checkpoint-NNNNN.pth every this many epochs, of which the newest `keep` stay (default 0: none;
+  # last.pth and best.pth are always written).
   save_every = 4
+  keep = 1
 
 [opt]
   # Total epochs; raise it and rerun `make demo` to continue from last.pth (by hand: train --resume last.pth).

@@ -197,7 +197,7 @@ def run_demo(settings: Settings, epochs: int | None = None) -> dict[str, Any]:
         f"  {p['scenes']}/{{train,test}}/  synthetic scenes: scene.tif, mask.tif (true buildings), buildings.geojson",
         f"  {p['train_tiles'].parent}/, {p['train_labels'].parent}/  z/x/y image and label tiles of both scenes",
         f"  {p['dataset']}/  the training/validation split; configs {p['dataset_toml']}, {p['model_toml']}",
-        f"  {p['checkpoints']}/  best.pth, last.pth, checkpoint-NNNNN.pth, history.csv, history.png",
+        f"  {p['checkpoints']}/  best.pth, last.pth, the newest checkpoint-NNNNN.pth, history.csv, history.png",
         f"  {p['masks']}/  predicted z/x/y mask tiles of the test scene",
         f"  {p['mask_tif']}  predicted mask on the test scene's own grid",
         f"  {p['features']}  predicted building outlines (lon/lat)",

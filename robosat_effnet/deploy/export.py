@@ -18,7 +18,6 @@ import inspect
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_
 from robosat_effnet.deploy.deepness import DeepnessGraph, DeepnessSettings, deepness_metadata, fix_tile_size
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
+from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, temp_folder, writing
 from robosat_effnet.predict.onnx import (
     DIVISOR_KEY,
     FORMAT_KEY,
@@ -127,8 +126,8 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     if int8:
         from robosat_effnet.deploy.quantize import quantize
 
-        with tempfile.TemporaryDirectory(prefix="rs-effnet-export-") as tmp:
-            fp32 = Path(tmp) / "fp32.onnx"
+        with temp_folder("export") as tmp:  # our name: a killed export's is swept by the next one
+            fp32 = tmp / "fp32.onnx"
             onnx.save(proto, str(fp32))
             proto = quantize(fp32, batches, keep_float=("Softmax",) if deepness else ())
     if deepness:  # after quantising: the calibration tiles (with their border) are larger than a tile

@@ -16,7 +16,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import writing
+from robosat_effnet.outputs import temp_folder, temp_inside, writing
 from robosat_effnet.predict.onnx import INPUT, PRECISION_KEY, require
 from robosat_effnet.tiles import tile_files
 
@@ -110,8 +109,10 @@ def quantize(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], keep_floa
 
     source = onnx.load(str(fp32), load_external_data=False)
     excluded = [node.name for node in source.graph.node if node.op_type in keep_float]
-    with tempfile.TemporaryDirectory(prefix="rs-effnet-int8-") as tmp:
-        quantized = Path(tmp) / "int8.onnx"
+    # Our temp name (host, pid), and the quantiser's own temp files (ort.quant.*) inside it: a killed run's
+    # are swept by the next one (outputs.temp_folder).
+    with temp_folder("int8") as tmp, temp_inside(tmp):
+        quantized = tmp / "int8.onnx"
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # the quantiser logs advice about graph details on the root logger

@@ -11,9 +11,8 @@ side covers them: a building the labels do not cover is neither missed nor inven
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import mercantile
@@ -22,7 +21,7 @@ import numpy as np
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.evaluation.objects import MatchResult, as_shown, equal_area_crs, match, project
 from robosat_effnet.io import write_mask
-from robosat_effnet.outputs import writing
+from robosat_effnet.outputs import temp_folder, writing
 from robosat_effnet.tiles import tile_files, tile_path
 
 
@@ -73,8 +72,9 @@ class BuildingMasks:
         self.classes = {i: name for i, name in enumerate(classes) if i > 0}  # background is not an object
         self.touching = touching_index(list(classes))  # the band between buildings splits them, as in features
         self._colors = ["#000000"] * len(classes)
-        self._dir = tempfile.TemporaryDirectory(prefix="rs-effnet-eval-")
-        self.root = Path(self._dir.name)
+        # Our temp name (host, pid): what a killed eval leaves is swept by the next one (outputs.temp_folder).
+        self._dir = contextlib.ExitStack()
+        self.root = self._dir.enter_context(temp_folder("eval"))
 
     def add(self, tile: mercantile.Tile, prediction: Any, target: np.ndarray) -> None:
         prediction = np.asarray(prediction, dtype=np.uint8)
@@ -89,7 +89,7 @@ class BuildingMasks:
                                self.touching)
 
     def close(self) -> None:
-        self._dir.cleanup()
+        self._dir.close()
 
     def __enter__(self) -> BuildingMasks:
         return self

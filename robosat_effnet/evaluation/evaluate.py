@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_label
+from robosat_effnet.outputs import warn_other_classes
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.training.metrics import confusion_matrix, scores
@@ -72,6 +73,9 @@ def evaluate(
                            f"(e.g. {missing}); pass the label folder made for these images (`rs-effnet rasterize`)")
     device = resolve_device(device)
     network, spec = resolve_model(checkpoint, device)
+    name = f"checkpoint {checkpoint}" if isinstance(checkpoint, (str, os.PathLike)) else "the model"
+    warn_other_classes(labels, spec.classes, name, "labels", "the scores compare class indices, which mean other "
+                       "things there: score labels rasterized with the classes the model was trained on")
     predictor = Predictor(network, device=device, precision=precision)
     # All image tiles stay available as neighbour context, even those without labels.
     dataset = BufferedTiles(image_files, common, border, spec)

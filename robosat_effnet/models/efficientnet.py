@@ -4,7 +4,8 @@ SiLU and stochastic depth, built to the widths and depths of a Scaling row (`sca
 EfficientNet-Lite (Google's edge family, tensorflow/tpu `efficientnet/lite`) is the same builder with three flags
 of its Scaling row: no squeeze-excitation, ReLU6, and a fixed stem (32) and head (1280) with the first and last
 stage never repeated more. Its published weights were trained with TensorFlow's "same" padding, which pads
-stride-2 convolutions asymmetrically (the extra pixel on the right and bottom); `same_padding` reproduces it.
+stride-2 convolutions asymmetrically (the extra pixel on the right and bottom); `same_padding` reproduces it, for
+B8 and L2 too (their only published weights are TensorFlow's as well).
 
 Parameter names are our own; `weights.py` maps torchvision's, timm's and efficientnet_pytorch's onto them.
 """

@@ -36,9 +36,10 @@ B0_STAGES = (
 
 @dataclass(frozen=True)
 class Scaling:
-    """Compound-scaling multipliers of one variant, plus its classifier dropout, BatchNorm settings and, for
-    EfficientNet-Lite, `lite` (no squeeze-excitation, ReLU6, fixed stem and head, first and last stage not
-    repeated more) and `same_padding` (TensorFlow's asymmetric padding at stride 2)."""
+    """Compound-scaling multipliers of one variant, plus its classifier dropout, BatchNorm settings, for
+    EfficientNet-Lite `lite` (no squeeze-excitation, ReLU6, fixed stem and head, first and last stage not
+    repeated more), and for the variants published as TensorFlow weights only (Lite, B8, L2) `same_padding`
+    (TensorFlow's asymmetric padding at stride 2)."""
 
     width: float
     depth: float
@@ -59,7 +60,8 @@ def _lite(width: float, depth: float, resolution: int, dropout: float) -> Scalin
 # Published multipliers. B5-B7 were ported from TensorFlow, whose BatchNorm uses eps=1e-3 and
 # momentum 0.99 (PyTorch's 0.01): the published weights only reproduce with those settings. B8 and L2 are the
 # last rows of the reference implementation's table (efficientnet_builder.py; L2 is Noisy Student's network),
-# published as TensorFlow ports only, hence TensorFlow's BatchNorm settings.
+# whose only ImageNet weights are TensorFlow's (timm's tf_efficientnet_b8 / tf_efficientnet_l2): TensorFlow's
+# BatchNorm eps and its "same" padding, or a weights file gives other features.
 VARIANTS = {
     "b0": Scaling(1.0, 1.0, 224, 0.2),
     "b1": Scaling(1.0, 1.1, 240, 0.2),
@@ -69,8 +71,8 @@ VARIANTS = {
     "b5": Scaling(1.6, 2.2, 456, 0.4, 1e-3, 0.01),
     "b6": Scaling(1.8, 2.6, 528, 0.5, 1e-3, 0.01),
     "b7": Scaling(2.0, 3.1, 600, 0.5, 1e-3, 0.01),
-    "b8": Scaling(2.2, 3.6, 672, 0.5, 1e-3, 0.01),
-    "l2": Scaling(4.3, 5.3, 800, 0.5, 1e-3, 0.01),
+    "b8": Scaling(2.2, 3.6, 672, 0.5, 1e-3, 0.01, same_padding=True),
+    "l2": Scaling(4.3, 5.3, 800, 0.5, 1e-3, 0.01, same_padding=True),
     # efficientnet_lite_builder.py: (width, depth, resolution, dropout)
     "lite0": _lite(1.0, 1.0, 224, 0.2),
     "lite1": _lite(1.0, 1.1, 240, 0.2),

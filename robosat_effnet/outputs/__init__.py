@@ -9,7 +9,9 @@
     plain_file(out)                                  # no link, folder, device or pipe where a file goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
+    warn_other_classes(labels, spec.classes, ...)    # a folder's record names other classes: one warning
     with temp_folder("view") as scratch: ...         # a scratch folder, removed after; a killed run's by the next
+    with temp_inside(scratch): ...                   # a library's own temp files (onnxruntime's) go in there
 
 Modules: `temp` (our temp names, sweeping), `checks` (overlap, writability, write errors), `provenance`
 (the `.rs-effnet.json` record of resumable outputs, training folders).
@@ -40,6 +42,7 @@ from robosat_effnet.outputs.provenance import (
     remove_tiles,
     run_files,
     start_run_folder,
+    warn_other_classes,
 )
 from robosat_effnet.outputs.temp import (
     TEMP_PREFIX,
@@ -47,6 +50,7 @@ from robosat_effnet.outputs.temp import (
     sweep_temp,
     sweep_temp_folders,
     temp_folder,
+    temp_inside,
     temp_path,
 )
 
@@ -75,7 +79,9 @@ __all__ = [
     "sweep_temp",
     "sweep_temp_folders",
     "temp_folder",
+    "temp_inside",
     "temp_path",
+    "warn_other_classes",
     "write_error",
     "write_text",
     "writing",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from robosat_effnet.outputs.checks import check_writable, write_text, writing
 from robosat_effnet.outputs.temp import is_temp, sweep_temp
 
 RECORD = ".rs-effnet.json"
+log = logging.getLogger("robosat_effnet")
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -56,6 +58,20 @@ def recorded_classes(folder: str | os.PathLike) -> list[str] | None:
     if isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes):
         return classes
     return None
+
+
+def warn_other_classes(folder: str | os.PathLike, classes: list[str] | None, using: str, what: str,
+                       advice: str) -> bool:
+    """Warn (the package logger) when `folder`'s record names other classes than `classes`, the ones a command
+    uses (read from `using`, e.g. "checkpoint model.pth"); `what` names the tiles ("labels"), `advice` what to do.
+    Class indices are all the tiles hold: another list means the indices mean other things. Returns whether it
+    warned."""
+    recorded = recorded_classes(folder)
+    if recorded is None or classes is None or list(recorded) == list(classes):
+        return False
+    log.warning("%s names the classes %s but %s says the %s hold %s; %s", using, ", ".join(classes),
+                Path(folder) / RECORD, what, ", ".join(recorded), advice)
+    return True
 
 
 def has_files(folder: str | os.PathLike) -> bool:

@@ -2,7 +2,11 @@
 
 `io.atomic_path` writes to `.rs-effnet-<stem>.<host>-<pid>-<token>.tmp<suffix>` beside the target, so a
 rerun can tell its own leftovers from anything else (the host and pid say whether the writer still runs).
-`temp_folder` names the scratch folders of a run (e.g. the page `view` serves) the same way.
+`temp_folder` names the scratch folders of a run (e.g. the page `view` serves, an export's intermediate model)
+the same way, and `temp_inside` sends the temp files of libraries we call (onnxruntime's quantiser) into one.
+
+Only such names are ever swept, and only once their writer has ended: a user's `.notes.20241204.tmp` or
+`.buildings.backup_1.tmp` beside an output is not ours, whatever it looks like.
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ TEMP_PREFIX = ".rs-effnet-"
 STALE_SECONDS = 3600  # another machine's temp files (shared disks) count as stale after this long
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 _OURS = re.compile(r"^\.rs-effnet-.*\.([0-9a-f]{6})-(\d+)-[0-9a-f]+\.tmp(\.[^.]+)?$")
-# Names the earlier atomic_path (mkstemp) and sample writer gave: `.stem.abcd1234.tmp.png`, `.name.123.tmp`.
-_LEGACY = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?|\d+\.tmp)$")
 
 
 def temp_path(path: str | os.PathLike) -> Path:
@@ -34,8 +36,11 @@ def temp_path(path: str | os.PathLike) -> Path:
 
 
 def is_temp(name: str) -> bool:
-    """Whether a file name is one of our temp files (current or earlier naming)."""
-    return bool(_OURS.match(name) or _LEGACY.match(name))
+    """Whether a file name is one of our temp files: our prefix, a host, a pid and a token (`temp_path`).
+
+    Earlier versions' names (`.stem.abcd1234.tmp`, `.name.123.tmp`) are not recognised: a user's file can look
+    the same, and one such leftover costs less than one user file lost."""
+    return bool(_OURS.match(name))
 
 
 def sweep_temp(folder: str | os.PathLike, recursive: bool = False, target: str | os.PathLike | None = None) -> int:
@@ -53,9 +58,9 @@ def sweep_temp(folder: str | os.PathLike, recursive: bool = False, target: str |
     walk = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
     for root, _, names in walk:
         for name in names:
-            if stem is not None and not name.startswith((f"{TEMP_PREFIX}{stem}.", f".{stem}.")):
+            if stem is not None and not name.startswith(f"{TEMP_PREFIX}{stem}."):
                 continue
-            if name.startswith(".") and is_temp(name) and _stale(Path(root) / name):
+            if is_temp(name) and _stale(Path(root) / name):
                 with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
                     (Path(root) / name).unlink()
                     removed += 1
@@ -80,6 +85,19 @@ def temp_folder(stem: str, parent: str | os.PathLike | None = None) -> Iterator[
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def temp_inside(folder: str | os.PathLike) -> Iterator[None]:
+    """Within the block, the `tempfile` module's folder is `folder` (one of ours, e.g. a `temp_folder`): the
+    temp files of a library that takes no folder (onnxruntime's quantiser: `ort.quant.*`) go there, and a
+    killed run's are swept with it. Not thread-safe: `tempfile.tempdir` is one global."""
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
 def sweep_temp_folders(parent: str | os.PathLike, stem: str) -> int:
     """Remove the `temp_folder(stem)` folders in `parent` of processes on this machine that have ended; returns
     how many. Those of running processes, of another machine (a shared disk) and of another user are kept."""
@@ -98,8 +116,8 @@ def sweep_temp_folders(parent: str | os.PathLike, stem: str) -> int:
 
 def _stale(path: Path) -> bool:
     match = _OURS.match(path.name)
-    if match is None:  # the earlier naming: no running version writes it any more
-        return True
+    if match is None:  # not ours: never swept
+        return False
     host, pid = match.group(1), int(match.group(2))
     if host != _HOST:
         with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from robosat_effnet.config import DatasetConfig
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image, read_label
+from robosat_effnet.outputs import warn_other_classes
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.training.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
 
@@ -118,6 +119,7 @@ def check_dataset(config: DatasetConfig, splits: Sequence[str] = SPLITS, workers
     """Find and check every split before training; returns {split: samples}. Raises DatasetError."""
     found = {split: find_samples(config, split) for split in splits}
     for split, samples in found.items():
+        warn_label_classes(config, split)
         check_samples(samples, config.num_classes, config.in_channels, config.bands, workers, progress,
                       desc=f"check {split}", max_value=config.max_value)
     return found
@@ -190,6 +192,14 @@ class SegmentationTiles(Dataset):
         return image.contiguous(), label.contiguous()
 
 
+def warn_label_classes(config: DatasetConfig, split: str) -> bool:
+    """Warn when the record `rasterize` wrote into a split's label folder names other classes than the config's."""
+    return warn_other_classes(Path(config.dataset) / split / config.labels, config.classes,
+                              str(config.source or "dataset.toml"), "labels",
+                              "their class indices mean other things than these names: rasterize the labels with "
+                              "this dataset.toml, or correct its classes")
+
+
 def class_weights(config: DatasetConfig, split: str = "training", progress: bool = True) -> list[float]:
     """robosat's class weights over the labels of a split: w = 1 / ln(1.02 + pixel frequency), rounded to 6.
 
@@ -202,6 +212,7 @@ def class_weights(config: DatasetConfig, split: str = "training", progress: bool
     labels = tile_files(folder, {".png"})
     if not labels:
         raise DatasetError(f"folder {folder} holds no z/x/y label tiles; put the {split} labels there")
+    warn_label_classes(config, split)
     counts = np.zeros(config.num_classes, dtype=np.int64)
     for path in tqdm(labels.values(), desc="weights", unit="tile", disable=not progress):
         label = read_label(path)

@@ -4,9 +4,9 @@
     >>> result = train("dataset.toml", "model.toml", device="cpu")
     >>> result["best_miou"], result["best"]
 
-Writes into the checkpoint folder: `last.pth` after every epoch, `checkpoint-NNNNN.pth` every `save_every`
-epochs (default 1) and after the last, `best.pth` (highest validation mIoU), `history.csv` and
-`history.png`. A checkpoint holds the model spec, weights, optimizer, scheduler, AMP scaler, RNG states,
+Writes into the checkpoint folder: `last.pth` after every epoch, `best.pth` (highest validation mIoU),
+`history.csv` and `history.png`; numbered `checkpoint-NNNNN.pth` only as model.toml's `keep` says (training.retention:
+default none). A checkpoint holds the model spec, weights, optimizer, scheduler, AMP scaler, RNG states,
 metrics and the configs, and loads with `torch.load(weights_only=True)`; `resume=` continues from one
 exactly where it stopped.
 The batches themselves run in robosat_effnet.training.engine, the parameter groups and the schedule are
@@ -19,7 +19,6 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from tqdm import tqdm
 from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
 from robosat_effnet.errors import CheckpointError, ConfigError
-from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
 from robosat_effnet.training.datasets import SPLITS, SegmentationTiles, check_dataset
 from robosat_effnet.training.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
@@ -41,6 +39,7 @@ from robosat_effnet.training.history import plot, write_csv
 from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.training.metrics import scores
 from robosat_effnet.training.optim import lr_factor, param_groups
+from robosat_effnet.training.retention import copy_checkpoint, epoch_file, remove_epoch_files, retained
 from robosat_effnet.training.rng import get_rng_state, set_rng_state
 
 log = logging.getLogger("robosat_effnet")
@@ -160,6 +159,7 @@ class _Run:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, warmup))
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         start, history, best = 0, [], (-math.inf, 0)
+        self.epoch_files = list(state.get("epoch_files", [])) if state else []  # the numbered files this run wrote
         if state:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -213,16 +213,19 @@ class _Run:
               history: list, best: tuple) -> None:
         """Write last.pth, checkpoint-NNNNN.pth, best.pth and the history; a full disk: one OutputError."""
         cfg = self.cfg
+        kept, drop = retained(self.epoch_files, epoch + 1, save_every=cfg.save_every, epochs=cfg.epochs, keep=cfg.keep)
         extra = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                      epoch=epoch + 1, rng=get_rng_state(), metrics=metrics, history=history, best_miou=best[0],
                      best_epoch=best[1], model_config=cfg.to_dict(), dataset_config=_plain(self.data),
-                     world_size=self.info.world_size)
+                     world_size=self.info.world_size, epoch_files=kept)
         with writing(folder):
             path = save_checkpoint(folder / "last.pth", model, self.spec, **extra)
-            if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                _copy(path, folder / f"checkpoint-{epoch + 1:05d}.pth")
+            if epoch_file(epoch + 1) in kept:
+                copy_checkpoint(path, folder / epoch_file(epoch + 1))
+            remove_epoch_files(folder, drop)  # only numbered files this run wrote (training.retention)
+            self.epoch_files = kept
             if best[1] == epoch + 1:
-                _copy(path, folder / "best.pth")
+                copy_checkpoint(path, folder / "best.pth")
             write_csv(history, folder / "history.csv")
             plot(history, folder / "history.png", self.data.classes)
 
@@ -282,13 +285,3 @@ def _better(miou: float, best: float) -> bool:
 
 def _plain(config: DatasetConfig) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
-
-
-def _copy(source: Path, target: Path) -> None:
-    # A hard link costs nothing and stays valid: the next save replaces `source` by a new file (rename).
-    with atomic_path(target) as tmp:
-        try:
-            tmp.unlink()
-            os.link(source, tmp)
-        except OSError:  # file systems without hard links
-            shutil.copyfile(source, tmp)
