@@ -269,6 +269,13 @@ MUTANTS = [
     Mutant("validate_every ignored", "robosat_effnet/training/loop.py",
            "validated = (epoch + 1) % cfg.validate_every == 0 or epoch + 1 == cfg.epochs", "validated = True",
            ("tests/test_train_wiring.py::test_validate_every_scores_only_those_epochs_and_the_last",)),
+    Mutant("output paths: a folder output not checked", "robosat_effnet/outputs/checks.py",
+           "    path = Path(path)\n    if path.is_dir():\n        return True\n", "    return Path(path).is_dir()\n",
+           ("tests/test_output_paths.py::test_a_folder_output_that_cannot_be_a_folder_is_one_line_naming_it",)),
+    Mutant("-q: the shared quiet option without its short form", "robosat_effnet/cli/options.py",
+           'return click.option("--quiet", "-q", is_flag=True, help=help)',
+           'return click.option("--quiet", is_flag=True, help=help)',
+           ("tests/test_cli_options.py",)),
 ]
 
 

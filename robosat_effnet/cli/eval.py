@@ -12,6 +12,7 @@ from robosat_effnet.cli.options import (
     building_min_area_option,
     device_option,
     precision_option,
+    quiet_option,
     reports_errors,
     workers_option,
 )
@@ -32,7 +33,7 @@ from robosat_effnet.cli.options import (
 @click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
 @building_min_area_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(checkpoint, images, labels, json_path, batch_size, device, precision, workers, match_iou, min_area, quiet):
     """Score CHECKPOINT on IMAGES against LABELS (slippy maps of the same tiles).

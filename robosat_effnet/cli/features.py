@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
 
 
@@ -86,7 +86,7 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
               help="--regularize may keep 45-degree edges (without: only right angles).")
 @click.option("--probs", type=click.Path(exists=True, file_okay=False), default=None,
               help="Probability tiles (`predict --probs`) of the same tiles: adds each polygon's mean, `score`.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolerance, diagonals, probs, quiet):
     """Polygonise the mask tiles in MASKS (z/x/y.png, any zoom) into OUT, lon/lat GeoJSON (.geojson) or

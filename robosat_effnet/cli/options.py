@@ -110,6 +110,11 @@ precision_option = click.option(
 )
 
 
+def quiet_option(help: str = "No progress bars.") -> Callable:
+    """--quiet/-q: every command that draws progress bars takes both spellings (a test walks every command)."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
 class FiniteFloatRange(click.FloatRange):
     """click.FloatRange that also refuses nan and infinity (which pass any comparison with a bound, or mean
     nothing as a size): every float option of every command uses it, so that a typo is a usage error."""

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
 
 
 @click.command("view")
@@ -34,7 +34,7 @@ from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
               help="Address to serve on; anything but loopback exposes your data to the network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to serve on (0: any free port).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 @reports_errors
 def cli(images, masks, outlines, truth, dataset, match_iou, opacity, out, serve, host, port, quiet):
     """Write a map page of IMAGES (a slippy-map folder) with mask tiles and outlines over it, and serve it.

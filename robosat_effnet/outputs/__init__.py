@@ -7,6 +7,7 @@
     claim_file(out.json, "score")                   # a single file: new, or one this command wrote (its mark)
     claim_output(out.json, "score")                 # claim_file, a writable folder, dead temp files swept
     plain_file(out)                                  # no link, folder, device or pipe where a file goes
+    plain_folder(out)                                # no dangling link, file, device or pipe where a folder goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
     with temp_folder("view") as scratch: ...         # a scratch folder, removed after; a killed run's by the next
@@ -24,6 +25,7 @@ from robosat_effnet.outputs.checks import (
     mark,
     mark_text,
     plain_file,
+    plain_folder,
     write_error,
     write_text,
     writing,
@@ -67,6 +69,7 @@ __all__ = [
     "mark_text",
     "make_record",
     "plain_file",
+    "plain_folder",
     "read_record",
     "recorded_classes",
     "remove_tiles",

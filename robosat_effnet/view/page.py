@@ -29,7 +29,7 @@ from tqdm import tqdm
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.io import atomic_path, read_image, write_image
-from robosat_effnet.outputs.checks import check_separate, check_writable, writing
+from robosat_effnet.outputs.checks import check_separate, check_writable, plain_folder, writing
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.view.groups import Group, group_tiles
 from robosat_effnet.view.outlines import LEGEND, OUTLINE_COLORS, load_outlines, match_outlines
@@ -114,8 +114,7 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
 
 def _check_out(out: Path, inputs: list[Path]) -> None:
     check_separate([out], inputs)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file; the page needs a folder, e.g. view/")
+    plain_folder(out)  # a dangling link, a file, a file above it: one line naming it
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
         raise ConfigError(f"{out} holds files that `rs-effnet view` did not write; pick a new or empty folder")
 
