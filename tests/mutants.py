@@ -276,6 +276,23 @@ MUTANTS = [
            'return click.option("--quiet", "-q", is_flag=True, help=help)',
            'return click.option("--quiet", is_flag=True, help=help)',
            ("tests/test_cli_options.py",)),
+    Mutant("tile names: isdigit and int() again", "robosat_effnet/text.py",
+           "    if _DIGITS.fullmatch(text) is None:\n        return None\n",
+           "    if not text.strip().isdigit():\n        return None\n",
+           ("tests/test_tile_names.py",)),
+    Mutant("byte-order mark: text read as plain utf-8", "robosat_effnet/text.py",
+           'TEXT_ENCODING = "utf-8-sig"', 'TEXT_ENCODING = "utf-8"',
+           ("tests/test_byte_order_mark.py",)),
+    Mutant("view: a rewrite keeps the earlier page's other tiles", "robosat_effnet/view/page.py",
+           '_remove_other_tiles(out / "tiles" / kind, {tile_path(out / "tiles" / kind, t, ext) for t in files})',
+           "pass",
+           ("tests/test_view_pages.py::test_a_rewritten_page_holds_exactly_what_the_new_run_shows",)),
+    Mutant("view: symlinked tiles linked as links", "robosat_effnet/view/page.py",
+           "    real = source.resolve()\n", "    real = source\n",
+           ("tests/test_view_pages.py::test_tiles_that_are_symbolic_links_are_served",)),
+    Mutant("view: IPv4 socket for every host", "robosat_effnet/view/server.py",
+           "self.address_family = address_family(host)", "self.address_family = socket.AF_INET",
+           ("tests/test_view_pages.py::test_the_page_is_served_on_ipv4_and_ipv6_hosts",)),
 ]
 
 

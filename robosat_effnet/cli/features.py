@@ -8,6 +8,7 @@ import click
 
 from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.text import ascii_int, shown
 
 
 def mask_classes(masks: str, dataset: str | None) -> tuple[list[str] | None, str | None]:
@@ -45,10 +46,10 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
         return {1: "foreground"} if classes is None else {i: name for i, name in enumerate(classes) if i > 0}
     result = {}
     for name in names:
-        if name.isdigit():
-            index = int(name)
+        index = ascii_int(name)  # ASCII digits only: int() takes '١' and fails on '²'
+        if index is not None:
             if index > 254 or (classes is not None and index >= len(classes)):
-                raise ConfigError(f"class index {index} is out of range"
+                raise ConfigError(f"class index {shown(index)} is out of range"
                                   + (f" for {source} (0..{len(classes) - 1})" if classes is not None else ""))
             result[index] = classes[index] if classes is not None else str(index)
         elif classes is None:

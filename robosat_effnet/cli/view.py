@@ -31,7 +31,8 @@ from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_e
 @click.option("--serve/--no-serve", default=None,
               help="Serve the page over HTTP. Default: serve when there is no --out.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to serve on; anything but loopback exposes your data to the network.")
+              help="Address to serve on, IPv4 or IPv6 (e.g. ::1); anything but loopback exposes your data to the "
+                   "network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to serve on (0: any free port).")
 @quiet_option()

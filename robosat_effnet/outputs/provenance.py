@@ -117,7 +117,7 @@ def remove_tiles(folder: str | os.PathLike) -> int:
     earlier run of ours wrote into `folder`, then the folders left empty. Returns the files removed."""
     folder = Path(folder)
     removed = 0
-    pattern = re.compile(r"^(?:[^/]+/)?\d+/\d+/\d+\.(png|webp|jpg|jpeg|tif|tiff)$")
+    pattern = re.compile(r"^(?:[^/]+/)?[0-9]+/[0-9]+/[0-9]+\.(png|webp|jpg|jpeg|tif|tiff)$")  # \d: any script
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         relative = path.relative_to(folder).as_posix()
         if path.is_file() and (pattern.match(relative) or relative == "partial.csv"):
@@ -129,7 +129,7 @@ def remove_tiles(folder: str | os.PathLike) -> int:
 
 
 RUN_FILES = ("last.pth", "best.pth", "history.csv", "history.png")
-_CHECKPOINT = re.compile(r"^checkpoint-\d+\.pth$")
+_CHECKPOINT = re.compile(r"^checkpoint-[0-9]+\.pth$")
 
 
 def run_files(folder: str | os.PathLike) -> list[Path]:

@@ -22,9 +22,9 @@ from pathlib import Path
 TEMP_PREFIX = ".rs-effnet-"
 STALE_SECONDS = 3600  # another machine's temp files (shared disks) count as stale after this long
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
-_OURS = re.compile(r"^\.rs-effnet-.*\.([0-9a-f]{6})-(\d+)-[0-9a-f]+\.tmp(\.[^.]+)?$")
+_OURS = re.compile(r"^\.rs-effnet-.*\.([0-9a-f]{6})-([0-9]+)-[0-9a-f]+\.tmp(\.[^.]+)?$")
 # Names the earlier atomic_path (mkstemp) and sample writer gave: `.stem.abcd1234.tmp.png`, `.name.123.tmp`.
-_LEGACY = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?|\d+\.tmp)$")
+_LEGACY = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?|[0-9]+\.tmp)$")
 
 
 def temp_path(path: str | os.PathLike) -> Path:
