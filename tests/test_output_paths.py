@@ -122,6 +122,8 @@ def test_a_folder_output_that_cannot_be_a_folder_is_one_line_naming_it(tmp_path,
     out, before = make_in_the_way(tmp_path, case, "out")
     result = CliRunner().invoke(main, [str(a) for a in FOLDERS[command](inputs, out)])
     check_refused(result, out, case, before, tmp_path)
+    if case == "dangling link":  # where the link leads, which is what to create
+        assert f"symbolic link to {tmp_path / 'elsewhere'}, which does not exist" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("case", ["dangling link", "folder", "link to a folder", "under a file"])

@@ -62,6 +62,9 @@ _REASONS = {
     errno.EACCES: ("permission denied", "choose a folder you can write to, or fix its permissions"),
     errno.EPERM: ("operation not permitted", "choose a folder you can write to, or fix its permissions"),
     errno.EROFS: ("the file system is read-only", "write to a writable disk"),
+    # mkdir through a file or a dangling link, where plain_folder did not look first: say so, not "check the disk"
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another output"),
+    errno.EEXIST: ("a file or a dangling symbolic link stands where a folder goes", "choose another output"),
 }
 
 
