@@ -157,29 +157,29 @@ def plain_file(path: str | os.PathLike) -> bool:
     return True
 
 
-def plain_folder(path: str | os.PathLike) -> bool:
+def plain_folder(path: str | os.PathLike, what: str = "output",
+                 advice: str = "name a folder (a new one, or one this command wrote)") -> bool:
     """Whether the output folder `path` exists, after refusing (OutputError naming it) what cannot be one: a
     dangling symbolic link (mkdir would fail on it with a bare "File exists"), a file or a link to one, a device
-    or a pipe, or a file (or dangling link) where one of its parent folders goes. A link to a folder is a folder."""
+    or a pipe, or a file (or dangling link) where one of its parent folders goes. A link to a folder is a folder.
+    `what` names the folder in the message (e.g. "checkpoint folder"); `advice` ends it."""
     path = Path(path)
     if path.is_dir():
         return True
     if path.is_symlink():
         target = os.readlink(path)
         if not path.exists():
-            raise OutputError(f"output {path} is a symbolic link to {target}, which does not exist; create that "
-                              "folder first, or name another output folder")
-        raise OutputError(f"output {path} is a symbolic link to {target}, which is a file, not a folder; name a "
-                          "folder (a new one, or one this command wrote)")
+            raise OutputError(f"{what} {path} is a symbolic link to {target}, which does not exist; create that "
+                              f"folder first, or {advice}")
+        raise OutputError(f"{what} {path} is a symbolic link to {target}, which is a file, not a folder; {advice}")
     if path.exists():
         kind = "a file" if path.is_file() else "a device or pipe"
-        raise OutputError(f"output {path} is {kind}, not a folder; name a folder (a new one, or one this command "
-                          "wrote)")
-    _nearest_folder(path)
+        raise OutputError(f"{what} {path} is {kind}, not a folder; {advice}")
+    _nearest_folder(path, what, advice)
     return False
 
 
-def _nearest_folder(path: Path) -> Path:
+def _nearest_folder(path: Path, what: str = "output", advice: str = "choose another output") -> Path:
     """The nearest existing parent of the missing `path`; OutputError when it is a file or a dangling link (that
     would be created through), which no folder can be made in."""
     where = path.parent
@@ -188,9 +188,9 @@ def _nearest_folder(path: Path) -> Path:
     if where.is_dir():
         return where
     if where.is_symlink() and not where.exists():
-        raise OutputError(f"cannot create {path}: {where} is a symbolic link to {os.readlink(where)}, which does "
-                          "not exist; create that folder first, or choose another output")
-    raise OutputError(f"cannot create {path}: {where} is a file, not a folder; choose another output")
+        raise OutputError(f"cannot create the {what} {path}: {where} is a symbolic link to {os.readlink(where)}, "
+                          f"which does not exist; create that folder first, or {advice}")
+    raise OutputError(f"cannot create the {what} {path}: {where} is a file, not a folder; {advice}")
 
 
 def _marked(path: Path, command: str) -> bool:

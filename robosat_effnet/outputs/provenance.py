@@ -150,7 +150,7 @@ def claim_run_folder(folder: str | os.PathLike, *, resume: str | os.PathLike | N
     an error). The folder (or, while it does not exist, its nearest parent) must be writable.
     """
     folder = Path(folder)
-    plain_folder(folder)  # a dangling link, a file, a file above it: one line naming it
+    plain_folder(folder, "checkpoint folder", "set checkpoint in model.toml or --checkpoint-dir to another folder")
     old = run_files(folder)
     if old and overwrite:
         kept = {Path(p).resolve() for p in (*keep, resume) if p is not None}
