@@ -11,12 +11,13 @@ import mercantile
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import IMAGE_EXTENSIONS
 from robosat_effnet.limits import MAX_ZOOM
+from robosat_effnet.text import TEXT_ENCODING, ascii_int, shown
 
 
 def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> dict[mercantile.Tile, Path]:
     """All tiles of a slippy-map folder as {Tile: path}, sorted by (z, x, y).
 
-    Files and folders whose names are not integers (e.g. leftovers, `.tmp` files) are ignored.
+    Files and folders whose names are not ASCII digits (leftovers, `.tmp` files, `².png`, `１`) are ignored.
     """
     root = Path(root)
     if not root.is_dir():
@@ -24,14 +25,16 @@ def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> d
     extensions = extensions or IMAGE_EXTENSIONS
     found: dict[mercantile.Tile, Path] = {}
     for z_dir in root.iterdir():
-        if not (z_dir.is_dir() and z_dir.name.isdigit()):
+        z = ascii_int(z_dir.name)
+        if z is None or not z_dir.is_dir():
             continue
         for x_dir in z_dir.iterdir():
-            if not (x_dir.is_dir() and x_dir.name.isdigit()):
+            x = ascii_int(x_dir.name)
+            if x is None or not x_dir.is_dir():
                 continue
             for path in x_dir.iterdir():
-                if path.stem.isdigit() and path.suffix.lower() in extensions and not path.name.startswith("."):
-                    x, y, z = int(x_dir.name), int(path.stem), int(z_dir.name)
+                y = ascii_int(path.stem)
+                if y is not None and path.suffix.lower() in extensions:
                     problem = impossible(x, y, z)  # before mercantile sees it: it warns about such tiles
                     if problem:
                         raise DatasetError(f"{path} is not a tile of the slippy map: {problem}; move it out of {root} "
@@ -59,27 +62,31 @@ def neighbours(tile: mercantile.Tile) -> dict[tuple[int, int], mercantile.Tile]:
 def impossible(x: int, y: int, z: int) -> str | None:
     """Why x, y, z is no slippy-map tile (a zoom beyond 0..30, an x or y beyond the zoom's grid), or None."""
     if not 0 <= z <= MAX_ZOOM:
-        return f"zoom {z} is outside 0..{MAX_ZOOM}"
+        return f"zoom {shown(z)} is outside 0..{MAX_ZOOM}"
     side = 2**z
     for name, value in (("x", x), ("y", y)):
         if not 0 <= value < side:
-            return f"{name} {value} is outside 0..{side - 1}, the tiles of zoom {z}"
+            return f"{name} {shown(value)} is outside 0..{side - 1}, the tiles of zoom {z}"
     return None
 
 
 def read_tiles_csv(path: str | os.PathLike) -> list[mercantile.Tile]:
-    """Read robosat's tiles.csv (`x,y,z` rows); DatasetError naming the first row that is not a possible tile."""
+    """Read robosat's tiles.csv (`x,y,z` rows); DatasetError naming the first row that is not a possible tile.
+
+    Cells are ASCII digits, perhaps after a '-' (spaces around them allowed); a byte-order mark (Excel's
+    "CSV UTF-8") is dropped.
+    """
     tiles = []
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding=TEXT_ENCODING) as f:
             for number, row in enumerate(csv.reader(f), 1):
                 if not row or not row[0].strip():
                     continue
-                try:
-                    x, y, z = (int(value) for value in row)
-                except ValueError:
+                numbers = [ascii_int(value.strip(), signed=True) for value in row]  # -1: a number, outside the grid
+                if len(numbers) != 3 or None in numbers:
                     problem = "not three integers"
                 else:
+                    x, y, z = numbers
                     problem = impossible(x, y, z)  # before mercantile sees it: it warns about such tiles
                 if problem:
                     raise DatasetError(f"{path} row {number} ({','.join(row)[:60]}) is not a tile of the slippy map: "

@@ -13,6 +13,7 @@ from robosat_effnet.cli.options import (
     device_option,
     mask_threshold_option,
     precision_option,
+    quiet_option,
     reports_errors,
     workers_option,
 )
@@ -34,7 +35,7 @@ from robosat_effnet.cli.options import (
               help="Per building: the IoU at which a predicted outline matches a true one (SpaceNet: 0.5).")
 @building_min_area_option
 @mask_threshold_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(checkpoint, images, labels, json_path, batch_size, device, precision, workers, match_iou, min_area, threshold,
         quiet):

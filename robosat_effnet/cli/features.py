@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.text import ascii_int, shown
 
 
 def mask_classes(masks: str, dataset: str | None) -> tuple[list[str] | None, str | None]:
@@ -43,10 +44,10 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
         return {1: "foreground"} if classes is None else {i: name for i, name in enumerate(classes) if i > 0}
     result = {}
     for name in names:
-        if name.isdigit():
-            index = int(name)
+        index = ascii_int(name)  # ASCII digits only: int() takes '١' and fails on '²'
+        if index is not None:
             if index > 254 or (classes is not None and index >= len(classes)):
-                raise ConfigError(f"class index {index} is out of range"
+                raise ConfigError(f"class index {shown(index)} is out of range"
                                   + (f" for {source} (0..{len(classes) - 1})" if classes is not None else ""))
             result[index] = classes[index] if classes is not None else str(index)
         elif classes is None:
@@ -86,7 +87,7 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
               help="Probability tiles (`predict --probs`) of the same tiles: adds each polygon's mean, `score`.")
 @click.option("--min-score", type=FiniteFloatRange(0, 1), default=0.0, show_default=True,
               help="With --probs: drop polygons whose mean probability is below this (the model's doubt).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolerance, diagonals, probs, min_score,
         quiet):

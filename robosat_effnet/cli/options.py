@@ -12,6 +12,7 @@ import click
 
 from robosat_effnet.errors import RobosatEffnetError
 from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
+from robosat_effnet.text import ascii_int
 from robosat_effnet.threshold import MASK_THRESHOLD
 
 
@@ -111,6 +112,11 @@ precision_option = click.option(
 )
 
 
+def quiet_option(help: str = "No progress bars.") -> Callable:
+    """--quiet/-q: every command that draws progress bars takes both spellings (a test walks every command)."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
 class FiniteFloatRange(click.FloatRange):
     """click.FloatRange that also refuses nan and infinity (which pass any comparison with a bound, or mean
     nothing as a size): every float option of every command uses it, so that a typo is a usage error."""
@@ -137,10 +143,9 @@ building_min_area_option = click.option(
 def comma_integers(value: str, minimum: int, kind: str, rule: str, maximum: int | None = None) -> list[int]:
     """'3,2,1' -> [3, 2, 1]; click.BadParameter naming `kind` (what the list holds) or `rule` (the bounds) when
     a part is not an integer, when there is none, or when one is below `minimum` or above `maximum`."""
-    try:
-        numbers = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind}") from None
+    numbers = [ascii_int(part.strip()) for part in value.split(",") if part.strip()]  # int() takes '١', not '²'
+    if None in numbers:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind}")
     if not numbers or min(numbers) < minimum or (maximum is not None and max(numbers) > maximum):
         raise click.BadParameter(f"{value!r}: {rule}")
     return numbers

@@ -14,6 +14,7 @@ from robosat_effnet.cli.options import (
     mask_threshold_option,
     parse_bands,
     precision_option,
+    quiet_option,
     reports_errors,
     workers_option,
 )
@@ -86,7 +87,7 @@ def default_workers() -> int:
 @precision_option
 @click.option("--overwrite", is_flag=True, help="Redo tiles already written (default: skip them, resuming).")
 @click.option("--shard", callback=_shard, help="i/n: predict only the i-th of n disjoint shares of the tiles.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap,
         max_tiles, border, masks, tta, threshold, batch_size, workers, device, precision, overwrite, shard, quiet):

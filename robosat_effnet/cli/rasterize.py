@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import quiet_option, reports_errors
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX
 
 
@@ -28,7 +28,7 @@ from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX
               help="Burn the class named 'touching' on building pixels within N px of another building, "
                    "so `features` can split touching buildings apart (dataset.toml must declare it). 0: off.")
 @click.option("--overwrite", is_flag=True, help="Replace the labels another run (other polygons or tiles) left in OUT.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(geojson, out, tiles, dataset, class_property, size, zoom, touching_px, overwrite, quiet):
     """Write OUT/z/x/y.png palette label tiles from the polygons in GEOJSON.

@@ -9,6 +9,7 @@ from robosat_effnet.cli.options import (
     comma_integers,
     device_option,
     mask_threshold_option,
+    quiet_option,
     reports_errors,
     show_warnings,
 )
@@ -64,7 +65,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
               help="Checkpoint scored: the last epoch's, or the best validation mIoU's (chosen on the scored split).")
 @click.option("--speed-repeats", type=click.IntRange(1, MAX_REPEATS), default=10, show_default=True,
               help="Interleaved timing rounds of the CPU speed measurement.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@quiet_option()
 @reports_errors
 def cli(dataset_path, model_path, backbones, seeds, weights, epochs, out, device, min_area, threshold, checkpoint,
         speed_repeats, quiet):

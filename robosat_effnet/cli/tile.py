@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import parse_bands, reports_errors
+from robosat_effnet.cli.options import parse_bands, quiet_option, reports_errors
 from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 
@@ -25,7 +25,7 @@ from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help="Threads reading and writing tiles. Default: up to 4.")
 @click.option("--overwrite", is_flag=True, help="Replace the tiles another run (other scene or settings) left in OUT.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(scene, out, zoom, size, bands, fmt, resampling, max_tiles, workers, overwrite, quiet):
     """Cut SCENE (a GeoTIFF in any CRS) into OUT/z/x/y.{png,webp,tif} tiles.

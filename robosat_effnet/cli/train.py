@@ -10,6 +10,7 @@ from robosat_effnet.cli.options import (
     backbone_name,
     batch_size_option,
     device_option,
+    quiet_option,
     reports_errors,
     show_warnings,
     workers_option,
@@ -43,7 +44,7 @@ from robosat_effnet.cli.options import (
               help="Where to write checkpoints and history [model.toml: checkpoint].")
 @click.option("--overwrite", is_flag=True,
               help="Replace another run found in the checkpoint folder (its checkpoints and history are removed).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")
+@quiet_option("No progress bars or per-epoch lines.")
 @reports_errors
 def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, precision, device, workers,
         resume, checkpoint_dir, overwrite, quiet):

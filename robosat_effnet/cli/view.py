@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
+from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
 
 
 @click.command("view")
@@ -31,10 +31,11 @@ from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
 @click.option("--serve/--no-serve", default=None,
               help="Serve the page over HTTP. Default: serve when there is no --out.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to serve on; anything but loopback exposes your data to the network.")
+              help="Address to serve on, IPv4 or IPv6 (e.g. ::1); anything but loopback exposes your data to the "
+                   "network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to serve on (0: any free port).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option()
 @reports_errors
 def cli(images, masks, outlines, truth, dataset, match_iou, opacity, out, serve, host, port, quiet):
     """Write a map page of IMAGES (a slippy-map folder) with mask tiles and outlines over it, and serve it.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import quiet_option, reports_errors
 
 
 @click.command("weights")
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False), default="dataset.toml",
               show_default=True, help="robosat dataset config (TOML).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @reports_errors
 def cli(dataset_path, quiet):
     """Print class weights 1 / ln(1.02 + pixel frequency) over training/labels as a [weights] table.

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.text import read_text
 
 log = logging.getLogger("robosat_effnet")
 
@@ -18,10 +19,12 @@ def read_toml(path: Path, schema: dict[str, dict[str, Any]], kind: str) -> dict[
     if not path.is_file():
         raise ConfigError(f"{kind} config {path} does not exist; pass --{kind} with the path of your {kind}.toml")
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_text(path))  # a byte-order mark (Notepad, some editors) is no TOML error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except OSError as e:  # unreadable (permissions), or a folder
+        raise ConfigError(f"cannot read {kind} config {path}: {e.strerror or e}; check the file and its "
+                          "permissions") from None
     except RecursionError:  # arrays nested hundreds deep: no config of ours nests more than two
         raise ConfigError(f"{path} nests arrays or tables too deeply to be a config file; is it the right file?") \
             from None

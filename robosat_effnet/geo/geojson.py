@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from robosat_effnet.errors import DatasetError
+from robosat_effnet.text import read_text
 
 POLYGONAL = ("Polygon", "MultiPolygon")
 MAX_DEPTH = 64  # a FeatureCollection's polygon coordinates sit 8 levels deep; properties rarely nest at all
@@ -30,7 +31,7 @@ def read_geojson(path: str | os.PathLike) -> tuple[dict, list]:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(), parse_constant=_not_a_number)
+        data = json.loads(read_text(path), parse_constant=_not_a_number)  # with or without a byte-order mark
     except _NotANumber as e:
         raise DatasetError(f"{path} holds {e}, which is not a JSON number (RFC 8259); write every coordinate as "
                            "a finite number") from None

@@ -19,6 +19,7 @@ from robosat_effnet.geo.geojson import POLYGONAL, check_lonlat, geojson_crs, pol
 from robosat_effnet.io import write_mask
 from robosat_effnet.limits import MAX_TOUCHING_PX
 from robosat_effnet.outputs import writing
+from robosat_effnet.text import ascii_int
 from robosat_effnet.tiles import tile_path
 
 WEB_MERCATOR = "EPSG:3857"
@@ -116,7 +117,7 @@ def class_index(value: object, lookup: dict[str, int]) -> int | None:
     if str(value).lower() in lookup:
         return lookup[str(value).lower()]
     number = value if isinstance(value, int) and not isinstance(value, bool) else \
-        int(value) if isinstance(value, str) and value.strip().isdigit() else None
+        ascii_int(value.strip()) if isinstance(value, str) else None  # ASCII digits: int() takes '١', fails '²'
     return number if number is not None and 0 <= number < len(lookup) else None
 
 

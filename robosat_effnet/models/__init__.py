@@ -50,7 +50,7 @@ DECODERS: dict[str, Callable[[nn.Module, int, Sequence[int] | None], nn.Module]]
                                                              *(channels or ())),
 }
 
-_PHI = re.compile(r"efficientnet-phi(\d+(?:\.\d+)?)")
+_PHI = re.compile(r"efficientnet-phi([0-9]+(?:\.[0-9]+)?)")
 
 
 def list_backbones() -> list[str]:

@@ -7,6 +7,7 @@
     claim_file(out.json, "score")                   # a single file: new, or one this command wrote (its mark)
     claim_output(out.json, "score")                 # claim_file, a writable folder, dead temp files swept
     plain_file(out)                                  # no link, folder, device or pipe where a file goes
+    plain_folder(out)                                # no dangling link, file, device or pipe where a folder goes
     with writing(out): ...                           # ENOSPC, EACCES, EROFS -> one-line OutputError
     sweep_temp(out, recursive=True)                  # temp files a killed run left (`temp`)
     warn_other_classes(labels, spec.classes, ...)    # a folder's record names other classes: one warning
@@ -26,6 +27,7 @@ from robosat_effnet.outputs.checks import (
     mark,
     mark_text,
     plain_file,
+    plain_folder,
     write_error,
     write_text,
     writing,
@@ -71,6 +73,7 @@ __all__ = [
     "mark_text",
     "make_record",
     "plain_file",
+    "plain_folder",
     "read_record",
     "recorded_classes",
     "remove_tiles",

@@ -41,13 +41,8 @@ def check_writable(folder: str | os.PathLike, create: bool = True) -> Path:
     parent, so a check before other validation leaves nothing behind.
     """
     folder = Path(folder)
-    where = folder
-    if not create:
-        while not where.exists() and where != where.parent:
-            where = where.parent
-        if not where.is_dir():
-            raise OutputError(f"cannot create {folder}: {where} is a file; choose another output")
-    probe = temp_path(where / "probe")
+    where = folder if plain_folder(folder) else _nearest_folder(folder)
+    probe = temp_path((folder if create else where) / "probe")
     with writing(folder):
         if create:
             folder.mkdir(parents=True, exist_ok=True)
@@ -67,6 +62,9 @@ _REASONS = {
     errno.EACCES: ("permission denied", "choose a folder you can write to, or fix its permissions"),
     errno.EPERM: ("operation not permitted", "choose a folder you can write to, or fix its permissions"),
     errno.EROFS: ("the file system is read-only", "write to a writable disk"),
+    # mkdir through a file or a dangling link, where plain_folder did not look first: say so, not "check the disk"
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another output"),
+    errno.EEXIST: ("a file or a dangling symbolic link stands where a folder goes", "choose another output"),
 }
 
 
@@ -145,16 +143,54 @@ def claim_output(path: str | os.PathLike, command: str) -> Path:
 def plain_file(path: str | os.PathLike) -> bool:
     """Whether the output `path` exists, after refusing (OutputError) anything but a missing or regular file: a
     symbolic link, even a dangling one (replacing it by a rename would lose the link, not write through it), a
-    folder, a device or a pipe."""
+    folder, a device or a pipe, or a file (or dangling link) where one of its folders goes."""
     path = Path(path)
     if path.is_symlink():
         raise OutputError(f"output {path} is a symbolic link; name the file itself (or a new file)")
     if not path.exists():
+        _nearest_folder(path)
         return False
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; name a file (a new one, or one this command wrote)")
     if not path.is_file():
-        raise OutputError(f"output {path} exists and is not a regular file (a folder, device or pipe); "
-                          "name a new file")
+        raise OutputError(f"output {path} exists and is not a regular file (a device or pipe); name a new file")
     return True
+
+
+def plain_folder(path: str | os.PathLike, what: str = "output",
+                 advice: str = "name a folder (a new one, or one this command wrote)") -> bool:
+    """Whether the output folder `path` exists, after refusing (OutputError naming it) what cannot be one: a
+    dangling symbolic link (mkdir would fail on it with a bare "File exists"), a file or a link to one, a device
+    or a pipe, or a file (or dangling link) where one of its parent folders goes. A link to a folder is a folder.
+    `what` names the folder in the message (e.g. "checkpoint folder"); `advice` ends it."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    if path.is_symlink():
+        target = os.readlink(path)
+        if not path.exists():
+            raise OutputError(f"{what} {path} is a symbolic link to {target}, which does not exist; create that "
+                              f"folder first, or {advice}")
+        raise OutputError(f"{what} {path} is a symbolic link to {target}, which is a file, not a folder; {advice}")
+    if path.exists():
+        kind = "a file" if path.is_file() else "a device or pipe"
+        raise OutputError(f"{what} {path} is {kind}, not a folder; {advice}")
+    _nearest_folder(path, what, advice)
+    return False
+
+
+def _nearest_folder(path: Path, what: str = "output", advice: str = "choose another output") -> Path:
+    """The nearest existing parent of the missing `path`; OutputError when it is a file or a dangling link (that
+    would be created through), which no folder can be made in."""
+    where = path.parent
+    while not os.path.lexists(where) and where != where.parent:
+        where = where.parent
+    if where.is_dir():
+        return where
+    if where.is_symlink() and not where.exists():
+        raise OutputError(f"cannot create the {what} {path}: {where} is a symbolic link to {os.readlink(where)}, "
+                          f"which does not exist; create that folder first, or {advice}")
+    raise OutputError(f"cannot create the {what} {path}: {where} is a file, not a folder; {advice}")
 
 
 def _marked(path: Path, command: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from robosat_effnet import __version__
 from robosat_effnet.errors import OutputError
-from robosat_effnet.outputs.checks import check_writable, write_text, writing
+from robosat_effnet.outputs.checks import check_writable, plain_folder, write_text, writing
 from robosat_effnet.outputs.temp import is_temp, sweep_temp
 
 RECORD = ".rs-effnet.json"
@@ -92,8 +92,7 @@ def claim_folder(folder: str | os.PathLike, record: dict[str, Any], *, overwrite
     Also removes stale temp files, and checks the folder is writable.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"output {folder} is a file; give a folder (a new one, or one this command wrote)")
+    plain_folder(folder)  # a dangling link, a file, a file above it: one line naming it
     previous = read_record(folder) if folder.is_dir() else None
     occupied = folder.is_dir() and has_files(folder)
     same = previous is not None and _comparable(previous) == _comparable(record)
@@ -134,7 +133,7 @@ def remove_tiles(folder: str | os.PathLike) -> int:
     earlier run of ours wrote into `folder`, then the folders left empty. Returns the files removed."""
     folder = Path(folder)
     removed = 0
-    pattern = re.compile(r"^(?:[^/]+/)?\d+/\d+/\d+\.(png|webp|jpg|jpeg|tif|tiff)$")
+    pattern = re.compile(r"^(?:[^/]+/)?[0-9]+/[0-9]+/[0-9]+\.(png|webp|jpg|jpeg|tif|tiff)$")  # \d: any script
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         relative = path.relative_to(folder).as_posix()
         if path.is_file() and (pattern.match(relative) or relative == "partial.csv"):
@@ -146,7 +145,7 @@ def remove_tiles(folder: str | os.PathLike) -> int:
 
 
 RUN_FILES = ("last.pth", "best.pth", "history.csv", "history.png")
-_CHECKPOINT = re.compile(r"^checkpoint-\d+\.pth$")
+_CHECKPOINT = re.compile(r"^checkpoint-[0-9]+\.pth$")
 
 
 def run_files(folder: str | os.PathLike) -> list[Path]:
@@ -167,9 +166,7 @@ def claim_run_folder(folder: str | os.PathLike, *, resume: str | os.PathLike | N
     an error). The folder (or, while it does not exist, its nearest parent) must be writable.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"checkpoint folder {folder} is a file; set checkpoint in model.toml or --checkpoint-dir "
-                          "to a folder")
+    plain_folder(folder, "checkpoint folder", "set checkpoint in model.toml or --checkpoint-dir to another folder")
     old = run_files(folder)
     if old and overwrite:
         kept = {Path(p).resolve() for p in (*keep, resume) if p is not None}
@@ -182,10 +179,7 @@ def claim_run_folder(folder: str | os.PathLike, *, resume: str | os.PathLike | N
         raise OutputError(f"checkpoint folder {folder} holds another training run ({names}); pass --resume "
                           f"{folder / 'last.pth'} to continue it, --overwrite to replace it, or choose a new folder "
                           "(--checkpoint-dir)")
-    if not (folder.exists() or any(p.is_file() for p in folder.parents)):  # a file in the way: train says so
-        check_writable(folder, create=False)
-    elif folder.exists():
-        check_writable(folder)
+    check_writable(folder, create=folder.exists())  # writing nothing new: a missing folder probes its parent
     return old if overwrite else []
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 TEMP_PREFIX = ".rs-effnet-"
 STALE_SECONDS = 3600  # another machine's temp files (shared disks) count as stale after this long
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
-_OURS = re.compile(r"^\.rs-effnet-.*\.([0-9a-f]{6})-(\d+)-[0-9a-f]+\.tmp(\.[^.]+)?$")
+_OURS = re.compile(r"^\.rs-effnet-.*\.([0-9a-f]{6})-([0-9]+)-[0-9a-f]+\.tmp(\.[^.]+)?$")
 
 
 def temp_path(path: str | os.PathLike) -> Path:

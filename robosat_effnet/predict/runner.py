@@ -30,6 +30,7 @@ from robosat_effnet.outputs import write_error
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import Predictor
 from robosat_effnet.predict.writer import BackgroundWriter, probability_dirs, quantize, write_tile
+from robosat_effnet.text import ascii_int
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
 
 
@@ -54,10 +55,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     """'i/n' -> (i, n) with 0 <= i < n; None stays None."""
     if text is None:
         return None
-    try:
-        index, count = (int(part) for part in str(text).split("/"))
-    except ValueError:
-        raise ConfigError(f"shard {text!r} must look like i/n, e.g. 0/4 for the first of four shares") from None
+    numbers = [ascii_int(part.strip()) for part in str(text).split("/")]  # int() takes '١', fails on '²'
+    if len(numbers) != 2 or None in numbers:
+        raise ConfigError(f"shard {text!r} must look like i/n, e.g. 0/4 for the first of four shares")
+    index, count = numbers
     if count < 1 or not 0 <= index < count:
         raise ConfigError(f"shard {text!r}: need 0 <= i < n, e.g. 0/4 .. 3/4")
     return index, count

@@ -27,6 +27,7 @@ from PIL import Image
 
 from robosat_effnet.colors import to_rgb
 from robosat_effnet.io import atomic_path, write_mask
+from robosat_effnet.text import is_ascii_int
 from robosat_effnet.tiles import tile_path
 
 LEVELS = 255  # probability p is stored as round(p * LEVELS)
@@ -78,7 +79,7 @@ def probability_dirs(root: str | os.PathLike, classes: list[str]) -> list[tuple[
     dirs = []
     for index, name in enumerate(classes):
         safe = re.sub(r"[^\w.-]", "_", str(name)).strip(".") or f"class-{index}"
-        dirs.append((index, root / (f"class-{safe}" if safe.isdigit() else safe)))
+        dirs.append((index, root / (f"class-{safe}" if is_ascii_int(safe) else safe)))
     return dirs
 
 

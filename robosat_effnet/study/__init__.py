@@ -24,7 +24,7 @@ from tqdm import tqdm
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import sweep_temp
+from robosat_effnet.outputs import plain_folder, sweep_temp
 from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
 from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
@@ -74,6 +74,7 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
         device = str(resolve_device(None, model_cfg.cuda, model_cfg.source))
     keys = plan(backbones, seeds, [_weights(w) for w in weights] if weights else [model_cfg.weights])
     out = Path(out)
+    plain_folder(out)  # a dangling link, a file, a file above it: one line naming it
     _check_outside(out, Path(dataset_cfg.dataset))
     for key in keys:  # every run's settings are valid before the folder records the recipe
         run_config(model_cfg, key, out / key.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -29,8 +30,8 @@ from tqdm import tqdm
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.io import atomic_path, read_image, write_image
-from robosat_effnet.outputs.checks import check_separate, check_writable, writing
-from robosat_effnet.tiles import tile_files
+from robosat_effnet.outputs.checks import check_separate, check_writable, plain_folder, writing
+from robosat_effnet.tiles import tile_files, tile_path
 from robosat_effnet.view.groups import Group, group_tiles
 from robosat_effnet.view.outlines import LEGEND, OUTLINE_COLORS, load_outlines, match_outlines
 
@@ -39,6 +40,7 @@ MARKER = ".rs-effnet-view"  # says a folder is a page written by this command (a
 STATIC = ("view.js", "view.css", "leaflet.js", "leaflet.css", "LICENSE-leaflet.txt", "images/layers.png",
           "images/layers-2x.png", "index.html")
 BROWSER_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
+_PAGE_TILE = re.compile(r"[0-9]+/[0-9]+/[0-9]+\.(png|jpg|jpeg|webp)")  # the names view gives the page's tiles
 
 
 @dataclass
@@ -91,6 +93,9 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
     (out / "index.html").unlink(missing_ok=True)  # an earlier page does not open over half of this one
     image_ext = _copy_images(image_files, out / "tiles" / "images", progress)
     legend_classes = _write_overlays(mask_files, out / "tiles" / "masks", classes, progress) if mask_files else None
+    # A rewrite shows exactly this run's tiles: an earlier run's others (more masks, another format) go.
+    for kind, files, ext in (("images", image_files, image_ext), ("masks", mask_files, "png")):
+        _remove_other_tiles(out / "tiles" / kind, {tile_path(out / "tiles" / kind, t, ext) for t in files})
     data = {
         "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
         "images": {"url": f"tiles/images/{{z}}/{{x}}/{{y}}{image_ext}", **_zooms(image_files)},
@@ -114,8 +119,7 @@ def _write(out: Path, image_files: dict, mask_files: dict, pred: dict | None, tr
 
 def _check_out(out: Path, inputs: list[Path]) -> None:
     check_separate([out], inputs)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file; the page needs a folder, e.g. view/")
+    plain_folder(out)  # a dangling link, a file, a file above it: one line naming it
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
         raise ConfigError(f"{out} holds files that `rs-effnet view` did not write; pick a new or empty folder")
 
@@ -151,7 +155,7 @@ def _copy_images(files: dict[mercantile.Tile, Path], root: Path, progress: bool)
     ext = suffixes.pop() if keep else ".png"
     stretch = None if keep else _stretch(list(files.values()))
     for tile, path in tqdm(files.items(), desc="page: imagery", unit="tile", disable=not progress):
-        target = root / str(tile.z) / str(tile.x) / f"{tile.y}{ext}"
+        target = tile_path(root, tile, ext)
         target.parent.mkdir(parents=True, exist_ok=True)
         if keep:
             _link(path, target)
@@ -161,12 +165,43 @@ def _copy_images(files: dict[mercantile.Tile, Path], root: Path, progress: bool)
 
 
 def _link(source: Path, target: Path) -> None:
+    """Hard-link (or copy) the file a tile is into the page. A tile that is a symbolic link (a tile cache, `cp -rs`)
+    is followed: os.link would link the link itself, which the server rightly refuses to follow out of the page.
+    Followed only to an image file: a link named like a tile but leading elsewhere is refused, never served."""
+    real = source.resolve()
+    if real != source.absolute() and not _browser_image(real):
+        raise DatasetError(f"{source} links to {real}, which is no PNG, JPEG or WebP image; remove the link or "
+                           "point it at the tile")
     with atomic_path(target) as tmp:
         tmp.unlink()
         try:
-            os.link(source, tmp)
+            os.link(real, tmp)
         except OSError:  # another filesystem, or links not allowed: copy
-            shutil.copyfile(source, tmp)
+            shutil.copyfile(real, tmp)
+
+
+def _browser_image(path: Path) -> bool:
+    """Whether `path` is a regular file that Pillow reads as PNG, JPEG or WebP (from its header only)."""
+    try:
+        with Image.open(path) as image:
+            return path.is_file() and image.format in ("PNG", "JPEG", "WEBP")
+    except (OSError, Image.DecompressionBombError):
+        return False
+
+
+def _remove_other_tiles(root: Path, kept: set[Path]) -> None:
+    """Remove the tiles (z/x/y.<image ext>) under `root` that are not in `kept`, then the folders left empty:
+    what an earlier run of view wrote into its page and this one does not show. Other files stay."""
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not path.is_symlink() and _PAGE_TILE.fullmatch(relative) and path not in kept:
+            path.unlink()
+        elif path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()
 
 
 def _stretch(paths: list[Path], sample: int = 64) -> tuple[float, float]:
@@ -206,7 +241,7 @@ def _write_overlays(files: dict[mercantile.Tile, Path], root: Path, classes: lis
         for value in np.unique(index):
             if 0 < value < NODATA_INDEX and value not in seen:
                 seen[int(value)] = "#" + "".join(f"{int(c):02x}" for c in palette[value])
-        target = root / str(tile.z) / str(tile.x) / f"{tile.y}.png"
+        target = tile_path(root, tile, "png")
         target.parent.mkdir(parents=True, exist_ok=True)
         write_image(target, rgba)
     names = classes or []

@@ -15,6 +15,7 @@ import http.server
 import ipaddress
 import os
 import shutil
+import socket
 import sys
 import threading
 import urllib.parse
@@ -97,12 +98,18 @@ class PageServer(http.server.ThreadingHTTPServer):
     def __init__(self, root: str | os.PathLike, host: str = LOOPBACK, port: int = 0, verbose: bool = False):
         self.root = Path(root).resolve()
         self.verbose = verbose
+        host = host.strip("[]")  # [::1], as written in URLs
+        self.address_family = address_family(host)  # socketserver's is IPv4 only: ::1 failed with EAFNOSUPPORT
         try:
             super().__init__((host, port), PageHandler)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 raise ConfigError(f"port {port} on {host} is in use; pick another with --port, or --port 0 "
                                   "for any free one") from None
+            if e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
+                raise ConfigError(f"cannot serve on {host}: {e.strerror or e} (this machine has no such address"
+                                  f"{' or no IPv6' if self.address_family == socket.AF_INET6 else ''}); give "
+                                  f"--host an address of this machine, e.g. {LOOPBACK}") from None
             raise ConfigError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
 
     def handle_error(self, request, client_address) -> None:
@@ -113,7 +120,22 @@ class PageServer(http.server.ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 address (or a name with IPv6 addresses only), else AF_INET; ConfigError for a name
+    that does not resolve."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        pass
+    try:
+        families = {info[0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError) as e:
+        raise ConfigError(f"cannot serve on {host}: no such address ({e}); give --host an address of this "
+                          f"machine, e.g. {LOOPBACK} or ::1") from None
+    return socket.AF_INET if socket.AF_INET in families or not families else socket.AF_INET6
 
 
 def serve_in_thread(root: str | os.PathLike, host: str = LOOPBACK, port: int = 0) -> PageServer:
@@ -128,6 +150,6 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
