@@ -25,7 +25,8 @@ def _bbox(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), required=True, help="Zoom level of the tiles.")
 @click.option("--area", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Polygons of the area (GeoJSON in its declared CRS, else lon/lat; GeoPackage or any vector file).")
-@click.option("--bbox", callback=_bbox, default=None, help="The area as W,S,E,N in lon/lat, e.g. 32.58,0.31,32.59,0.32.")
+@click.option("--bbox", callback=_bbox, default=None,
+              help="The area as W,S,E,N in lon/lat, e.g. 32.58,0.31,32.59,0.32.")
 @click.option("--geotiff", "scene", type=scene_argument_type(), default=None,
               help="A GeoTIFF (path or http(s) URL of a COG): the tiles `rs-effnet tile` writes from it.")
 @click.option("--buffer", type=click.IntRange(0, MAX_BUFFER), default=0, show_default=True,
