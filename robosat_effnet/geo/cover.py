@@ -18,9 +18,8 @@ import numpy as np
 
 from robosat_effnet.errors import ConfigError, DatasetError, TooManyTilesError
 from robosat_effnet.geo.geojson import POLYGONAL, check_finite, check_lonlat, geojson_crs, polygon_shape, read_geojson
-from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, MAX_LATITUDE, count_tiles, read_tile, scene_bounds
+from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, MAX_LATITUDE, count_tiles, open_raster, read_tile, scene_bounds
 from robosat_effnet.limits import MAX_ZOOM
-from robosat_effnet.remote import is_url
 
 GEOJSON = (".geojson", ".json")
 MAX_BUFFER = 64  # rings of context tiles: each costs (2N + 1)^2 tiles per tile at worst
@@ -125,17 +124,9 @@ def polygon_tiles(area, zoom: int, max_tiles: int = DEFAULT_MAX_TILES) -> set[me
 def scene_tiles(scene: str | os.PathLike, zoom: int, max_tiles: int = DEFAULT_MAX_TILES) -> set[mercantile.Tile]:
     """The tiles `rs-effnet tile SCENE --zoom Z` writes (default size and resampling): its footprint's tiles that
     hold any data, tested through the same warped read."""
-    import rasterio
     from rasterio.enums import Resampling
 
-    from robosat_effnet.errors import RasterError
-    from robosat_effnet.remote import open_url
-
-    try:
-        src = open_url(str(scene)) if is_url(scene) else rasterio.open(scene)
-    except rasterio.errors.RasterioIOError as e:
-        raise RasterError(f"cannot open {scene} as a raster: {e}; pass a GeoTIFF") from None
-    with src:
+    with open_raster(scene) as src:
         bounds = scene_bounds(src)
         check_count(count_tiles(bounds, zoom), zoom, max_tiles, str(scene))
         # Only the validity band is read (no pixel bands): the warper's alpha is what `tile` tests too.
