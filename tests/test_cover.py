@@ -115,20 +115,39 @@ def test_a_bbox_gives_its_tiles(tmp_path):
     assert read_tiles_csv(tmp_path / "tiles.csv") == sorted(mercantile.tiles(32.58, 0.31, 32.61, 0.33, zooms=[15]))
 
 
-@needs_scene
-@pytest.mark.parametrize("zoom", [9, 10])
-def test_a_geotiff_gives_exactly_the_tiles_tile_writes(tmp_path, zoom):
-    tiled = CliRunner().invoke(main, ["tile", str(SCENE), str(tmp_path / "tiles"), "--zoom", str(zoom), "-q"])
-    assert tiled.exit_code == 0, tiled.output
-    result = run(tmp_path / "tiles.csv", "--zoom", zoom, "--geotiff", SCENE)
-    assert result.exit_code == 0, result.output
-    written = list(tile_files(tmp_path / "tiles"))
-    assert read_tiles_csv(tmp_path / "tiles.csv") == written
+def cornered_scene(path: Path) -> Path:
+    """200 x 150 px of 10 m in UTM 36N whose upper-left corner is no data, as a rotated scene's borders are."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(0).integers(1, 256, (3, 150, 200)).astype(np.uint8)
+    rows, cols = np.mgrid[0:150, 0:200]
+    data[:, rows + cols < 120] = 0
+    profile = dict(driver="GTiff", width=200, height=150, count=3, dtype="uint8", crs="EPSG:32636", nodata=0,
+                   transform=from_origin(452000.0, 38800.0, 10.0, 10.0))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.mark.parametrize("scene, zoom", [
+    pytest.param(SCENE, 9, marks=needs_scene), pytest.param(SCENE, 10, marks=needs_scene),
+    ("generated", 16), ("generated", 17),
+])
+def test_a_geotiff_gives_exactly_the_tiles_tile_writes(tmp_path, scene, zoom):
     import rasterio
 
     from robosat_effnet.geo.tile import count_tiles, scene_bounds
 
-    with rasterio.open(SCENE) as src:  # the rotated scene's no-data corners: fewer tiles than its bounding box
+    if scene == "generated":
+        scene = cornered_scene(tmp_path / "scene.tif")
+    tiled = CliRunner().invoke(main, ["tile", str(scene), str(tmp_path / "tiles"), "--zoom", str(zoom), "-q"])
+    assert tiled.exit_code == 0, tiled.output
+    result = run(tmp_path / "tiles.csv", "--zoom", zoom, "--geotiff", scene)
+    assert result.exit_code == 0, result.output
+    written = list(tile_files(tmp_path / "tiles"))
+    assert read_tiles_csv(tmp_path / "tiles.csv") == written
+    with rasterio.open(scene) as src:  # the no-data corners: fewer tiles than the bounding box
         assert len(written) < count_tiles(scene_bounds(src), zoom) or zoom == 9
 
 
@@ -207,3 +226,33 @@ def test_the_polygon_tiles_are_few_compared_with_the_bounding_box():
     box = list(mercantile.tiles(*strip.bounds, zooms=[15]))
     assert 0 < len(found) < len(box) / 4
     assert np.all([shapely.intersects(strip, shapely.box(*mercantile.bounds(t))) for t in found])
+
+
+@pytest.mark.parametrize("corner", [mercantile.Tile(154802, 130818, 18), mercantile.Tile(300, 200, 9),
+                                    mercantile.Tile(2, 1, 3)])
+def test_an_outline_along_tile_edges_leaves_out_the_tiles_it_only_touches(tmp_path, corner):
+    # An L of three tiles: its bounding box holds a fourth tile, which meets the L along two edges only.
+    three = [corner, mercantile.Tile(corner.x + 1, corner.y, corner.z),
+             mercantile.Tile(corner.x, corner.y + 1, corner.z)]
+    outline = shapely.union_all([shapely.box(*mercantile.bounds(t)) for t in three])
+    area = write_geojson(tmp_path / "area.geojson", outline)
+    result = run(tmp_path / "tiles.csv", "--zoom", corner.z, "--area", area)
+    assert result.exit_code == 0, result.output
+    assert read_tiles_csv(tmp_path / "tiles.csv") == sorted(three)
+
+
+@pytest.mark.parametrize("tile", [mercantile.Tile(154802, 130818, 18), mercantile.Tile(300, 200, 9),
+                                  mercantile.Tile(0, 0, 3), mercantile.Tile(2, 1, 2)])
+@pytest.mark.parametrize("how", ["bbox", "area"])
+def test_an_area_on_tile_edges_gives_only_the_tiles_inside(tmp_path, tile, how):
+    # A tile's own bounds touch its 8 neighbours along edges and corners: none of them holds any of the area.
+    west, south, east, north = mercantile.bounds(tile)
+    if how == "bbox":
+        args = ["--bbox", ",".join(repr(v) for v in (west, south, east, north))]
+    else:
+        args = ["--area", write_geojson(tmp_path / "area.geojson", shapely.box(west, south, east, north))]
+    result = run(tmp_path / "tiles.csv", "--zoom", tile.z, *args)
+    assert result.exit_code == 0, result.output
+    assert read_tiles_csv(tmp_path / "tiles.csv") == [tile]
+    assert run(tmp_path / "children.csv", "--zoom", tile.z + 1, *args).exit_code == 0
+    assert read_tiles_csv(tmp_path / "children.csv") == sorted(mercantile.children(tile))

@@ -231,3 +231,26 @@ def test_kill_9_mid_download_then_rerun_equals_an_uninterrupted_run(tmp_path):
     assert f"already there {len(written)}" in rerun.stdout
     assert files(tmp_path / "killed") == files(tmp_path / "whole")
     assert not [p for p in (tmp_path / "killed").rglob("*") if is_temp(p.name)]
+
+
+@pytest.mark.parametrize("command", ["download", "cover"])
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(served, tmp_path, monkeypatch, command):
+    import contextlib
+    import errno
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield
+
+    monkeypatch.setattr("robosat_effnet.io.atomic_path", full)
+    monkeypatch.setattr("robosat_effnet.geo.download.atomic_path", full)
+    if command == "download":
+        result = download(served, tmp_path / "out")
+    else:
+        result = CliRunner().invoke(main, ["cover", str(tmp_path / "out" / "tiles.csv"), "--zoom", "12",
+                                           "--bbox", "1,1,1.2,1.2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith("Error: cannot write") and "the disk is full" in result.output
+    assert result.output.count("\n") == 1
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.suffix in (".png", ".csv")]
