@@ -34,6 +34,7 @@ UNBOUNDED = {
     ("sample", "--test-seed"): "numpy seeds its generator with any integer",
     ("tile", "--max-tiles"): "a refusal threshold: a larger one only permits more",
     ("predict", "--max-tiles"): "a refusal threshold: a larger one only permits more",
+    ("cover", "--max-tiles"): "a refusal threshold: a larger one only permits more",
     ("train", "--epochs"): "time, not memory: a longer run, stopped by Ctrl-C and resumable",
     ("study", "--epochs"): "time, not memory: a longer run, stopped by Ctrl-C and resumable",
 }

@@ -74,7 +74,7 @@ STAGES = [
     # what every stage shares; the package itself only re-exports models and holds __version__
     ["robosat_effnet", "robosat_effnet.errors", "robosat_effnet.io", "robosat_effnet.tiles", "robosat_effnet.limits",
      "robosat_effnet.colors", "robosat_effnet.outputs", "robosat_effnet.threshold",
-     "robosat_effnet.text"],
+     "robosat_effnet.text", "robosat_effnet.remote"],
     ["robosat_effnet.models"],
     ["robosat_effnet.checkpoint"],  # builds its model (models); read by config, training, predict, deploy, ...
     ["robosat_effnet.config"],  # a config describes a checkpoint's ModelSpec

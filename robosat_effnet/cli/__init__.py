@@ -15,6 +15,8 @@ from robosat_effnet import __version__
 # command name -> module under robosat_effnet.cli defining a click command named `cli`
 COMMANDS = {
     "sample": "sample",
+    "cover": "cover",
+    "download": "download",
     "tile": "tile",
     "rasterize": "rasterize",
     "weights": "weights",

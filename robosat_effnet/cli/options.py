@@ -158,6 +158,23 @@ def parse_bands(ctx: click.Context, param: click.Parameter, value: str | None) -
     return comma_integers(value, 1, "band numbers, e.g. 1,2,3", "bands are numbered from 1, e.g. 1,2,3")
 
 
+class SceneSource(click.Path):
+    """A local file (or, with `folders`, folder) that exists, or an http(s) URL of a GeoTIFF, kept as given
+    (GDAL reads a cloud-optimised GeoTIFF by URL over range requests)."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        from robosat_effnet.remote import is_url
+
+        if is_url(value):
+            return value
+        return super().convert(value, param, ctx)
+
+
+def scene_argument_type(folders: bool = False) -> SceneSource:
+    """The type of an argument naming a GeoTIFF by path or URL (`folders`: a slippy-map folder as well)."""
+    return SceneSource(exists=True, dir_okay=folders)
+
+
 class _Echo(logging.Handler):
     """Show the library's warnings (unknown config keys, no GPU, ...) as one line on stderr."""
 

@@ -16,6 +16,7 @@ from robosat_effnet.cli.options import (
     precision_option,
     quiet_option,
     reports_errors,
+    scene_argument_type,
     workers_option,
 )
 from robosat_effnet.limits import MAX_BORDER, MAX_TILE_SIZE, MAX_WINDOW
@@ -53,7 +54,7 @@ def default_workers() -> int:
 
 
 @click.command("predict")
-@click.argument("source", type=click.Path(exists=True))
+@click.argument("source", type=scene_argument_type(folders=True))
 @click.argument("output", type=click.Path(file_okay=False), required=False)
 @checkpoint_option
 @click.option("--model", "model_config", default="model.toml", show_default=True, type=click.Path(dir_okay=False),
@@ -91,33 +92,38 @@ def default_workers() -> int:
 @reports_errors
 def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resampling, geotiff_out, window, overlap,
         max_tiles, border, masks, tta, threshold, batch_size, workers, device, precision, overwrite, shard, quiet):
-    """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it).
+    """Predict SOURCE into OUTPUT/z/x/y.png masks (default OUTPUT: SOURCE-masks or SOURCE-probs beside it; for a
+    URL, in the current folder).
 
-    SOURCE is a slippy-map folder (z/x/y.<png|jpg|webp|tif>) or a GeoTIFF scene (any CRS; with --zoom
-    for tiles, --geotiff for one mask on its grid, or both). The checkpoint says how to build the model
-    and preprocess. Reruns skip tiles already written; under torchrun each rank takes its share.
+    SOURCE is a slippy-map folder (z/x/y.<png|jpg|webp|tif>) or a GeoTIFF scene (any CRS; a path or the http(s)
+    URL of a cloud-optimised GeoTIFF; with --zoom for tiles, --geotiff for one mask on its grid, or both). The
+    checkpoint says how to build the model and preprocess. Reruns skip tiles already written; under torchrun
+    each rank takes its share.
     """
     from robosat_effnet.errors import DatasetError, OutputError, RasterError
     from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
     from robosat_effnet.predict.mosaic import check_mask_output, check_windows
+    from robosat_effnet.remote import is_url, source_name
 
     try:
         check_windows(window, overlap)  # the library's own check, as a usage error before any work
     except RasterError as e:
         raise click.UsageError(str(e)) from None
 
-    source = Path(source)
-    is_scene = source.is_file()
-    if is_scene and source.suffix.lower() not in GEOTIFF_SUFFIXES:
+    remote = is_url(source)  # a COG by URL: read over range requests, nothing local beside it
+    source = source if remote else Path(source)
+    is_scene = remote or source.is_file()
+    if is_scene and not remote and source.suffix.lower() not in GEOTIFF_SUFFIXES:
         raise click.UsageError(f"{source} is neither a slippy-map folder nor a GeoTIFF (.tif)")
     if not is_scene and (zoom is not None or geotiff_out or tile_size):
         raise click.UsageError("--zoom, --tile-size and --geotiff apply to a GeoTIFF SOURCE, not a tile folder")
     if is_scene and zoom is None and not geotiff_out:
         raise click.UsageError("a GeoTIFF SOURCE needs --zoom Z (slippy-map tiles) and/or --geotiff mask.tif")
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(model_config)
-    name = source.stem if is_scene else source.resolve().name
-    out = Path(output) if output else source.resolve().parent / f"{name}-{'masks' if masks else 'probs'}"
+    name = source_name(source) if is_scene else source.resolve().name
+    beside = Path.cwd() if remote else source.resolve().parent
+    out = Path(output) if output else beside / f"{name}-{'masks' if masks else 'probs'}"
     # Every output against every input before anything is written (--overwrite or not).
     check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
     if geotiff_out:  # written last: a read-only or full disk, or a link there, must fail before the tiles are made

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import parse_bands, quiet_option, reports_errors
+from robosat_effnet.cli.options import parse_bands, quiet_option, reports_errors, scene_argument_type
 from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 
 
 @click.command("tile")
-@click.argument("scene", type=click.Path(exists=True, dir_okay=False))
+@click.argument("scene", type=scene_argument_type())
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--zoom", type=click.IntRange(0, 30), required=True, help="Zoom level of the tiles.")
 @click.option("--size", type=click.IntRange(16, MAX_TILE_SIZE), default=256, show_default=True, help="Tile size in px.")
@@ -28,7 +28,8 @@ from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 @quiet_option("No progress bar.")
 @reports_errors
 def cli(scene, out, zoom, size, bands, fmt, resampling, max_tiles, workers, overwrite, quiet):
-    """Cut SCENE (a GeoTIFF in any CRS) into OUT/z/x/y.{png,webp,tif} tiles.
+    """Cut SCENE (a GeoTIFF in any CRS; a path, or the http(s) URL of a cloud-optimised GeoTIFF) into
+    OUT/z/x/y.{png,webp,tif} tiles.
 
     Tiles without any data are skipped. Tiles only partly covered keep the missing pixels
     transparent (png/webp alpha) or 0 with a mask (tif) and are listed in OUT/partial.csv

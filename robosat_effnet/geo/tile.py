@@ -22,6 +22,7 @@ from robosat_effnet.errors import ConfigError, RasterError, TooManyTilesError
 from robosat_effnet.io import atomic_path, write_image
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_ZOOM
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles, writing
+from robosat_effnet.remote import is_url, open_url
 from robosat_effnet.tiles import tile_path, write_tiles_csv
 
 WEB_MERCATOR = "EPSG:3857"
@@ -116,7 +117,7 @@ def tile_geotiff(
     import rasterio
     from rasterio.enums import ColorInterp, Resampling
 
-    path, out = Path(path), Path(out)
+    path, out = (path if is_url(path) else Path(path)), Path(out)  # a URL: a COG read by range requests
     check_separate([out], [path])
     try:
         resampling_method = Resampling[resampling]
@@ -125,10 +126,7 @@ def tile_geotiff(
     if not 0 < size <= MAX_TILE_SIZE or not 0 <= zoom <= MAX_ZOOM:
         raise ConfigError(f"tile size {size} / zoom {zoom} out of range; use a size of 1..{MAX_TILE_SIZE} px and a "
                           f"zoom in 0..{MAX_ZOOM}")
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as e:
-        raise RasterError(f"cannot open {path} as a raster: {e}; pass a GeoTIFF") from None
+    src = open_raster(path)
     with src:
         bounds = scene_bounds(src)
         n_tiles = count_tiles(bounds, zoom)
@@ -176,6 +174,18 @@ def tile_geotiff(
         with writing(report.partial_csv):
             write_tiles_csv(report.partial_csv, report.partial)
     return report
+
+
+def open_raster(path: str | os.PathLike):
+    """A GeoTIFF by path or http(s) URL, opened for reading; RasterError, one line, when it cannot be."""
+    import rasterio
+
+    if is_url(path):
+        return open_url(str(path))
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as e:
+        raise RasterError(f"cannot open {path} as a raster: {e}; pass a GeoTIFF") from None
 
 
 def _done(pending: deque) -> tuple[mercantile.Tile, str]:

@@ -11,14 +11,16 @@ from pathlib import Path
 
 from robosat_effnet.errors import OutputError
 from robosat_effnet.outputs.temp import sweep_temp, temp_path
+from robosat_effnet.remote import is_url
 
 
 def check_separate(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
     """Raise OutputError if an output is, contains or lies inside an input (symlinks resolved).
 
-    Call it before anything is written; None entries (optional paths not given) are ignored.
+    Call it before anything is written; None entries (optional paths not given) and URLs (nothing local to
+    destroy) are ignored.
     """
-    ins = [(Path(p), Path(p).resolve()) for p in inputs if p is not None]
+    ins = [(Path(p), Path(p).resolve()) for p in inputs if p is not None and not is_url(p)]
     for out in (Path(p) for p in outputs if p is not None):
         resolved = out.resolve()
         for given, source in ins:

@@ -16,6 +16,7 @@ from robosat_effnet import __version__
 from robosat_effnet.errors import OutputError
 from robosat_effnet.outputs.checks import check_writable, plain_folder, write_text, writing
 from robosat_effnet.outputs.temp import is_temp, sweep_temp
+from robosat_effnet.remote import is_url
 
 RECORD = ".rs-effnet.json"
 log = logging.getLogger("robosat_effnet")
@@ -31,7 +32,8 @@ def make_record(command: str, source: str | os.PathLike, settings: dict[str, Any
                 checkpoint: Any = None) -> dict[str, Any]:
     """What wrote an output folder: the command, its source, its checkpoint (path and sha256) and the
     settings that change the result."""
-    record: dict[str, Any] = {"command": command, "source": str(Path(source).resolve()), "settings": settings}
+    where = str(source) if is_url(source) else str(Path(source).resolve())  # a URL names itself wherever we run
+    record: dict[str, Any] = {"command": command, "source": where, "settings": settings}
     if isinstance(checkpoint, (str, os.PathLike)) and Path(checkpoint).is_file():
         record["checkpoint"] = str(Path(checkpoint).resolve())
         record["checkpoint_sha256"] = file_digest(checkpoint)

@@ -19,6 +19,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from robosat_effnet.errors import RasterError, TooManyTilesError
+from robosat_effnet.remote import is_url, open_url
 
 # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps memory bounded on any machine
 # (used only when the user has not set GDAL_CACHEMAX).
@@ -33,16 +34,22 @@ def gdal_env() -> rasterio.Env:
 
 
 def open_scene(path: str | os.PathLike) -> rasterio.DatasetReader:
-    """Open a raster for reading; a clear RasterError if it is missing, unreadable or has no CRS."""
-    path = Path(path)
-    if not path.is_file():
-        raise RasterError(f"scene {path} does not exist; pass a GeoTIFF file")
-    try:
-        with warnings.catch_warnings():  # a scene without georeferencing gets the error below instead
+    """Open a raster (a path, or an http(s) URL read by range requests) for reading; a clear RasterError if it
+    is missing, unreadable or has no CRS."""
+    if is_url(path):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = rasterio.open(path)
-    except (RasterioError, CPLE_BaseError) as e:
-        raise RasterError(f"cannot open scene {path}: {e}; is it a GeoTIFF?") from None
+            src = open_url(str(path))
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise RasterError(f"scene {path} does not exist; pass a GeoTIFF file")
+        try:
+            with warnings.catch_warnings():  # a scene without georeferencing gets the error below instead
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                src = rasterio.open(path)
+        except (RasterioError, CPLE_BaseError) as e:
+            raise RasterError(f"cannot open scene {path}: {e}; is it a GeoTIFF?") from None
     if src.crs is None:
         src.close()
         raise RasterError(
