@@ -19,6 +19,10 @@ if TYPE_CHECKING:  # torch is not imported here: the CLI reads MASK_THRESHOLD fo
     import torch
 
 MASK_THRESHOLD = 0.7
+# `features` leaves out outlines smaller than this (m2 on the ground): a network's specks, cars and crates.
+# Measured as above: per-building F1 +1.4 to +5.7 points over 2 m2 on both regions, across regions and after
+# fine-tuning on a quarter of the area; 10 m2 gained less (small houses start to go).
+OUTLINE_MIN_AREA = 5.0
 
 
 def to_classes(probs: torch.Tensor, threshold: float = MASK_THRESHOLD) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
+from robosat_effnet.threshold import OUTLINE_MIN_AREA
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.text import ascii_int, shown
 
@@ -71,7 +72,7 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False), default=None,
               help="dataset.toml naming the classes. Default: the classes the masks' own record names "
                    "(`predict`, `rasterize`), else ./dataset.toml if there is one.")
-@click.option("--min-area", type=FiniteFloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-area", type=FiniteFloatRange(min=0), default=OUTLINE_MIN_AREA, show_default=True,
               help="Drop polygons smaller than this, in square metres on the ground.")
 @click.option("--simplify", type=FiniteFloatRange(min=0), default=None,
               help="Simplification tolerance in metres on the ground. Default: one pixel; 0: none.")
