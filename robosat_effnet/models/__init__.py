@@ -98,7 +98,7 @@ def build_encoder(backbone: str, in_channels: int = 3, output_stride: int = 32, 
         encoder = BACKBONES[name](in_channels=in_channels, output_stride=output_stride)
     if weights is not None:
         state = _weights.load_state_dict(weights, name)
-        _weights.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}")
+        _weights.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}", backbone=name)
     return encoder
 
 

@@ -26,6 +26,7 @@ from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
 from robosat_effnet.study.recipe import RunKey, read_json, weights_label, write_json
 from robosat_effnet.training.loop import train
+from robosat_effnet.training.resume import check_training_state
 
 log = logging.getLogger("robosat_effnet")
 
@@ -54,7 +55,8 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
     resume, done_before = None, 0
     if last.is_file():
         state = load_checkpoint(last)
-        done_before = int(state.get("epoch", 0))
+        check_training_state(state, last)  # epochs, best epoch and history are read from it below
+        done_before = state["epoch"]
         if done_before >= cfg.epochs:  # stopped after its last epoch but before its record was written
             if state["best_epoch"] == done_before:  # best.pth may not have been copied from last.pth yet
                 with atomic_path(folder / "best.pth") as tmp:

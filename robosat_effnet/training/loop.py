@@ -41,7 +41,8 @@ from robosat_effnet.training.history import plot, write_csv
 from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.training.metrics import scores
 from robosat_effnet.training.optim import lr_factor, param_groups
-from robosat_effnet.training.rng import get_rng_state, set_rng_state
+from robosat_effnet.training.resume import check_training_state, restore
+from robosat_effnet.training.rng import get_rng_state
 
 log = logging.getLogger("robosat_effnet")
 
@@ -161,11 +162,7 @@ class _Run:
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         start, history, best = 0, [], (-math.inf, 0)
         if state:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
+            restore(state, self.resume, model, optimizer, scheduler, scaler)
             start, history, best = state["epoch"], list(state["history"]), (state["best_miou"], state["best_epoch"])
         if info.enabled:
             if self.cuda:
@@ -228,8 +225,8 @@ class _Run:
 
     def _load_resume(self, path: str | os.PathLike) -> dict[str, Any]:
         state = load_checkpoint(path)  # refuses robosat's own checkpoints with a clear message
-        if "optimizer" not in state or "epoch" not in state:
-            raise CheckpointError(f"{path} holds weights only, no training state; it cannot be resumed")
+        check_training_state(state, path)  # weights only, or entries of the wrong kind
+        self.resume = path
         saved, wanted = ModelSpec.from_dict(state["spec"]).to_dict(), self.spec.to_dict()
         differ = [f"{k} {saved[k]!r} vs {wanted[k]!r}" for k in RESUME_FIELDS if saved[k] != wanted[k]]
         if differ:
