@@ -36,7 +36,7 @@ from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
 from robosat_effnet.training.datasets import SPLITS, SegmentationTiles, check_dataset
 from robosat_effnet.training.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
-from robosat_effnet.training.engine import Engine
+from robosat_effnet.training.engine import Engine, check_finite
 from robosat_effnet.training.history import plot, write_csv
 from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.training.metrics import scores
@@ -190,6 +190,9 @@ class _Run:
             if validated:
                 val_loss, confusion = engine.evaluate(model, self._loader(self.val_set, 0, False), self.criterion)
                 metrics = {**scores(confusion, self.data.classes), "confusion": confusion.tolist()}
+            check_finite(model, epoch + 1, None if self.amp else train_loss,  # fp16: the scaler skips inf steps
+                         val_loss if validated else None,
+                         metrics if validated else None)
             row = _history_row(epoch + 1, scheduler.get_last_lr()[0], train_loss, train_scores,
                                val_loss if validated else math.nan, metrics if validated else None,
                                time.perf_counter() - began, self.data.classes)
