@@ -102,6 +102,20 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     return tensors(data, str(path))
 
 
+def check_fits(weights: str | os.PathLike, backbone: str, in_channels: int = 3) -> None:
+    """WeightsError unless `weights` load, fit `backbone`'s encoder and (a checkpoint of ours) bring a usable
+    normalisation: what training would find out only when it starts, asked before (e.g. for every run of a study).
+    The encoder is built on the meta device: no memory, no initialisation."""
+    from robosat_effnet import models
+
+    name = models.canonical_backbone(backbone)
+    state = load_state_dict(weights, name)
+    with torch.device("meta"):
+        encoder = models.build_encoder(name, in_channels)
+    map_state(encoder, state, models._stem_key(encoder), f"weights {weights}", name)
+    normalisation(name, weights)
+
+
 def tensors(state: Any, where: str, what: str = "its content") -> dict[str, torch.Tensor]:
     """`state` when it is a non-empty table of named tensors of real numbers, all finite; WeightsError otherwise.
 

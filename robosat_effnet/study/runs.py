@@ -24,7 +24,7 @@ from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
-from robosat_effnet.study.recipe import RunKey, read_json, weights_label, write_json
+from robosat_effnet.study.recipe import RunKey, fresh_name, read_json, weights_file, write_json
 from robosat_effnet.training.loop import train
 from robosat_effnet.training.resume import check_training_state
 
@@ -49,6 +49,7 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
     """
     record = read_json(folder / RUN_FILE)
     if record is not None:
+        _same_weights(key, record.get("weights_file", weights_file(key.weights)), folder)
         return record, False
     cfg = run_config(model_cfg, key, folder)
     last = folder / "last.pth"
@@ -56,6 +57,8 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
     if last.is_file():
         state = load_checkpoint(last)
         check_training_state(state, last)  # epochs, best epoch and history are read from it below
+        trained = state.get("model_config")
+        _same_weights(key, weights_file(trained.get("weights")) if isinstance(trained, dict) else None, folder)
         done_before = state["epoch"]
         if done_before >= cfg.epochs:  # stopped after its last epoch but before its record was written
             if state["best_epoch"] == done_before:  # best.pth may not have been copied from last.pth yet
@@ -74,6 +77,15 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
                      _device_name(device, cfg.cuda), resumed_from=done_before)
     write_json(folder / RUN_FILE, record)
     return record, True
+
+
+def _same_weights(key: RunKey, recorded: str | None, folder: Path) -> None:
+    """A run folder continued or skipped must have started from this run's weights file: a study rerun with
+    another file of the same name (x2/w.pth after x1/w.pth) is refused, never counted as the first one's run."""
+    wanted = weights_file(key.weights)
+    if wanted is not None and recorded is not None and recorded != wanted:
+        raise ConfigError(f"{folder} holds a run that started from the weights {recorded}, not {wanted} (another "
+                          f"file of the same name); use a new --out, e.g. --out {fresh_name(folder.parent)}")
 
 
 def evaluate_run(dataset_cfg: DatasetConfig, folder: Path, *, device: str | None = None, min_area: float = 0.0,
@@ -113,7 +125,8 @@ def building_scores(result: dict[str, Any]) -> dict[str, dict[str, float]]:
 def _record(key: RunKey, cfg: ModelConfig, best_epoch: int, best_miou: float, history: list[dict], device: str,
             resumed_from: int = 0) -> dict[str, Any]:
     seconds = sum(float(row.get("seconds", 0.0)) for row in history)
-    return {"backbone": key.backbone, "seed": key.seed, "weights": weights_label(key.weights), "model": key.model,
+    return {"backbone": key.backbone, "seed": key.seed, "weights": key.weights_label,
+            "weights_file": weights_file(key.weights), "model": key.model,
             "epochs": cfg.epochs, "best_epoch": int(best_epoch),
             "best_val_miou": _number(best_miou), "train_seconds": round(seconds, 1), "device": device,
             "resumed_from_epoch": resumed_from}
