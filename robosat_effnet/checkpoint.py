@@ -196,6 +196,20 @@ def model_from_checkpoint(data: dict[str, Any], path: str | os.PathLike,
     model = build_from_spec(spec)
     try:
         model.load_state_dict(data["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not match its own model description: {str(e)[:200]}") from None
+    except RuntimeError:
+        raise CheckpointError(f"checkpoint {path} does not match its own model description "
+                              f"({_mismatch(model.state_dict(), data['model'])}); use another checkpoint (e.g. "
+                              "last.pth) or retrain") from None
     return model.to(map_location).eval(), spec
+
+
+def _mismatch(own: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> str:
+    """What differs between a model's entries and a checkpoint's, in one line (torch's own message spans many)."""
+    missing = [k for k in own if k not in stored]
+    extra = [k for k in stored if k not in own]
+    wrong = [k for k in own if k in stored and tuple(stored[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(missing)} entries missing, e.g. {missing[0]}"] if missing else []
+    parts += [f"{len(extra)} unknown entries, e.g. {extra[0]}"] if extra else []
+    parts += [f"{wrong[0]} has shape {tuple(stored[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}"] \
+        if wrong else []
+    return "; ".join(parts) or "its weights do not load"
