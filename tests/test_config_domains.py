@@ -130,3 +130,15 @@ def test_gamma_below_zero_is_refused_with_focal(tmp_path):
     path.write_text("[opt]\nloss = 'Focal'\ngamma = -2.0\n")
     with pytest.raises(ConfigError, match=r"gamma = -2.0 must be 0 \(plain cross-entropy\) or more"):
         load_model_config(path)
+
+
+@pytest.mark.parametrize("widths", ["[1e11, 128, 64, 32, 16]", "[100000000000, 128, 64, 32, 16]",
+                                    "[8193, 128, 64, 32, 16]"])
+def test_decoder_channels_have_a_maximum(tmp_path, widths):
+    from robosat_effnet.limits import MAX_DECODER_CHANNELS
+
+    path = tmp_path / "model.toml"
+    path.write_text(f"[common]\ndecoder_channels = {widths}\n")
+    with pytest.raises(ConfigError, match=f"decoder_channels = .* must be a list of widths from 1 to "
+                                          f"{MAX_DECODER_CHANNELS}"):
+        load_model_config(path)

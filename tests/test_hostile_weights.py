@@ -239,3 +239,30 @@ def test_out_of_memory_in_train_names_the_model_settings(data, tmp_path, monkeyp
                                        str(data.model_toml), "--checkpoint-dir", str(tmp_path / "c")])
     assert result.exit_code == 1 and result.output.startswith("Error: out of memory ("), result.output
     assert "decoder_channels" in result.output and "image_size" in result.output
+
+
+@pytest.mark.parametrize("config", [{"dataset": 5}, {"dataset": "d", "images": 3}, {"dataset": "d", "images": [7]},
+                                    {"dataset": ["d"]}, [1], "x", None])
+def test_a_damaged_record_of_the_training_tiles_is_one_error(config):
+    """export --deepness reads the checkpoint's dataset_config to find the imagery's resolution."""
+    from robosat_effnet.deploy.deepness import training_resolution
+    from robosat_effnet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pass --resolution CM"):
+        training_resolution(ModelSpec(), {"dataset_config": config})
+
+
+@pytest.mark.parametrize("epoch", ["x", 2.5, None, [1], -1])
+def test_the_demo_reads_a_damaged_epoch_as_one_error(random_checkpoint, tmp_path, epoch):
+    from robosat_effnet.demo.data import epochs_done
+    from robosat_effnet.errors import CheckpointError
+
+    state = torch.load(random_checkpoint, weights_only=True)
+    state |= {"epoch": epoch, "optimizer": {"state": {}, "param_groups": []}, "scheduler": {}, "scaler": {},
+              "rng": {}, "history": [], "best_miou": 0.5, "best_epoch": 1}
+    path = tmp_path / "last.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=f"{path} is a damaged robosat_effnet checkpoint: its epoch"):
+        epochs_done(path)
+    torch.save(state | {"epoch": 3}, path)
+    assert epochs_done(path) == 3
