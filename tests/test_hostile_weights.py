@@ -86,6 +86,8 @@ COMMANDS = {
     "eval --checkpoint": lambda d, pth, out: ["eval", "--checkpoint", pth, d.root / "validation" / "images",
                                               d.root / "validation" / "labels", "-q"],
     "export": lambda d, pth, out: ["export", pth, out.with_suffix(".onnx")],
+    "bench --checkpoint": lambda d, pth, out: ["bench", "--checkpoint", pth, "--sections", "model", "--models",
+                                               "b0:unet", "--device", "cpu"],
 }
 
 
