@@ -23,6 +23,7 @@ from robosat_effnet import __version__
 from robosat_effnet.errors import CheckpointError, WeightsError
 from robosat_effnet.io import atomic_path, file_problem, load_failure
 from robosat_effnet.limits import MAX_DECODER_CHANNELS, MAX_TILE_SIZE, normalisation_problem
+from robosat_effnet.models.state_dicts import tensors
 from robosat_effnet.outputs import writing
 
 FORMAT = "robosat_effnet"
@@ -168,8 +169,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: its weights are missing or not a "
                               "table of tensors; use another checkpoint (e.g. last.pth) or retrain")
-    from robosat_effnet.models.weights import tensors
-
     try:  # names that are not text, values that are not tensors of real, finite numbers
         tensors(data["model"], str(path), "its 'model' entry")
     except WeightsError as e:

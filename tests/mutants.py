@@ -283,7 +283,7 @@ MUTANTS = [
     Mutant("issue31: loss-breaking normalisation accepted", "robosat_effnet/config/dataset.py",
            "    problem = normalisation_problem(mean, std) if mean is not None else None\n", "    problem = None\n",
            ("tests/test_config_domains.py::test_values_that_make_the_loss_nan_are_refused_naming_the_key",)),
-    Mutant("issue31: weights of another architecture unnamed", "robosat_effnet/models/weights.py",
+    Mutant("issue31: weights of another architecture unnamed", "robosat_effnet/models/fitting.py",
            "candidates = [name for name in identify(state, layout) if name != backbone] if state is not None else []",
            "candidates = []",
            ("tests/test_hostile_weights.py::test_weights_of_another_architecture_say_which_and_what_to_pass",)),
@@ -296,6 +296,9 @@ MUTANTS = [
     Mutant("issue31: study weights checked only when their run trains", "robosat_effnet/study/__init__.py",
            "        check_fits(weights_, backbone, dataset_cfg.in_channels)", "        pass",
            ("tests/test_study_runs.py::test_every_runs_weights_are_checked_before_the_first_run_trains",)),
+    Mutant("issue31: dataset.toml domains unchecked", "robosat_effnet/config/dataset.py",
+           "                and domain.problem(value):", "                and False:",
+           ("tests/test_config_domains.py::test_values_that_make_the_loss_nan_are_refused_naming_the_key",)),
 ]
 
 

@@ -100,9 +100,10 @@ def test_every_out_of_domain_value_is_refused_when_read(tmp_path, kind, table, k
 
 
 @pytest.mark.parametrize("text, words", [
-    ("[weights]\nvalues = [-1, 1]\n", ["[weights] values = [-1, 1]", "0 or more"]),
-    ("[weights]\nvalues = [0, 0]\n", ["[weights] values = [0, 0] are all 0"]),
-    ("[weights]\nvalues = [0.0, -0.0]\n", ["are all 0"]),
+    ("[weights]\nvalues = [-1, 1]\n", ["[weights] values = [-1, 1]", "must be positive class weights"]),
+    ("[weights]\nvalues = [0, 0]\n", ["[weights] values = [0, 0] must be positive", "loss nan"]),
+    ("[weights]\nvalues = [0.0, -0.0]\n", ["[weights] values = [0.0, -0.0] must be positive"]),
+    ("[weights]\nvalues = [0, 2.5]\n", ["[weights] values = [0, 2.5] must be positive"]),
     ("[common]\nmean = [0.4, 0.4, 0.4]\nstd = [1e-300, 0.2, 0.2]\n", ["[common] mean and std", "std 1e-300"]),
     ("[common]\nmean = [0.4, 0.4, 0.4]\nstd = [1e-5, 0.2, 0.2]\n", ["[common] mean and std", "6e+04"]),
     ("[common]\nmean = [1e39, 0.4, 0.4]\nstd = [0.2, 0.2, 0.2]\n", ["[common] mean = [1e+39"]),
@@ -117,12 +118,12 @@ def test_values_that_make_the_loss_nan_are_refused_naming_the_key(tmp_path, text
     assert "lr" not in str(error.value)
 
 
-def test_one_zero_weight_and_small_but_sane_std_are_fine(tmp_path):
+def test_small_weights_and_a_small_but_sane_std_are_fine(tmp_path):
     path = tmp_path / "dataset.toml"
     path.write_text("[common]\ndataset = 'd'\nclasses = ['a', 'b']\nmean = [0.01, 0.01, 0.01]\n"
-                    "std = [0.005, 0.005, 0.005]\n[weights]\nvalues = [0, 2.5]\n")
+                    "std = [0.005, 0.005, 0.005]\n[weights]\nvalues = [1e-6, 2.5]\n")
     config = load_dataset_config(path)
-    assert config.weights == [0.0, 2.5] and config.std == [0.005] * 3
+    assert config.weights == [1e-6, 2.5] and config.std == [0.005] * 3
 
 
 def test_gamma_below_zero_is_refused_with_focal(tmp_path):

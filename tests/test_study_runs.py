@@ -96,6 +96,22 @@ def test_a_rerun_with_another_file_of_the_same_name_is_refused(tmp_path):
     assert not ran and record["weights_file"] == str(first)
 
 
+@pytest.mark.parametrize("before, now", [("imagenet", "x/imagenet.pth"), ("x/imagenet.pth", "imagenet"),
+                                         ("x1/w.pth", "x2/w.pth")])
+def test_a_rerun_with_another_setting_of_the_same_name_is_refused(tmp_path, monkeypatch, before, now):
+    monkeypatch.chdir(tmp_path)
+    earlier, key = plan(["b0"], [0], [before])[0], plan(["b0"], [0], [now])[0]
+    assert earlier.name == key.name  # each study alone names its run the same
+    folder = tmp_path / "study" / key.name
+    folder.mkdir(parents=True)
+    runs.write_json(folder / runs.RUN_FILE, runs._record(earlier, type("C", (), {"epochs": 1})(), 1, 0.5, [], "cpu"))
+    with pytest.raises(ConfigError, match="holds a run that started from the weights"):
+        runs.train_run(None, None, key, folder)
+    assert runs.train_run(None, None, earlier, folder)[1] is False  # its own setting: finished, skipped
+    runs.write_json(folder / runs.RUN_FILE, {"weights": "w"})  # a record from before weights_file: trusted
+    assert runs.train_run(None, None, key, folder)[1] is False
+
+
 @pytest.fixture(scope="module")
 def bad_weights(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")

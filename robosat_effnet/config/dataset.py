@@ -79,9 +79,6 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
         if value is not None and all(is_number(v) for v in (value if isinstance(value, list) else [value])) \
                 and domain.problem(value):
             raise ConfigError(f"{path}: [{table}] {key} = {value!r} must be {domain}")
-    if values is not None and not any(values):  # every pixel weighs 0: the loss is 0 / 0
-        raise ConfigError(f"{path}: [weights] values = {values!r} are all 0, which leaves nothing to learn; give "
-                          "each class a positive weight (`rs-effnet weights` computes them), or leave [weights] out")
 
     bands = common.get("bands")
     if bands is not None and not (bands and all(isinstance(b, int) and b >= 1 for b in bands)):

@@ -2,7 +2,7 @@
 the messages and the tests all read one table (DATASET_DOMAINS, MODEL_DOMAINS).
 
 A list key (mean, std, bands, [weights] values, decoder_channels) has the domain of each of its items; what ties
-keys together (one std per band, weights not all zero, pixels that stay finite once normalised) is checked where
+keys together (one std per band, pixels that stay finite once normalised) is checked where
 the file is read.
 """
 
@@ -58,8 +58,11 @@ DATASET_DOMAINS = {
     ("common", "std"): Domain(0, low_open=True, text="positive per-band spreads of images scaled to 0..1, "
                               "e.g. [0.229, 0.224, 0.225]"),
     ("common", "max_value"): POSITIVE,
-    ("weights", "values"): Domain(0, text="class weights of 0 or more, not all 0 (`rs-effnet weights` computes "
-                                  "them)"),
+    # A class weighted 0 makes the weighted loss 0 / 0 = nan on every batch holding only that class (an empty tile
+    # is all background), which would then be reported as a diverging run.
+    ("weights", "values"): Domain(0, low_open=True, text="positive class weights, one per class (`rs-effnet "
+                                  "weights` computes them; a class weighted 0 makes the loss nan on tiles of only "
+                                  "that class)"),
 }
 MODEL_DOMAINS = {
     ("common", "batch_size"): Domain(1, MAX_BATCH_SIZE),

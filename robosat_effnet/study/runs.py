@@ -24,7 +24,7 @@ from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
-from robosat_effnet.study.recipe import RunKey, fresh_name, read_json, weights_file, write_json
+from robosat_effnet.study.recipe import RunKey, fresh_name, read_json, weights_file, weights_label, write_json
 from robosat_effnet.training.loop import train
 from robosat_effnet.training.resume import check_training_state
 
@@ -49,7 +49,8 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
     """
     record = read_json(folder / RUN_FILE)
     if record is not None:
-        _same_weights(key, record.get("weights_file", weights_file(key.weights)), folder)
+        if "weights_file" in record:  # older records say only the file's name
+            _same_weights(key, record["weights_file"] or record.get("weights"), folder)
         return record, False
     cfg = run_config(model_cfg, key, folder)
     last = folder / "last.pth"
@@ -58,7 +59,8 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
         state = load_checkpoint(last)
         check_training_state(state, last)  # epochs, best epoch and history are read from it below
         trained = state.get("model_config")
-        _same_weights(key, weights_file(trained.get("weights")) if isinstance(trained, dict) else None, folder)
+        if isinstance(trained, dict):
+            _same_weights(key, _setting(trained.get("weights")), folder)
         done_before = state["epoch"]
         if done_before >= cfg.epochs:  # stopped after its last epoch but before its record was written
             if state["best_epoch"] == done_before:  # best.pth may not have been copied from last.pth yet
@@ -79,13 +81,19 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
     return record, True
 
 
-def _same_weights(key: RunKey, recorded: str | None, folder: Path) -> None:
-    """A run folder continued or skipped must have started from this run's weights file: a study rerun with
-    another file of the same name (x2/w.pth after x1/w.pth) is refused, never counted as the first one's run."""
-    wanted = weights_file(key.weights)
-    if wanted is not None and recorded is not None and recorded != wanted:
+def _same_weights(key: RunKey, recorded: Any, folder: Path) -> None:
+    """A run folder continued or skipped must have started from this run's weights: a study rerun with another
+    file of the same name (x2/w.pth after x1/w.pth, imagenet.pth after imagenet) is refused, never counted as the
+    first one's run."""
+    wanted = _setting(key.weights)
+    if recorded != wanted:
         raise ConfigError(f"{folder} holds a run that started from the weights {recorded}, not {wanted} (another "
-                          f"file of the same name); use a new --out, e.g. --out {fresh_name(folder.parent)}")
+                          f"setting of the same name); use a new --out, e.g. --out {fresh_name(folder.parent)}")
+
+
+def _setting(weights: str | None) -> str:
+    """What a run starts from, comparable across runs: a file's resolved path, 'imagenet' or 'none'."""
+    return weights_file(weights) or weights_label(weights)
 
 
 def evaluate_run(dataset_cfg: DatasetConfig, folder: Path, *, device: str | None = None, min_area: float = 0.0,
