@@ -162,7 +162,7 @@ class _Run:
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         start, history, best = 0, [], (-math.inf, 0)
         if state:
-            restore(state, self.resume, model, optimizer, scheduler, scaler)
+            restore(state, resume, model, optimizer, scheduler, scaler)
             start, history, best = state["epoch"], list(state["history"]), (state["best_miou"], state["best_epoch"])
         if info.enabled:
             if self.cuda:
@@ -229,7 +229,6 @@ class _Run:
     def _load_resume(self, path: str | os.PathLike) -> dict[str, Any]:
         state = load_checkpoint(path)  # refuses robosat's own checkpoints with a clear message
         check_training_state(state, path)  # weights only, or entries of the wrong kind
-        self.resume = path
         saved, wanted = ModelSpec.from_dict(state["spec"]).to_dict(), self.spec.to_dict()
         differ = [f"{k} {saved[k]!r} vs {wanted[k]!r}" for k in RESUME_FIELDS if saved[k] != wanted[k]]
         if differ:
