@@ -161,7 +161,9 @@ def epochs_done(checkpoint: str | os.PathLike) -> int:
     if not Path(checkpoint).is_file():
         return 0
     state = load_checkpoint(checkpoint)
-    check_training_state(state, checkpoint)  # an epoch that is no number: one line, not a ValueError
+    if "epoch" not in state:  # weights only
+        return 0
+    check_training_state(state, checkpoint, only=("epoch",))  # an epoch that is no number: one line, not a ValueError
     return state["epoch"]
 
 

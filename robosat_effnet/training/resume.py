@@ -31,12 +31,14 @@ STATE = {
 }
 
 
-def check_training_state(state: dict[str, Any], path: str | os.PathLike) -> None:
+def check_training_state(state: dict[str, Any], path: str | os.PathLike, only: tuple[str, ...] | None = None) -> None:
     """CheckpointError naming the first entry of a checkpoint's training state that is missing or of the wrong kind
-    (e.g. a checkpoint with weights only)."""
-    if "optimizer" not in state or "epoch" not in state:
+    (e.g. a checkpoint with weights only); `only` checks just those entries (e.g. ("epoch",))."""
+    if only is None and ("optimizer" not in state or "epoch" not in state):
         raise CheckpointError(f"{path} holds weights only, no training state; it cannot be resumed")
     for key, (expected, ok) in STATE.items():
+        if only is not None and key not in only:
+            continue
         if key not in state or not ok(state[key]):
             found = "missing" if key not in state else f"{str(state[key])[:60]!r}"
             raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: its {key} is {found}, not "
