@@ -213,18 +213,24 @@ def test_a_folder_given_for_a_weights_file_says_so(data, tmp_path, option):
     assert "does not exist" not in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("reader", ["build_model", "load_checkpoint", "model.toml weights"])
+@pytest.mark.parametrize("reader", ["build_model", "load_checkpoint", "model.toml weights", "dataset.toml",
+                                    "model.toml"])
 def test_the_library_says_folder_too(tmp_path, reader):
+    from robosat_effnet.config import load_dataset_config, load_model_config
+    from robosat_effnet.errors import RobosatEffnetError
+
     folder = tmp_path / "weights.pth"
     folder.mkdir()
+    if reader.endswith(".toml"):
+        with pytest.raises(RobosatEffnetError, match=f"{folder} is a folder, not a file"):
+            (load_dataset_config if reader == "dataset.toml" else load_model_config)(folder)
+        return
     with pytest.raises(WeightsError, match=f"{folder} is a folder, not a file"):
         if reader == "build_model":
             build_model("b0", weights=folder)
         elif reader == "load_checkpoint":
             load_checkpoint(folder)
         else:
-            from robosat_effnet.config import load_model_config
-
             (tmp_path / "model.toml").write_text("[common]\nweights = 'weights.pth'\n")
             build_model("b0", weights=load_model_config(tmp_path / "model.toml").weights)
 
