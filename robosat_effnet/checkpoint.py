@@ -20,9 +20,10 @@ from typing import Any
 import torch
 
 from robosat_effnet import __version__
-from robosat_effnet.errors import CheckpointError
-from robosat_effnet.io import atomic_path, load_failure
-from robosat_effnet.limits import MAX_TILE_SIZE
+from robosat_effnet.errors import CheckpointError, WeightsError
+from robosat_effnet.io import atomic_path, file_problem, load_failure
+from robosat_effnet.limits import MAX_DECODER_CHANNELS, MAX_TILE_SIZE, normalisation_problem
+from robosat_effnet.models.state_dicts import tensors
 from robosat_effnet.outputs import writing
 
 FORMAT = "robosat_effnet"
@@ -68,6 +69,9 @@ class ModelSpec:
                 expected = f": {_EXPECTED[name]}" if name in _EXPECTED else ""
                 raise ValueError(f"its model description has a damaged {name} ({str(getattr(spec, name))[:100]}"
                                  f"{expected})")
+        problem = normalisation_problem(spec.mean, spec.std)
+        if problem:
+            raise ValueError(f"its model description's mean and std {problem}")
         per_band = {"mean": len(spec.mean), "std": len(spec.std)} | ({"bands": len(spec.bands)} if spec.bands else {})
         if any(n != spec.in_channels for n in per_band.values()):
             counts = ", ".join(f"{n} {name}" for name, n in per_band.items())
@@ -103,7 +107,7 @@ _SPEC_RULES = {
     "std": lambda v: _numbers(v) and all(_finite(d, positive=True) for d in v),  # 0: every input the same
     "max_value": lambda v: v is None or _finite(v, positive=True),
     "tile_size": lambda v: _count(v) and v <= MAX_TILE_SIZE, "output_stride": _count,
-    "decoder_channels": lambda v: v is None or _numbers(v, int),
+    "decoder_channels": lambda v: v is None or _numbers(v, int) and all(1 <= w <= MAX_DECODER_CHANNELS for w in v),
 }
 _EXPECTED = {"mean": "finite numbers, one per input band", "std": "positive finite numbers, one per input band",
              "max_value": "a positive finite number", "tile_size": f"1 to {MAX_TILE_SIZE} px"}
@@ -143,8 +147,9 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint written by this package (safely: weights_only=True)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pth file written by "
+    problem = file_problem(path)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} {problem}; give the path of a .pth file written by "
                               "`rs-effnet train` (e.g. checkpoints/last.pth)")
     data = safe_load(path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -164,6 +169,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: its weights are missing or not a "
                               "table of tensors; use another checkpoint (e.g. last.pth) or retrain")
+    try:  # names that are not text, values that are not tensors of real, finite numbers
+        tensors(data["model"], str(path), "its 'model' entry")
+    except WeightsError as e:
+        raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: {str(e).removeprefix(f'{path}: ')}"
+                              .split("; ")[0] + "; use another checkpoint (e.g. last.pth) or retrain") from None
     try:
         ModelSpec.from_dict(data.get("spec"))
     except (TypeError, ValueError) as e:
@@ -185,6 +195,20 @@ def model_from_checkpoint(data: dict[str, Any], path: str | os.PathLike,
     model = build_from_spec(spec)
     try:
         model.load_state_dict(data["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint {path} does not match its own model description: {str(e)[:200]}") from None
+    except RuntimeError:
+        raise CheckpointError(f"checkpoint {path} does not match its own model description "
+                              f"({_mismatch(model.state_dict(), data['model'])}); use another checkpoint (e.g. "
+                              "last.pth) or retrain") from None
     return model.to(map_location).eval(), spec
+
+
+def _mismatch(own: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> str:
+    """What differs between a model's entries and a checkpoint's, in one line (torch's own message spans many)."""
+    missing = [k for k in own if k not in stored]
+    extra = [k for k in stored if k not in own]
+    wrong = [k for k in own if k in stored and tuple(stored[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(missing)} entries missing, e.g. {missing[0]}"] if missing else []
+    parts += [f"{len(extra)} unknown entries, e.g. {extra[0]}"] if extra else []
+    parts += [f"{wrong[0]} has shape {tuple(stored[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}"] \
+        if wrong else []
+    return "; ".join(parts) or "its weights do not load"

@@ -47,3 +47,7 @@ class MissingDependencyError(RobosatEffnetError):
 
 class OutputError(RobosatEffnetError):
     """An output cannot be written: it overlaps an input, holds another run's files, or the disk refuses it."""
+
+
+class DivergedError(RobosatEffnetError):
+    """Training diverged: a loss, a validation score or a weight became nan or infinite."""

@@ -142,6 +142,17 @@ def _pil_format(path: Path) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}[path.suffix.lower()]
 
 
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a file, in words that follow its name ("does not exist", "is a folder, not a
+    file"), or None when it is a file."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a file; give the path of the file inside it"
+    return "does not exist" if not path.exists() else "is not a regular file"
+
+
 def load_failure(path: str | os.PathLike, error: BaseException) -> str:
     """Why `torch.load(path, weights_only=True)` failed, in a few words that never advise loading unsafely."""
     text = str(error)

@@ -17,3 +17,26 @@ MAX_CALIBRATION_TILES = 1024  # tiles export --int8 holds in memory to calibrate
 MAX_SCENE_SIZE = 32768  # px per side of bench's generated large scene
 MAX_REPEATS = 1000  # timing rounds (bench --repeats, study --speed-repeats)
 MAX_SEED = 2**32 - 1  # seeds torch, numpy and the loaders take
+MAX_BANDS = 256  # input channels of a network (in_channels, bands): the stem's weights grow with them
+MAX_DECODER_CHANNELS = 8192  # width of one decoder block (decoder_channels); the defaults are 16..256
+# How far from 0 a normalised pixel, (x - mean) / std for x in 0..1, may lie. ImageNet's statistics give about
+# +-2.6; beyond this float16 autocast (largest value 65504) overflows within the first layers and the loss is nan.
+MAX_NORMALISED = 1e4
+
+
+def normalisation_problem(mean: object, std: object) -> str | None:
+    """What is wrong with a per-band (mean, std) pair, in words ("std 1e-300 makes ..."), or None when usable:
+    two lists of finite numbers of one length, std positive, and normalised pixels of 0..1 within MAX_NORMALISED."""
+    def numbers(values: object) -> bool:
+        return isinstance(values, list) and bool(values) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf") for v in values)
+
+    if not numbers(mean) or not numbers(std) or len(mean) != len(std):  # type: ignore[arg-type]
+        return "must be lists of finite numbers, one per input band"
+    for m, s in zip(mean, std, strict=True):  # type: ignore[call-overload]
+        if s <= 0:
+            return f"std {s} is not positive"
+        if max(abs(m), abs(1 - m)) / s > MAX_NORMALISED:
+            return (f"mean {m} with std {s} make normalised pixels as large as {max(abs(m), abs(1 - m)) / s:.3g} "
+                    f"(at most {MAX_NORMALISED:g}: they are of images scaled to 0..1, e.g. mean 0.45, std 0.22)")
+    return None

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
-from robosat_effnet.threshold import OUTLINE_MIN_AREA
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.text import ascii_int, shown
+from robosat_effnet.threshold import OUTLINE_MIN_AREA
 
 
 def mask_classes(masks: str, dataset: str | None) -> tuple[list[str] | None, str | None]:

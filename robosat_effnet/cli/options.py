@@ -16,9 +16,15 @@ from robosat_effnet.text import ascii_int
 from robosat_effnet.threshold import MASK_THRESHOLD
 
 
-def reports_errors(func: Callable) -> Callable:
+def reports_errors(func: Callable | None = None, *, oom_hint: str = "a smaller --batch-size, tile or window size"
+                   ) -> Callable:
     """Turn the library's own exceptions, and running out of memory, into one-line click errors (exit 1, no
-    traceback), each on a line of its own even when a progress bar was drawing on stderr."""
+    traceback), each on a line of its own even when a progress bar was drawing on stderr.
+
+    `oom_hint` names the command's settings that cost memory (`@reports_errors(oom_hint=...)`): what to ask less
+    of when memory runs out."""
+    if func is None:
+        return functools.partial(reports_errors, oom_hint=oom_hint)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -35,8 +41,8 @@ def reports_errors(func: Callable) -> Callable:
                 raise
             end_progress_bars()
             detail = (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
-            raise click.ClickException(f"out of memory ({detail}); ask for less at once (a smaller --batch-size, "
-                                       "tile or window size) or free some memory, then run it again") from None
+            raise click.ClickException(f"out of memory ({detail}); ask for less at once ({oom_hint}) or free "
+                                       "some memory, then run it again") from None
 
     return wrapper
 

@@ -66,7 +66,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 @click.option("--speed-repeats", type=click.IntRange(1, MAX_REPEATS), default=10, show_default=True,
               help="Interleaved timing rounds of the CPU speed measurement.")
 @quiet_option()
-@reports_errors
+@reports_errors(oom_hint="a smaller --batch-size or image_size, or a smaller model: backbone, decoder_channels")
 def cli(dataset_path, model_path, backbones, seeds, weights, epochs, out, device, min_area, threshold, checkpoint,
         speed_repeats, quiet):
     """Train every backbone (x weights x seed) with one recipe, score each on the validation split, compare cost.

@@ -45,7 +45,7 @@ from robosat_effnet.cli.options import (
 @click.option("--overwrite", is_flag=True,
               help="Replace another run found in the checkpoint folder (its checkpoints and history are removed).")
 @quiet_option("No progress bars or per-epoch lines.")
-@reports_errors
+@reports_errors(oom_hint="a smaller --batch-size or image_size, or a smaller model: backbone, decoder_channels")
 def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, precision, device, workers,
         resume, checkpoint_dir, overwrite, quiet):
     """Train an EfficientNet segmentation model on a robosat slippy-map dataset.

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robosat_effnet.colors import to_rgb
+from robosat_effnet.config.domains import DATASET_DOMAINS
 from robosat_effnet.config.reading import is_number, read_toml, resolve_path
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.limits import normalisation_problem
 
 # What the file may contain: table -> key -> accepted Python types (int is accepted for float).
 DATASET_KEYS = {
@@ -72,6 +74,11 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     values = weights.get("values")
     if values is not None and (len(values) != len(classes) or not all(is_number(v) for v in values)):
         raise ConfigError(f"{path}: [weights] values must be {len(classes)} numbers, one per class")
+    for (table, key), domain in DATASET_DOMAINS.items():  # each numeric key's documented domain
+        value = data.get(table, {}).get(key)
+        if value is not None and all(is_number(v) for v in (value if isinstance(value, list) else [value])) \
+                and domain.problem(value):
+            raise ConfigError(f"{path}: [{table}] {key} = {value!r} must be {domain}")
 
     bands = common.get("bands")
     if bands is not None and not (bands and all(isinstance(b, int) and b >= 1 for b in bands)):
@@ -91,8 +98,9 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
     for name, values_ in (("mean", mean), ("std", std)):
         if values_ is not None and (len(values_) != in_channels or not all(is_number(v) for v in values_)):
             raise ConfigError(f"{path}: [common] {name} must be {in_channels} numbers, one per input channel")
-    if std is not None and any(s <= 0 for s in std):
-        raise ConfigError(f"{path}: [common] std values must be positive")
+    problem = normalisation_problem(mean, std) if mean is not None else None
+    if problem:  # e.g. std 1e-300 or mean 1e39: normalised pixels overflow and the loss is nan at once
+        raise ConfigError(f"{path}: [common] mean and std: {problem}")
     max_value = common.get("max_value")
     if max_value is not None and max_value <= 0:
         raise ConfigError(f"{path}: [common] max_value must be positive")

@@ -12,9 +12,9 @@ from typing import Any
 
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.config.dataset import DatasetConfig
-from robosat_effnet.config.reading import read_toml, resolve_path
+from robosat_effnet.config.domains import MODEL_DOMAINS
+from robosat_effnet.config.reading import is_number, read_toml, resolve_path
 from robosat_effnet.errors import ConfigError, UnknownNameError
-from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_SEED, MAX_TILE_SIZE, MAX_WORKERS
 
 log = logging.getLogger("robosat_effnet")
 
@@ -114,29 +114,16 @@ def apply_overrides(config: ModelConfig, **overrides: Any) -> ModelConfig:
 def validate_model_config(config: ModelConfig) -> None:
     """Check value ranges (also after command-line overrides); raise ConfigError naming the key."""
     where = f"{config.source}: " if config.source else ""
-    checks = [
-        ("batch_size", 1 <= config.batch_size <= MAX_BATCH_SIZE, f"from 1 to {MAX_BATCH_SIZE}"),
-        ("image_size", 32 <= config.image_size <= MAX_TILE_SIZE and config.image_size % 32 == 0,
-         f"a multiple of 32 up to {MAX_TILE_SIZE}, e.g. 512"),
-        ("epochs", config.epochs >= 1, "at least 1"),
-        ("lr", config.lr > 0, "positive"),
-        ("encoder_lr", config.encoder_lr is None or config.encoder_lr > 0, "positive (or left out: the same as lr)"),
-        ("weight_decay", config.weight_decay >= 0, "0 or more"),
-        ("warmup", config.warmup >= 0, "0 or more epochs"),
-        ("grad_clip", config.grad_clip >= 0, "0 (off) or more"),
-        ("jitter", 0 <= config.jitter < 1, "between 0 and 1"),
-        ("gap_weight", config.gap_weight >= 0, "0 (off) or more"),
-        ("gap_px", config.gap_px >= 1, "at least 1"),
-        ("workers", 0 <= config.workers <= MAX_WORKERS, f"from 0 to {MAX_WORKERS}"),
-        ("save_every", config.save_every >= 1, "at least 1"),
-        ("keep", config.keep >= -1, "0 (only last.pth and best.pth), a number of epoch files, or -1 (all)"),
-        ("validate_every", config.validate_every >= 1, "at least 1"),
-        ("seed", 0 <= config.seed <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),  # seeds torch, numpy and loaders
-        ("precision", config.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
-    ]
-    for key, ok, expected in checks:
-        if not ok:
-            raise ConfigError(f"{where}{key} = {getattr(config, key)!r} must be {expected}")
+    for (_, key), domain in MODEL_DOMAINS.items():  # each numeric key's documented domain (config/domains.py)
+        value = getattr(config, key, None)
+        if value is None:  # left out: its default (encoder_lr: lr's, decoder_channels: the decoder's)
+            continue
+        if key == "decoder_channels" and not (value and all(is_number(w) and isinstance(w, int) for w in value)):
+            raise ConfigError(f"{where}{key} = {value!r} must be {domain}")
+        if domain.problem(value) or key == "image_size" and value % 32:
+            raise ConfigError(f"{where}{key} = {value!r} must be {domain}")
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"{where}precision = {config.precision!r} must be one of {', '.join(PRECISIONS)}")
     from robosat_effnet.models import canonical_backbone, list_decoders
     from robosat_effnet.training.losses import canonical_loss
 
@@ -148,11 +135,6 @@ def validate_model_config(config: ModelConfig) -> None:
     config.decoder = config.decoder.strip().lower()
     if config.decoder not in list_decoders():
         raise UnknownNameError(f"{where}unknown decoder {config.decoder!r}; valid: {', '.join(list_decoders())}")
-    widths = config.decoder_channels
-    if widths is not None and not (widths and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
-                                                  for w in widths)):
-        raise ConfigError(f"{where}decoder_channels = {widths!r} must be a list of positive integers, "
-                          "e.g. [256, 128, 64, 32, 16] (unet) or [256, 128] (fpn)")
 
 
 def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> ModelSpec:

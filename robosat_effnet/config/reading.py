@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.io import file_problem
 from robosat_effnet.text import read_text
 
 log = logging.getLogger("robosat_effnet")
@@ -16,8 +17,9 @@ log = logging.getLogger("robosat_effnet")
 
 def read_toml(path: Path, schema: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     """The known tables and keys of a `kind` (dataset/model) TOML file; wrong types raise, unknown keys warn."""
-    if not path.is_file():
-        raise ConfigError(f"{kind} config {path} does not exist; pass --{kind} with the path of your {kind}.toml")
+    problem = file_problem(path)
+    if problem:
+        raise ConfigError(f"{kind} config {path} {problem}; pass --{kind} with the path of your {kind}.toml")
     try:
         data = tomllib.loads(read_text(path))  # a byte-order mark (Notepad, some editors) is no TOML error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

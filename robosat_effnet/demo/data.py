@@ -158,8 +158,15 @@ def split_tiles(images: str | os.PathLike, labels: str | os.PathLike, dataset: s
 def epochs_done(checkpoint: str | os.PathLike) -> int:
     """Epochs a training checkpoint (e.g. last.pth) has finished; 0 when there is none."""
     from robosat_effnet.checkpoint import load_checkpoint
+    from robosat_effnet.training.resume import check_training_state
 
-    return int(load_checkpoint(checkpoint).get("epoch", 0)) if Path(checkpoint).is_file() else 0
+    if not Path(checkpoint).is_file():
+        return 0
+    state = load_checkpoint(checkpoint)
+    if "epoch" not in state:  # weights only
+        return 0
+    check_training_state(state, checkpoint, only=("epoch",))  # an epoch that is no number: one line, not a ValueError
+    return state["epoch"]
 
 
 def building_iou(predicted: str | os.PathLike, truth: str | os.PathLike, index: int = 1) -> float:

@@ -171,6 +171,10 @@ def training_resolution(spec: ModelSpec, checkpoint: dict[str, Any] | None) -> t
         raise ConfigError("the checkpoint does not say which tiles it was trained on, so the imagery's resolution "
                           "is unknown: pass --resolution CM, the ground cm per pixel of that imagery")
     images = config.get("images") or ["images"]
+    if not isinstance(config["dataset"], str) or not isinstance(images, list) or not isinstance(images[0], str):
+        raise ConfigError("the checkpoint's record of its training tiles is damaged (dataset_config), so the "
+                          "imagery's resolution is unknown: pass --resolution CM, the ground cm per pixel of that "
+                          "imagery")
     folders = [Path(config["dataset"]) / split / str(images[0]) for split in ("training", "validation")]
     found: dict[mercantile.Tile, Path] = {}
     for folder in folders:

@@ -13,6 +13,8 @@ from functools import partial
 from torch import nn
 
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.limits import MAX_DECODER_CHANNELS
+from robosat_effnet.models import fitting as _fitting
 from robosat_effnet.models import weights as _weights
 from robosat_effnet.models.efficientnet import EfficientNet, EfficientNetEncoder
 from robosat_effnet.models.efficientnet_v2 import (
@@ -98,7 +100,7 @@ def build_encoder(backbone: str, in_channels: int = 3, output_stride: int = 32, 
         encoder = BACKBONES[name](in_channels=in_channels, output_stride=output_stride)
     if weights is not None:
         state = _weights.load_state_dict(weights, name)
-        _weights.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}")
+        _fitting.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}", backbone=name)
     return encoder
 
 
@@ -121,6 +123,8 @@ def build_model(backbone: str = "efficientnet-b0", decoder: str = "unet", num_cl
         raise ConfigError(f"decoder_channels {list(decoder_channels)} do not fit the {key} decoder: give "
                           + ("[pyramid, segmentation] widths, e.g. [256, 128]" if key == "fpn" else
                              "5 widths, deepest first, e.g. [256, 128, 64, 32, 16] (or 4 to stop at stride 2)"))
+    if decoder_channels is not None and not all(1 <= w <= MAX_DECODER_CHANNELS for w in decoder_channels):
+        raise ConfigError(f"decoder_channels {list(decoder_channels)} must be widths from 1 to {MAX_DECODER_CHANNELS}")
     encoder = build_encoder(backbone, in_channels, output_stride, weights)
     try:
         head = DECODERS[key](encoder, num_classes, list(decoder_channels) if decoder_channels else None)
@@ -152,5 +156,5 @@ def efficientnet(variant: str | None = None, num_classes: int = 1000, weights: W
     if weights is not None:
         name = canonical_backbone(variant) if variant is not None else "efficientnet-phi"
         state = _weights.load_state_dict(weights, name)
-        _weights.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
+        _fitting.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
     return model

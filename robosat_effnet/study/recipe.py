@@ -33,21 +33,26 @@ NOT_RECIPE = ("checkpoint", "source", "workers", "cuda", "validate_every")
 class RunKey:
     """One run of a study: a backbone (canonical name), a seed and the encoder's initial weights (None: from
     scratch, "imagenet" or a file); its folder is `<backbone>-s<seed>`, `<backbone>-imagenet-s<seed>` or
-    `<backbone>-<file name>-s<seed>`."""
+    `<backbone>-<label>-s<seed>`, where the label is the file's name, with a short hash of its path when another
+    of the study's weights has the same name (`plan`)."""
 
     backbone: str
     seed: int
     weights: str | None = None
+    label: str | None = None  # the weights' part of the name; None: weights_label(weights)
 
     @property
     def name(self) -> str:
-        return f"{self.backbone}-{weights_label(self.weights)}-s{self.seed}" if self.weights else \
-            f"{self.backbone}-s{self.seed}"
+        return f"{self.backbone}-{self.weights_label}-s{self.seed}" if self.weights else f"{self.backbone}-s{self.seed}"
 
     @property
     def model(self) -> str:
         """The backbone and its initial weights, as the study's table names them: 'efficientnet-lite0 imagenet'."""
-        return f"{self.backbone} {weights_label(self.weights)}" if self.weights else self.backbone
+        return f"{self.backbone} {self.weights_label}" if self.weights else self.backbone
+
+    @property
+    def weights_label(self) -> str:
+        return self.label or weights_label(self.weights)
 
 
 def weights_label(weights: str | os.PathLike | None) -> str:
@@ -57,9 +62,21 @@ def weights_label(weights: str | os.PathLike | None) -> str:
     return "imagenet" if str(weights).lower() == "imagenet" else Path(weights).stem
 
 
+def weights_file(weights: str | os.PathLike | None) -> str | None:
+    """The absolute path of a weights file (symbolic links resolved), None for none and imagenet."""
+    if weights is None or str(weights).lower() in ("imagenet", "none", ""):
+        return None
+    return str(Path(weights).expanduser().resolve())
+
+
 def plan(backbones: Sequence[str], seeds: Sequence[int], weights: Sequence[str | None] = (None,)) -> list[RunKey]:
     """Every backbone x weights x seed, backbones in the given order; unknown backbone names raise
-    UnknownNameError."""
+    UnknownNameError.
+
+    Two different settings never share a run folder: weights files are taken by their resolved path (the same file
+    named twice is one setting), and a file whose name another of the weights also has (x1/w.pth and x2/w.pth,
+    imagenet and imagenet.safetensors) gets a short hash of its path in its label.
+    """
     from robosat_effnet.models import canonical_backbone
 
     names = list(dict.fromkeys(canonical_backbone(b) for b in backbones))
@@ -67,7 +84,18 @@ def plan(backbones: Sequence[str], seeds: Sequence[int], weights: Sequence[str |
         raise ConfigError("no backbones given; name at least one, e.g. --backbones b0,resnet50")
     if not seeds:
         raise ConfigError("no seeds given; name at least one, e.g. --seeds 0")
-    return [RunKey(b, int(s), w) for b in names for w in dict.fromkeys(weights) for s in dict.fromkeys(seeds)]
+    settings = list(dict.fromkeys(weights_file(w) or w for w in weights))
+    plain = [weights_label(w) for w in settings]
+    labels = {w: f"{label}-{hashlib.sha256(str(w).encode()).hexdigest()[:8]}"
+              if weights_file(w) and plain.count(label) > 1 else None for w, label in zip(settings, plain, strict=True)}
+    keys = [RunKey(b, int(s), w, labels[w]) for b in names for w in settings for s in dict.fromkeys(seeds)]
+    folders: dict[str, RunKey] = {}
+    for key in keys:  # the guarantee itself, whatever the names look like
+        other = folders.setdefault(key.name, key)
+        if other != key:
+            raise ConfigError(f"two runs of the study would share the folder {key.name} ({other.weights} and "
+                              f"{key.weights}); rename one of the weights files")
+    return keys
 
 
 def recipe(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
-from robosat_effnet.study.recipe import RunKey, read_json, weights_label, write_json
+from robosat_effnet.study.recipe import RunKey, fresh_name, read_json, weights_file, weights_label, write_json
 from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.training.loop import train
+from robosat_effnet.training.resume import check_training_state
 
 log = logging.getLogger("robosat_effnet")
 
@@ -49,13 +50,19 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
     """
     record = read_json(folder / RUN_FILE)
     if record is not None:
+        if "weights_file" in record:  # older records say only the file's name
+            _same_weights(key, record["weights_file"] or record.get("weights"), folder)
         return record, False
     cfg = run_config(model_cfg, key, folder)
     last = folder / "last.pth"
     resume, done_before = None, 0
     if last.is_file():
         state = load_checkpoint(last)
-        done_before = int(state.get("epoch", 0))
+        check_training_state(state, last)  # epochs, best epoch and history are read from it below
+        trained = state.get("model_config")
+        if isinstance(trained, dict):
+            _same_weights(key, _setting(trained.get("weights")), folder)
+        done_before = state["epoch"]
         if done_before >= cfg.epochs:  # stopped after its last epoch but before its record was written
             if state["best_epoch"] == done_before:  # best.pth may not have been copied from last.pth yet
                 with atomic_path(folder / "best.pth") as tmp:
@@ -73,6 +80,21 @@ def train_run(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, key: RunKey, f
                      _device_name(device, cfg.cuda), resumed_from=done_before)
     write_json(folder / RUN_FILE, record)
     return record, True
+
+
+def _same_weights(key: RunKey, recorded: Any, folder: Path) -> None:
+    """A run folder continued or skipped must have started from this run's weights: a study rerun with another
+    file of the same name (x2/w.pth after x1/w.pth, imagenet.pth after imagenet) is refused, never counted as the
+    first one's run."""
+    wanted = _setting(key.weights)
+    if recorded != wanted:
+        raise ConfigError(f"{folder} holds a run that started from the weights {recorded}, not {wanted} (another "
+                          f"setting of the same name); use a new --out, e.g. --out {fresh_name(folder.parent)}")
+
+
+def _setting(weights: str | None) -> str:
+    """What a run starts from, comparable across runs: a file's resolved path, 'imagenet' or 'none'."""
+    return weights_file(weights) or weights_label(weights)
 
 
 def evaluate_run(dataset_cfg: DatasetConfig, folder: Path, *, device: str | None = None, min_area: float = 0.0,
@@ -114,7 +136,8 @@ def building_scores(result: dict[str, Any]) -> dict[str, dict[str, float]]:
 def _record(key: RunKey, cfg: ModelConfig, best_epoch: int, best_miou: float, history: list[dict], device: str,
             resumed_from: int = 0) -> dict[str, Any]:
     seconds = sum(float(row.get("seconds", 0.0)) for row in history)
-    return {"backbone": key.backbone, "seed": key.seed, "weights": weights_label(key.weights), "model": key.model,
+    return {"backbone": key.backbone, "seed": key.seed, "weights": key.weights_label,
+            "weights_file": weights_file(key.weights), "model": key.model,
             "epochs": cfg.epochs, "best_epoch": int(best_epoch),
             "best_val_miou": _number(best_miou), "train_seconds": round(seconds, 1), "device": device,
             "resumed_from_epoch": resumed_from}

@@ -6,6 +6,7 @@ ranks; scores are derived from the confusion matrix afterwards (robosat_effnet.t
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,9 +15,32 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from robosat_effnet.errors import RobosatEffnetError
+from robosat_effnet.errors import DivergedError
 from robosat_effnet.training.distributed import DistInfo, all_reduce_sum
 from robosat_effnet.training.metrics import confusion_matrix
+
+LOWER_LR = "lower lr (and encoder_lr) in model.toml (or --lr); nothing of this epoch was saved"
+
+
+def check_finite(model: nn.Module, epoch: int, train_loss: float, val_loss: float | None = None,
+                 metrics: dict | None = None) -> None:
+    """DivergedError when an epoch ended with a non-finite training or validation loss, validation score, weight
+    or BatchNorm statistic: called before its checkpoints are written, so none of a diverged epoch is kept.
+
+    Huge but finite weights (lr 1e30) show up as a nan validation loss; a run not validated this epoch is still
+    stopped by its weights as soon as they overflow.
+    """
+    where = f"training diverged in epoch {epoch}"
+    module = getattr(model, "module", model)  # DistributedDataParallel's wrapped model
+    for name, value in module.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise DivergedError(f"{where}: the weights {name} are no longer finite; {LOWER_LR}")
+    losses = {"training loss": train_loss, "validation loss": val_loss}
+    if metrics and sum(map(sum, metrics.get("confusion", []))):  # scores of no pixel at all are nan by definition
+        losses |= {"validation mIoU": metrics.get("miou"), "validation MCC": metrics.get("mcc")}
+    for what, value in losses.items():
+        if value is not None and not math.isfinite(value):
+            raise DivergedError(f"{where}: the {what} is {value}; {LOWER_LR}")
 
 
 @dataclass
@@ -44,8 +68,8 @@ class Engine:
                 logits = model(images)
             loss = criterion(logits.float(), labels)  # losses in float32: sums over many pixels
             if self.dtype != torch.float16 and not torch.isfinite(loss):  # with AMP the scaler skips such steps itself
-                raise RobosatEffnetError(f"the loss became {loss.item()} in {desc}, step {step + 1}; "
-                                         "lower lr in model.toml (or --lr)")
+                raise DivergedError(f"the loss became {loss.item()} in {desc}, step {step + 1}; "
+                                    f"{LOWER_LR}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if self.grad_clip > 0:

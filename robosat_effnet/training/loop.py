@@ -34,13 +34,14 @@ from robosat_effnet.errors import CheckpointError, ConfigError
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
 from robosat_effnet.training.datasets import SPLITS, SegmentationTiles, check_dataset
 from robosat_effnet.training.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
-from robosat_effnet.training.engine import Engine
+from robosat_effnet.training.engine import Engine, check_finite
 from robosat_effnet.training.history import plot, write_csv
 from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
 from robosat_effnet.training.metrics import scores
 from robosat_effnet.training.optim import lr_factor, param_groups
+from robosat_effnet.training.resume import check_training_state, restore
 from robosat_effnet.training.retention import copy_checkpoint, epoch_file, remove_epoch_files, retained
-from robosat_effnet.training.rng import get_rng_state, set_rng_state
+from robosat_effnet.training.rng import get_rng_state
 
 log = logging.getLogger("robosat_effnet")
 
@@ -161,11 +162,7 @@ class _Run:
         start, history, best = 0, [], (-math.inf, 0)
         self.epoch_files = list(state.get("epoch_files", [])) if state else []  # the numbered files this run wrote
         if state:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
+            restore(state, resume, model, optimizer, scheduler, scaler)
             start, history, best = state["epoch"], list(state["history"]), (state["best_miou"], state["best_epoch"])
         if info.enabled:
             if self.cuda:
@@ -193,6 +190,9 @@ class _Run:
             if validated:
                 val_loss, confusion = engine.evaluate(model, self._loader(self.val_set, 0, False), self.criterion)
                 metrics = {**scores(confusion, self.data.classes), "confusion": confusion.tolist()}
+            check_finite(model, epoch + 1, None if self.amp else train_loss,  # fp16: the scaler skips inf steps
+                         val_loss if validated else None,
+                         metrics if validated else None)
             row = _history_row(epoch + 1, scheduler.get_last_lr()[0], train_loss, train_scores,
                                val_loss if validated else math.nan, metrics if validated else None,
                                time.perf_counter() - began, self.data.classes)
@@ -231,8 +231,7 @@ class _Run:
 
     def _load_resume(self, path: str | os.PathLike) -> dict[str, Any]:
         state = load_checkpoint(path)  # refuses robosat's own checkpoints with a clear message
-        if "optimizer" not in state or "epoch" not in state:
-            raise CheckpointError(f"{path} holds weights only, no training state; it cannot be resumed")
+        check_training_state(state, path)  # weights only, or entries of the wrong kind
         saved, wanted = ModelSpec.from_dict(state["spec"]).to_dict(), self.spec.to_dict()
         differ = [f"{k} {saved[k]!r} vs {wanted[k]!r}" for k in RESUME_FIELDS if saved[k] != wanted[k]]
         if differ:
