@@ -69,13 +69,14 @@ class ModelSpec:
                 expected = f": {_EXPECTED[name]}" if name in _EXPECTED else ""
                 raise ValueError(f"its model description has a damaged {name} ({str(getattr(spec, name))[:100]}"
                                  f"{expected})")
-        problem = normalisation_problem(spec.mean, spec.std)
-        if problem:
-            raise ValueError(f"its model description's mean and std {problem}")
+        # The counts first: they say which list is short; normalisation_problem only knows the lengths differ.
         per_band = {"mean": len(spec.mean), "std": len(spec.std)} | ({"bands": len(spec.bands)} if spec.bands else {})
         if any(n != spec.in_channels for n in per_band.values()):
             counts = ", ".join(f"{n} {name}" for name, n in per_band.items())
             raise ValueError(f"its model description gives {counts} for {spec.in_channels} input bands")
+        problem = normalisation_problem(spec.mean, spec.std)
+        if problem:
+            raise ValueError(f"its model description's mean and std {problem}")
         return spec
 
 

@@ -15,6 +15,7 @@ from robosat_effnet.checkpoint import ModelSpec, build_from_spec, save_checkpoin
 from robosat_effnet.cli import main
 from robosat_effnet.evaluation.evaluate import evaluate, one_vs_rest_mcc
 from robosat_effnet.io import read_image, read_label
+from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.training.transforms import to_tensor
 
@@ -22,8 +23,8 @@ from robosat_effnet.training.transforms import to_tensor
 @pytest.fixture(scope="module")
 def validation(tmp_path_factory):
     """(checkpoint, images, labels): an untrained b0 U-Net whose output bias is set so that it predicts
-    both classes about equally often. Eval only has to agree with `predict`, not to score well, and this
-    keeps the test free of training time."""
+    both classes about equally often at the default mask threshold. Eval only has to agree with `predict`, not
+    to score well, and this keeps the test free of training time."""
     tmp = tmp_path_factory.mktemp("eval")
     data = make_dataset(tmp, n_train=1, n_val=4, seed=3)
     images, labels = data.root / "validation" / "images", data.root / "validation" / "labels"
@@ -34,7 +35,11 @@ def validation(tmp_path_factory):
     batch = torch.stack([to_tensor(read_image(p), spec.mean, spec.std) for p in tile_files(images).values()])
     with torch.no_grad():
         logits = model(batch)
-        head.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
+        # A building needs p1 >= MASK_THRESHOLD, i.e. a logit gap of at least logit(MASK_THRESHOLD): centring the
+        # gap there splits the pixels in two under the default rule, and leaves the pixels between 0.5 and the
+        # threshold as buildings for the argmax, so eval drawing its masks by another rule than predict shows.
+        gap = (logits[:, 1] - logits[:, 0]).median() - math.log(MASK_THRESHOLD / (1 - MASK_THRESHOLD))
+        head.bias[1] -= gap
     checkpoint = save_checkpoint(tmp / "balanced.pth", model, spec)
     return checkpoint, images, labels
 
@@ -64,6 +69,7 @@ def test_eval_matches_predicted_masks(tmp_path, validation):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["classes"] == ["background", "building"] and data["tiles"] == len(truth)
+    assert data["mask_threshold"] == MASK_THRESHOLD  # both commands at their default
     assert 0.2 < np.mean(pred == 1) < 0.8  # both classes predicted: a real comparison
     assert data["iou"] == pytest.approx(iou) and data["precision"] == pytest.approx(precision)
     assert data["recall"] == pytest.approx(recall)

@@ -154,7 +154,9 @@ def agreement(a: Path, b: Path) -> float:
 
 def test_predict_masks_tta_probs_shards_and_resume_match_the_checkpoint(tmp_path, tiles_run):
     pth, model, images, _ = tiles_run
-    for name, extra in (("masks", []), ("tta", ["--tta"]), ("probs", ["--probs"])):
+    # Masks by the plain argmax (--threshold 0): ONNX against PyTorch, whatever the default mask threshold is.
+    argmax = ["--threshold", "0"]
+    for name, extra in (("masks", argmax), ("tta", ["--tta", *argmax]), ("probs", ["--probs"])):
         for checkpoint in (pth, model):
             out = tmp_path / f"{name}-{checkpoint.suffix[1:]}"
             result = invoke("predict", images, out, "--checkpoint", checkpoint, "--quiet", *extra)
@@ -169,9 +171,9 @@ def test_predict_masks_tta_probs_shards_and_resume_match_the_checkpoint(tmp_path
     # TTA really changes the prediction (so the comparison above covers a different path)
     assert agreement(tmp_path / "masks-onnx", tmp_path / "tta-onnx") < 0.999
 
-    half = invoke("predict", images, tmp_path / "shards", "--checkpoint", model, "--quiet", "--shard", "0/2")
+    half = invoke("predict", images, tmp_path / "shards", "--checkpoint", model, "--quiet", "--shard", "0/2", *argmax)
     assert half.exit_code == 0 and "wrote 4 mask tiles" in half.output, half.output
-    rest = invoke("predict", images, tmp_path / "shards", "--checkpoint", model, "--quiet")
+    rest = invoke("predict", images, tmp_path / "shards", "--checkpoint", model, "--quiet", *argmax)
     assert rest.exit_code == 0 and "wrote 4 mask tiles" in rest.output and "4 already there" in rest.output
     assert agreement(tmp_path / "shards", tmp_path / "masks-onnx") == 1.0
 
@@ -205,8 +207,9 @@ def test_eval_with_the_export_equals_eval_with_the_checkpoint(tiles_run):
 def test_robosat_fixtures_give_the_same_masks_from_onnx_and_pth(tmp_path):
     spec = ModelSpec(tile_size=512)
     pth, model = calibrated_export(tmp_path, image_batch(FIXTURES, spec, border=32), spec, seed=1)
-    for checkpoint in (pth, model):
-        result = invoke("predict", FIXTURES, tmp_path / checkpoint.suffix[1:], "--checkpoint", checkpoint, "--quiet")
+    for checkpoint in (pth, model):  # the plain argmax (--threshold 0): ONNX against PyTorch, as above
+        result = invoke("predict", FIXTURES, tmp_path / checkpoint.suffix[1:], "--checkpoint", checkpoint, "--quiet",
+                        "--threshold", "0")
         assert result.exit_code == 0 and "wrote 3 mask tiles" in result.output, result.output
     foreground = np.mean([read_label(p).mean() for p in tile_files(tmp_path / "pth").values()])
     assert 0.05 < foreground < 0.95
@@ -382,7 +385,8 @@ def test_bad_checkpoints_and_output_paths_are_refused_with_one_line(tmp_path, ti
         assert usage.exit_code == 2 and "must end in .onnx" in usage.output, usage.output
     cases = [
         ((pth, tmp_path / "folder.onnx"), "is a folder"),
-        ((pth, tmp_path / "not-a-folder" / "m.onnx"), "cannot write"),
+        # outputs.checks names the file in the way before anything is written (the merged h31c wording)
+        ((pth, tmp_path / "not-a-folder" / "m.onnx"), "not-a-folder is a file, not a folder; choose another output"),
         ((pth, model), "already exists; pass --overwrite"),
         ((pth, foreign, "--overwrite"), "is not a model exported by robosat_effnet; refusing to overwrite"),
         ((model, tmp_path / "again.onnx"), "is already an exported model"),

@@ -64,7 +64,8 @@ def read_png(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def rgb_byte_zoom9(tmp_path_factory):
     out = tmp_path_factory.mktemp("rgb") / "masks"
-    result = predict_geotiff(pointwise_model(), GEOTIFF / "RGB.byte.tif", out, zoom=9, progress=False)
+    # The plain argmax (threshold 0): these tests are about where pixels land, and compare with warp_agreement's.
+    result = predict_geotiff(pointwise_model(), GEOTIFF / "RGB.byte.tif", out, zoom=9, progress=False, threshold=0)
     return result, out
 
 
@@ -128,7 +129,8 @@ def test_rgb_byte_tiles_line_up_with_an_independent_warp_to_the_tile_grid(rgb_by
 
 @needs_data
 def test_wkt_crs_uint16_and_band_choice(tmp_path, rgb_byte_zoom9):
-    result = predict_geotiff(pointwise_model(), GEOTIFF / "rgb1.tif", tmp_path / "wkt", zoom=9, progress=False)
+    result = predict_geotiff(pointwise_model(), GEOTIFF / "rgb1.tif", tmp_path / "wkt", zoom=9, progress=False,
+                             threshold=0)  # the rule of rgb_byte_zoom9, whose tiles these are compared with
     with rasterio.open(GEOTIFF / "rgb1.tif") as src:
         assert src.crs.to_epsg() is None  # WKT without an EPSG code
     # rgb1.tif is a crop of RGB.byte.tif: its tiles are some of those, with the same pixels where both have data
@@ -226,7 +228,8 @@ def test_tapered_windows_sum_to_one_and_cover_the_scene():
 
 
 def test_georeferenced_mask_matches_whole_scene_prediction(tmp_path):
-    """With a per-pixel model the blended sliding windows must reproduce the whole-scene result exactly."""
+    """With a per-pixel model the blended sliding windows must reproduce the whole-scene result exactly, drawn
+    by the default rule: a building only where its probability reaches 0.7."""
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, (3, 150, 200), dtype=np.uint8)
     pixels[:, :10, :30] = 0
@@ -237,8 +240,10 @@ def test_georeferenced_mask_matches_whole_scene_prediction(tmp_path):
     model, spec = pointwise_model()
     path = predict_mask_geotiff((model, spec), tmp_path / "scene.tif", tmp_path / "mask.tif", window=64, overlap=16,
                                 progress=False)
-    expected = Predictor(model, device="cpu")(to_tensor(np.moveaxis(pixels, 0, -1), spec.mean, spec.std)[None])
-    expected = expected[0].argmax(0).numpy().astype(np.uint8)
+    probs = Predictor(model, device="cpu")(to_tensor(np.moveaxis(pixels, 0, -1), spec.mean, spec.std)[None])[0]
+    expected = (probs[1] >= 0.7).numpy().astype(np.uint8)  # two classes: building where p(building) >= 0.7
+    doubtful = ((probs[1] > 0.5) & (probs[1] < 0.7)).numpy()
+    assert doubtful[10:].mean() > 0.05  # pixels the argmax would call buildings: the threshold is what is tested
     expected[:10, :30] = 255
     with rasterio.open(path) as mask:
         assert (mask.crs, mask.transform, mask.shape) == (rasterio.crs.CRS.from_epsg(32636), profile["transform"],
@@ -263,7 +268,7 @@ def test_georeferenced_mask_of_a_trained_model_matches_predicting_the_scene_at_o
     with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
         dst.write(np.moveaxis(image, -1, 0))
     predict_mask_geotiff(trained_checkpoint, tmp_path / "scene.tif", tmp_path / "mask.tif", window=128, overlap=32,
-                         progress=False)
+                         progress=False, threshold=0)  # the plain argmax, as `whole` below: blending is tested
     with rasterio.open(tmp_path / "mask.tif") as mask:
         blended = mask.read(1)
     model, spec = load_model(trained_checkpoint)

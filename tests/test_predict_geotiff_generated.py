@@ -66,7 +66,8 @@ def utm_scene(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def utm_masks(utm_scene, tmp_path_factory):
     out = tmp_path_factory.mktemp("utm-masks") / "masks"
-    return predict_geotiff(pointwise_model(), utm_scene, out, zoom=ZOOM, progress=False), out
+    # The plain argmax (threshold 0): these tests are about where pixels land, and compare with warp_agreement's.
+    return predict_geotiff(pointwise_model(), utm_scene, out, zoom=ZOOM, progress=False, threshold=0), out
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -123,7 +124,7 @@ def test_generated_uint16_scene_with_alpha_and_band_choice(tmp_path, max_value):
     model, spec = pointwise_model()
     spec.max_value = max_value
     result = predict_geotiff((model, spec), scene, tmp_path / "masks", zoom=17, bands=[3, 2, 1],
-                             progress=False, resampling="nearest")
+                             progress=False, resampling="nearest", threshold=0)  # the argmax, as `expected` below
     masks = tile_files(tmp_path / "masks")
     assert result.written == len(masks) >= 2
     # Independently: the scene pixel under each tile pixel centre (pyproj), class 1 where normalised red

@@ -116,8 +116,9 @@ def test_trained_model_masks_have_the_exact_tile_set_and_match_the_trainers_vali
     gives exactly the pixel accuracy the trainer measured on these tiles (preprocessing is shared),
     and neighbour context (the default border) keeps it high."""
     root = trained_run["dataset"].root / "validation"
+    # The plain argmax (threshold 0): the trainer's validation accuracy is of the argmax, not of the mask rule.
     result = predict_tiles(trained_run["checkpoint"], root / "images", tmp_path / "masks", border=0, batch_size=4,
-                           workers=1, progress=False)
+                           workers=1, progress=False, threshold=0)
     inputs, outputs = tile_files(root / "images"), tile_files(tmp_path / "masks")
     assert list(outputs) == list(inputs) and result.written == len(inputs)
     spec = load_model(trained_run["checkpoint"])[1]
@@ -133,7 +134,7 @@ def test_trained_model_masks_have_the_exact_tile_set_and_match_the_trainers_vali
     predict_tiles(trained_run["checkpoint"], root / "images", tmp_path / "context", progress=False)
     correct = sum((read_label(path) == read_label(tile_path(root / "labels", tile, "png"))).sum()
                   for tile, path in tile_files(tmp_path / "context").items())
-    assert correct / (len(outputs) * 64 * 64) > 0.97  # measured: 0.9929
+    assert correct / (len(outputs) * 64 * 64) > 0.97  # measured: 0.9775 at the default 0.7 (argmax: 0.9929)
 
 
 class LocalNet(nn.Sequential):
