@@ -368,6 +368,27 @@ MUTANTS = [
     Mutant("issue31: dataset.toml domains unchecked", "robosat_effnet/config/dataset.py",
            "                and domain.problem(value):", "                and False:",
            ("tests/test_config_domains.py::test_values_that_make_the_loss_nan_are_refused_naming_the_key",)),
+    # issue 28: outlines a mapper can keep
+    Mutant("issue28: masks are the plain argmax again", "robosat_effnet/threshold.py",
+           "        classes[(classes > 0) & (best < threshold)] = 0\n", "        pass\n",
+           ("tests/test_threshold.py::test_a_doubtful_building_pixel_is_background",
+            "tests/test_threshold.py::test_predict_masks_are_the_probability_tiles_above_the_threshold")),
+    Mutant("issue28: predict ignores --threshold", "robosat_effnet/predict/runner.py",
+           "        out = to_classes(probs, threshold)", "        out = to_classes(probs)",
+           ("tests/test_threshold.py::test_predict_masks_are_the_probability_tiles_above_the_threshold",)),
+    Mutant("issue28: eval scores argmax masks", "robosat_effnet/evaluation/evaluate.py",
+           "pred = to_classes(probs, threshold).long().cpu()", "pred = probs.argmax(dim=1).cpu()",
+           ("tests/test_threshold.py::test_eval_scores_the_masks_predict_draws",)),
+    Mutant("issue28: min-score keeps every outline", "robosat_effnet/geo/features.py",
+           "kept = [f for f in report.features if f.score is None or f.score >= min_score]",
+           "kept = list(report.features)",
+           ("tests/test_footprints.py::test_min_score_drops_the_outlines_the_model_doubts",)),
+    Mutant("issue28: blocks drawn at random despite --probs", "robosat_effnet/geo/blocks.py",
+           "        order = sorted(order, key=lambda i: -mean[i])", "        order = list(order)",
+           ("tests/test_blocks_uncertainty.py",)),
+    Mutant("issue28: unlabelled tiles left out of training", "robosat_effnet/training/loop.py",
+           'samples["training"] = samples["training"] + list(extra_training)', "pass",
+           ("tests/test_adapt.py::test_train_with_unlabelled_tiles_trains_on_them_too",)),
 ]
 
 

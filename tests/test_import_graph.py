@@ -83,7 +83,9 @@ STAGES = [
     ["robosat_effnet.deploy", "robosat_effnet.export"],  # robosat_effnet.export: the documented old path
     ["robosat_effnet.geo"],  # features read predicted probabilities (predict.writer)
     ["robosat_effnet.evaluation"],  # predicts (predict), polygonises (geo)
-    ["robosat_effnet.study", "robosat_effnet.bench", "robosat_effnet.view", "robosat_effnet.demo"],
+    # adapt: self-training runs predict (the pseudo-labels) and then training, so it stands above both
+    ["robosat_effnet.study", "robosat_effnet.bench", "robosat_effnet.view", "robosat_effnet.demo",
+     "robosat_effnet.adapt"],
     ["robosat_effnet.cli"],
 ]
 

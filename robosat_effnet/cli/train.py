@@ -44,10 +44,13 @@ from robosat_effnet.cli.options import (
               help="Where to write checkpoints and history [model.toml: checkpoint].")
 @click.option("--overwrite", is_flag=True,
               help="Replace another run found in the checkpoint folder (its checkpoints and history are removed).")
+@click.option("--unlabelled", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A slippy-map folder of the area's unlabelled images (the tiles to map): the --weights model's "
+                   "masks of them are added as labels (self-training; BENCHMARKS.md).")
 @quiet_option("No progress bars or per-epoch lines.")
 @reports_errors(oom_hint="a smaller --batch-size or image_size, or a smaller model: backbone, decoder_channels")
 def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size, lr, precision, device, workers,
-        resume, checkpoint_dir, overwrite, quiet):
+        resume, checkpoint_dir, overwrite, unlabelled, quiet):
     """Train an EfficientNet segmentation model on a robosat slippy-map dataset.
 
     robosat's dataset.toml and model.toml work unchanged; options override the files. Writes last.pth,
@@ -64,8 +67,14 @@ def cli(dataset_path, model_path, backbone, decoder, weights, epochs, batch_size
     model_cfg = apply_overrides(load_model_config(model_path), backbone=backbone, decoder=decoder, weights=weights,
                                 epochs=epochs, batch_size=batch_size, lr=lr, precision=precision, workers=workers)
 
-    result = train(dataset_cfg, model_cfg, device=device, resume=resume, checkpoint_dir=checkpoint_dir,
-                   progress=not quiet, overwrite=overwrite)
+    if unlabelled:
+        from robosat_effnet.adapt import self_train
+
+        result = self_train(dataset_cfg, model_cfg, unlabelled, device=device, resume=resume,
+                            checkpoint_dir=checkpoint_dir, progress=not quiet, overwrite=overwrite)
+    else:
+        result = train(dataset_cfg, model_cfg, device=device, resume=resume, checkpoint_dir=checkpoint_dir,
+                       progress=not quiet, overwrite=overwrite)
     if not quiet and result["history"]:
         click.echo(f"best validation mIoU {result['best_miou']:.4f} (epoch {result['best_epoch']}); "
                    f"checkpoints and history in {result['checkpoint_dir']}")

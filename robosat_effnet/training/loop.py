@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoin
 from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
 from robosat_effnet.errors import CheckpointError, ConfigError
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
-from robosat_effnet.training.datasets import SPLITS, SegmentationTiles, check_dataset
+from robosat_effnet.training.datasets import SPLITS, Sample, SegmentationTiles, check_dataset, check_samples
 from robosat_effnet.training.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
 from robosat_effnet.training.engine import Engine, check_finite
 from robosat_effnet.training.history import plot, write_csv
@@ -53,7 +54,8 @@ RESUME_FIELDS = ("backbone", "decoder", "decoder_channels", "classes", "in_chann
 def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig | str | os.PathLike, *,
           device: str | torch.device | None = None, resume: str | os.PathLike | None = None,
           checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-          stop_after: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+          stop_after: int | None = None, overwrite: bool = False,
+          extra_training: Sequence[Sample] = ()) -> dict[str, Any]:
     """Train a segmentation model as the two configs say; returns a summary of the run.
 
     Args:
@@ -66,8 +68,10 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
             split a run in parts; resume the rest with `resume=`.
         overwrite: replace another run found in the checkpoint folder (its files are removed first);
             without it (or `resume`) such a folder is refused with OutputError.
+        extra_training: more training pairs beside the dataset's (e.g. pseudo-labelled tiles, `adapt`), checked
+            like them.
     Returns:
-        {"best_miou", "best_epoch", "epochs_done", "checkpoint_dir", "best", "last", "history_path",
+        {"best_miou", "best_epoch", "epochs_done", "checkpoint_dir", "best", "last", "history_path", "training_tiles",
         "history" (rows), "metrics" (last validation scores)}.
     Raises RobosatEffnetError subclasses for bad configs, datasets or checkpoints, before writing anything.
     """
@@ -89,7 +93,8 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
     try:
         if info.enabled and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
-        result = _Run(dataset_cfg, model_cfg, device, info, progress).fit(resume, folder, stop_after, replaced)
+        run = _Run(dataset_cfg, model_cfg, device, info, progress, extra_training)
+        result = run.fit(resume, folder, stop_after, replaced)
         synchronize(info)  # the ranks leave together: gloo can abort a process whose peer tears down first
         return result
     finally:
@@ -118,7 +123,7 @@ class _Run:
     """One training run's state; `fit` is the whole loop."""
 
     def __init__(self, dataset_cfg: DatasetConfig, model_cfg: ModelConfig, device: torch.device, info: DistInfo,
-                 progress: bool):
+                 progress: bool, extra_training: Sequence[Sample] = ()):
         self.data, self.cfg, self.device, self.info = dataset_cfg, model_cfg, device, info
         self.progress = progress and info.is_main
         self.cuda = device.type == "cuda"
@@ -132,6 +137,10 @@ class _Run:
         self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma, model_cfg.gap_weight,
                                     model_cfg.gap_px).to(device)
         samples = check_dataset(dataset_cfg, workers=max(1, model_cfg.workers), progress=self.progress)
+        if extra_training:
+            check_samples(extra_training, dataset_cfg.num_classes, dataset_cfg.in_channels, dataset_cfg.bands,
+                          max(1, model_cfg.workers), self.progress, "check extra", dataset_cfg.max_value)
+            samples["training"] = samples["training"] + list(extra_training)
         self.spec = spec_from_configs(dataset_cfg, model_cfg)
         options = dict(size=model_cfg.image_size, seed=model_cfg.seed)
         self.train_set = SegmentationTiles.from_spec(self.spec, samples["training"], augment=model_cfg.augment,
@@ -207,7 +216,8 @@ class _Run:
                     else f"not validated (every {cfg.validate_every} epochs)"))
         return {"best_miou": best[0], "best_epoch": best[1], "epochs_done": max(start, end),
                 "checkpoint_dir": folder, "best": folder / "best.pth", "last": folder / "last.pth",
-                "history_path": folder / "history.csv", "history": history, "metrics": metrics}
+                "history_path": folder / "history.csv", "history": history, "metrics": metrics,
+                "training_tiles": len(self.train_set)}
 
     def _save(self, folder: Path, model: nn.Module, optimizer, scheduler, scaler, epoch: int, metrics: dict,
               history: list, best: tuple) -> None:
