@@ -36,6 +36,7 @@ from torch import nn
 from robosat_effnet.checkpoint import FORMAT, ModelSpec
 from robosat_effnet.errors import CheckpointError, ConfigError, MissingDependencyError
 from robosat_effnet.models.segmentation import check_size
+from robosat_effnet.predict.onnx_kind import check_kind
 
 log = logging.getLogger("robosat_effnet")
 
@@ -204,6 +205,9 @@ def _read(path: Path) -> tuple[Any, ModelSpec]:
             from None
     _divisor(metadata, path)
     _check_graph(proto, spec, path)
+    kind = metadata.get(GRAPH_KEY, "network")
+    if kind in GRAPHS:  # an unknown kind (a later version's) is refused by load_onnx
+        check_kind(proto, spec, path, kind)  # the graph computes what the metadata says it does
     external = _check_external_data(proto, path)
     try:  # from the file where tensors live outside it, else the proto already read
         onnx.checker.check_model(str(path) if external else proto)
