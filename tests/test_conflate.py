@@ -261,3 +261,16 @@ def test_a_rerun_replaces_its_own_output(tmp_path):
             result = invoke("conflate", pred, existing, out, "--overlap", overlap)
             assert result.exit_code == 0, result.output
         assert "wrote 3 new buildings" in result.output  # 1.0: nothing is covered by more than all of it
+
+
+def test_without_pyosmium_an_osm_extract_is_one_line(tmp_path, monkeypatch):
+    import sys
+
+    pred = write_geojson(tmp_path / "pred.geojson", collection(
+        [{"type": "Feature", "geometry": shapely.geometry.mapping(square(32.5)), "properties": {}}]))
+    extract = tmp_path / "region.osm"
+    extract.write_text("<osm version='0.6'></osm>")
+    monkeypatch.setitem(sys.modules, "osmium", None)  # import osmium raises ImportError
+    message = one_line_error(invoke("conflate", pred, extract, tmp_path / "new.osm"))
+    assert "needs pyosmium, which is not installed: pip install 'robosat_effnet[osm]'" in message
+    assert not (tmp_path / "new.osm").exists()
