@@ -123,8 +123,8 @@ def test_the_reported_files_are_one_line_in_predict(exported, tmp_path):
                  "says it holds a 'network' graph (normalised images of any size in, logits out) but the graph ends "
                  "in a softmax"),
         "claimed": (edited(exported["files"]["network"], tmp_path / "claimed.onnx", GRAPH_KEY, "deepness"),
-                    "says it holds a 'deepness' graph (0..1 RGB tiles of 64 px in, probabilities out) but the graph "
-                    "does not end in a softmax"),
+                    "says it holds a 'deepness' graph (0..1 RGB tiles of a fixed size in, probabilities out) but "
+                    "the graph does not end in a softmax"),
     }
     for name, (model, message) in cases.items():
         result = CliRunner().invoke(main, ["predict", str(tmp_path / "tiles"), str(tmp_path / name), "--checkpoint",

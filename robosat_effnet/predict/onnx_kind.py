@@ -8,7 +8,8 @@
 
 Predict feeds each kind differently and reads its output differently, so a file whose metadata names the wrong kind
 (an entry removed or edited) would give other masks without a word, or an onnxruntime traceback. Each of the three
-traits is read from the graph itself, and a mismatch is one CheckpointError line.
+traits is read from the graph itself, and a mismatch is one CheckpointError line. `any_size` gives predict a
+Deepness graph whose declared tile size is lifted (the graph computes every shape from its input).
 """
 
 from __future__ import annotations
@@ -79,10 +80,24 @@ def check_kind(proto: Any, spec: ModelSpec, path: Path, kind: str) -> None:
     traits = graph_traits(proto)
     fault = _deepness_fault(traits, spec) if kind == "deepness" else _network_fault(traits)
     if fault:
-        meaning = {"deepness": f"0..1 RGB tiles of {spec.tile_size} px in, probabilities out",
+        meaning = {"deepness": "0..1 RGB tiles of a fixed size in, probabilities out",
                    "network": "normalised images of any size in, logits out"}.get(kind, kind)
         raise CheckpointError(f"{path}'s metadata says it holds a {kind!r} graph ({meaning}) but the graph {fault}: "
                               "its metadata was edited or lost; re-export it with `rs-effnet export`")
+
+
+def any_size(path: Path) -> bytes:
+    """The model with its input's and output's height and width made dynamic again: a Deepness graph declares
+    its tile size (Deepness reads it there) but computes every shape from its input, as exported."""
+    import onnx
+
+    proto = onnx.load(str(path))  # with any external data, already checked to lie beside it
+    for value in (*proto.graph.input, *proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in ((2, "height"), (3, "width")):
+            if len(dims) == 4:
+                dims[axis].dim_param = name  # replaces the fixed dim_value (a oneof)
+    return proto.SerializeToString()
 
 
 def _deepness_fault(traits: GraphTraits, spec: ModelSpec) -> str | None:
