@@ -290,6 +290,13 @@ MUTANTS = [
            "        pass\n",
            ("tests/test_onnx_kind.py::test_every_edit_of_the_metadata_is_refused_in_one_line_or_changes_nothing",
             "tests/test_onnx_kind.py::test_the_reported_files_are_one_line_in_predict")),
+    Mutant("deepness: default resolution in ground units, not an XYZ layer's", "robosat_effnet/deploy/deepness.py",
+           "    return mercator, note\n", "    return ground, note\n",
+           ("tests/test_deepness.py::test_metadata_parses_as_deepness_parses_it",)),
+    Mutant("deepness: --tile-size ignored", "robosat_effnet/deploy/deepness.py",
+           "    size = settings.tile_size if settings.tile_size is not None else spec.tile_size\n",
+           "    size = spec.tile_size\n",
+           ("tests/test_deepness_options.py::test_any_settings_give_finite_metadata_or_one_config_error",)),
 ]
 
 
