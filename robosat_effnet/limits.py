@@ -17,6 +17,9 @@ MAX_CALIBRATION_TILES = 1024  # tiles export --int8 holds in memory to calibrate
 MAX_SCENE_SIZE = 32768  # px per side of bench's generated large scene
 MAX_REPEATS = 1000  # timing rounds (bench --repeats, study --speed-repeats)
 MAX_SEED = 2**32 - 1  # seeds torch, numpy and the loaders take
+MIN_RESOLUTION_CM = 1e-4  # cm of ground per pixel (export --deepness): 1 um, far below any aerial imagery
+MAX_RESOLUTION_CM = 1e8  # cm per pixel: 1000 km, coarser than any imagery of the ground
+MAX_AREA_M2 = 5.1e14  # m2: the surface of the Earth, more than any area option can mean
 MAX_BANDS = 256  # input channels of a network (in_channels, bands): the stem's weights grow with them
 MAX_DECODER_CHANNELS = 8192  # width of one decoder block (decoder_channels); the defaults are 16..256
 # How far from 0 a normalised pixel, (x - mean) / std for x in 0..1, may lie. ImageNet's statistics give about

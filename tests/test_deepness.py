@@ -89,6 +89,10 @@ def deepness_reads(path: Path) -> dict:
     return read
 
 
+def onnx_meta(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
 def deepness_run(path: Path, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, class mask) of uint8 N x H x W x C tiles as Deepness computes them."""
     read = deepness_reads(path)
@@ -144,11 +148,15 @@ def test_metadata_parses_as_deepness_parses_it(trained):
     assert read["batch"] is None and read["channels"] == 3  # dynamic batch, RGB
     assert read["input_size"] == read["tile_size"] == read["raw"]["tiles_size"] == 64
     assert read["outputs"] == [["batch", 2, 64, 64]]  # one softmax head of 2 classes: not read as sigmoid
-    # The ground size of a pixel of the training tiles: zoom 18 tiles at the fixture's latitude, 64 px each.
+    # The size of a pixel of the training tiles (zoom 18, 64 px each) in Web Mercator units, an XYZ layer's: there
+    # Deepness hands the model the very pixels it was trained on. The ground size (latitude 40) is 0.77 of it.
+    expected = 2 * math.pi * 6378137 / (64 * 2**ZOOM) * 100
+    assert 230 < expected < 250 and read["resolution"] == pytest.approx(expected, rel=1e-5)
     bounds = mercantile.bounds(mercantile.Tile(X0, Y0, ZOOM))
-    latitude = math.radians((bounds.north + bounds.south) / 2)
-    expected = 2 * math.pi * 6378137 * math.cos(latitude) / (64 * 2**ZOOM) * 100
-    assert 150 < expected < 250 and read["resolution"] == pytest.approx(expected, abs=0.2)
+    ground = expected * math.cos(math.radians((bounds.north + bounds.south) / 2))
+    note = json.loads(onnx_meta(trained["onnx"])["robosat_effnet.deepness"])["resolution_source"]
+    assert note.startswith(f"{read['resolution']:g} cm/px for a Web Mercator layer")
+    assert float(note.rpartition("pass --resolution ")[2]) == pytest.approx(ground, rel=1e-3)  # the tiles' median
     # Deepness keeps a tile's core (overlap / 2 px in from each side): at least predict's border there
     overlap_px = int(64 * read["tiles_overlap"] / 100 * 2) // 2  # ProcessingOverlap.get_overlap_px
     assert read["tiles_overlap"] == 50 and overlap_px // 2 == 16

@@ -1,6 +1,6 @@
 """Every command that writes a single file (export OUTPUT, predict --geotiff, features OUT, eval/score --json,
-bench --markdown) refuses a symbolic link there, even a dangling one (the rename would replace the link by a
-file), and sweeps the temp file a killed run of it left beside its output.
+conflate OUT, bench --markdown) refuses a symbolic link there, even a dangling one (the rename would replace the
+link by a file), and sweeps the temp file a killed run of it left beside its output.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ COMMANDS = {
     "eval --json": (lambda i, out: ["eval", "--checkpoint", i["checkpoint"], i["images"], i["labels"], "--json", out,
                                     "--device", "cpu", "-q"], ".json"),
     "score --json": (lambda i, out: ["score", i["geojson"], i["geojson"], "--json", out], ".json"),
+    "conflate .osm": (lambda i, out: ["conflate", i["geojson"], i["geojson"], out], ".osm"),
+    "conflate .geojson": (lambda i, out: ["conflate", i["geojson"], i["geojson"], out], ".geojson"),
     "bench --markdown": (lambda i, out: ["bench", "--markdown", out, "--tiles", i["empty"], "--sections", "model",
                                          "--models", "b0:unet", "--device", "cpu"], ".md"),
 }

@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "train",
     "predict": "predict",
     "features": "features",
+    "conflate": "conflate",
     "eval": "eval",
     "score": "score",
     "export": "export",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import FiniteFloatRange, checked_by, reports_errors
-from robosat_effnet.limits import MAX_BORDER, MAX_CALIBRATION_TILES
+from robosat_effnet.limits import (
+    MAX_AREA_M2,
+    MAX_BORDER,
+    MAX_CALIBRATION_TILES,
+    MAX_RESOLUTION_CM,
+    MAX_TILE_SIZE,
+    MIN_RESOLUTION_CM,
+)
 
 
 def _onnx_name(value: str) -> None:
@@ -29,21 +36,24 @@ def _onnx_name(value: str) -> None:
 @click.option("--deepness", is_flag=True, help="Write the file the QGIS plugin Deepness runs as it is: RGB "
               "tiles of the checkpoint's size in (0..1, normalised inside), softmax probabilities out, and "
               "Deepness's settings (see README: Use it in QGIS).")
-@click.option("--resolution", type=FiniteFloatRange(min=0, min_open=True), metavar="CM",
-              help="--deepness: ground cm per pixel of the imagery the model was trained on. Default: from the "
-                   "zoom and latitude of its training tiles.")
+@click.option("--resolution", type=FiniteFloatRange(MIN_RESOLUTION_CM, MAX_RESOLUTION_CM), metavar="CM",
+              help="--deepness: cm per pixel, in the layer CRS's units, of the imagery the model was trained on. "
+                   "Default: the size in Web Mercator units (an XYZ layer's) of its training tiles' pixel.")
+@click.option("--tile-size", type=click.IntRange(32, MAX_TILE_SIZE), metavar="PX",
+              help="--deepness: the graph's fixed input size, Deepness's tile (a multiple of 32): 512 gives "
+                   "the network more context and fewer seams. Default: the checkpoint's tile size.")
 @click.option("--border", type=click.IntRange(0, MAX_BORDER), metavar="PX",
               help="--deepness: px of context kept around each tile's core, as predict's --border; written as "
                    "Deepness's tile overlap in %. Default: 32, at most a quarter of the tile.")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), metavar="P",
               help="--deepness: Deepness's probability threshold (0: off). Default: 0.5 with two classes, 0 with "
                    "more (predict's masks either way).")
-@click.option("--min-area", type=FiniteFloatRange(min=0), metavar="M2",
+@click.option("--min-area", type=FiniteFloatRange(0, MAX_AREA_M2), metavar="M2",
               help="--deepness: size Deepness's small-segment filter (a median) to drop patches under about "
                    "this many m2, as `features --min-area` does. Default: 0 (off).")
 @reports_errors
-def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_tiles, deepness, resolution, border,
-        threshold, min_area):
+def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_tiles, deepness, resolution, tile_size,
+        border, threshold, min_area):
     """Write CHECKPOINT (.pth from `rs-effnet train`) as OUTPUT (.onnx) for onnxruntime.
 
     Batch, height and width stay dynamic (sides multiples of 32); the model's classes, colours, bands,
@@ -55,7 +65,8 @@ def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_til
     from robosat_effnet.deploy.deepness import DeepnessSettings, describe
     from robosat_effnet.deploy.export import export_onnx, read_spec, summary
 
-    settings = {"--resolution": resolution, "--border": border, "--threshold": threshold, "--min-area": min_area}
+    settings = {"--resolution": resolution, "--tile-size": tile_size, "--border": border, "--threshold": threshold,
+                "--min-area": min_area}
     stray = [name for name, value in settings.items() if value is not None]
     if stray and not deepness:
         verb = "applies" if len(stray) == 1 else "apply"
@@ -64,7 +75,7 @@ def cli(checkpoint, output, opset, overwrite, int8, calibration, calibration_til
         raise click.UsageError("--int8 needs --calibration TILES_DIR: tiles like those the model will predict")
     if calibration is not None and not int8:
         raise click.UsageError("--calibration applies to --int8 exports only; add --int8")
-    target = DeepnessSettings(resolution, border, threshold, min_area or 0.0) if deepness else False
+    target = DeepnessSettings(resolution, border, threshold, min_area or 0.0, tile_size) if deepness else False
     path = export_onnx(checkpoint, output, opset=opset, overwrite=overwrite, int8=int8, calibration=calibration,
                        calibration_tiles=calibration_tiles, deepness=target)
     size = path.stat().st_size / 1e6

@@ -33,6 +33,7 @@ from torch import nn
 from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import ConfigError, RobosatEffnetError
 from robosat_effnet.io import read_image
+from robosat_effnet.limits import MAX_AREA_M2, MAX_RESOLUTION_CM, MAX_TILE_SIZE, MIN_RESOLUTION_CM
 from robosat_effnet.predict.onnx import DEEPNESS_KEY, GRAPH_KEY, require
 from robosat_effnet.tiles import tile_files
 
@@ -45,10 +46,11 @@ MODEL_TYPE = "Segmentor"
 class DeepnessSettings:
     """Deepness's defaults for the file; None: derived (see `deepness_metadata`)."""
 
-    resolution: float | None = None  # ground cm per pixel the model was trained at
+    resolution: float | None = None  # cm per pixel, in the units of the layer's CRS, the model wants its input at
     border: int | None = None  # px of context kept around each tile's core (tiles_overlap)
     threshold: float | None = None  # seg_thresh
     min_area: float = 0.0  # m2: seg_small_segment's median filter drops patches smaller than about this
+    tile_size: int | None = None  # px: the graph's fixed input size, Deepness's tile; None: the checkpoint's
 
 
 class DeepnessGraph(nn.Module):
@@ -93,37 +95,57 @@ def deepness_metadata(spec: ModelSpec, settings: DeepnessSettings,
     "robosat_effnet.deepness": the border and where the resolution came from).
 
     `checkpoint` (the loaded .pth, see `checkpoint.load_checkpoint`) is where the resolution comes from when
-    `settings` gives none: its dataset_config names the training tiles, whose zoom and latitude give it.
-    Raises ConfigError for settings out of range, 16-bit training tiles, or a resolution nobody can tell.
+    `settings` gives none: its dataset_config names the training tiles, whose zoom gives their pixel's size in
+    Web Mercator metres (see `training_resolution`). Every number is checked before it is computed with, so
+    no setting a caller can pass overflows or divides by zero: ConfigError for settings out of range, 16-bit
+    training tiles, or a resolution nobody can tell.
     """
     check_feedable(spec)
-    size = spec.tile_size
+    size = deepness_size(spec, settings)
     border = settings.border if settings.border is not None else min(DEFAULT_BORDER, size // 4)
     if not 0 <= border < size / 2:
         raise ConfigError(f"border {border} px leaves no core in {size} px tiles; give --border below {size // 2}")
     threshold = settings.threshold if settings.threshold is not None else (0.5 if spec.num_classes == 2 else 0.0)
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"threshold {threshold} is not a probability; give 0..1 (0: off)")
-    if settings.min_area < 0:
-        raise ConfigError(f"min_area {settings.min_area} is negative; give an area in m2, e.g. 2 (0: off)")
+    if not 0 <= settings.min_area <= MAX_AREA_M2:  # nan fails too
+        raise ConfigError(f"min_area {settings.min_area:g} is not an area in m2 from 0 (off) to {MAX_AREA_M2:g} "
+                          "(the Earth's surface); give e.g. 2")
     if settings.resolution is not None:
-        if not settings.resolution > 0:
-            raise ConfigError(f"resolution {settings.resolution} must be a positive number of cm per pixel")
-        resolution, note = float(settings.resolution), f"{settings.resolution:g} cm/px as given"
+        resolution = written_resolution(settings.resolution)
+        note = f"{resolution:g} cm/px as given"  # the number written, to its last digit
     else:
         resolution, note = training_resolution(spec, checkpoint)
     overlap = math.ceil(200 * border / size)  # %: Deepness keeps each tile's core, overlap / 2 px in from its sides
     entries = {
         "model_type": MODEL_TYPE,
         "class_names": {str(i): name for i, name in enumerate(spec.classes)},
-        "resolution": round(resolution, 2),  # Deepness shows two decimals
+        "resolution": resolution,  # Deepness shows two decimals but computes with all of them
         "tiles_size": size, "tile_size": size,  # its documentation says tiles_size, its code reads tile_size
         "tiles_overlap": overlap,
         "seg_thresh": threshold,
-        "seg_small_segment": median_size(settings.min_area, resolution),
+        "seg_small_segment": median_size(settings.min_area, resolution, size),
     }
     ours = {GRAPH_KEY: "deepness", DEEPNESS_KEY: json.dumps({"border": border, "resolution_source": note})}
     return {key: json.dumps(value) for key, value in entries.items()} | ours
+
+
+def deepness_size(spec: ModelSpec, settings: DeepnessSettings) -> int:
+    """The graph's fixed input size: `settings.tile_size`, else the checkpoint's tile size (a positive number of px;
+    `export_onnx` checks it is a multiple of the network's stride)."""
+    size = settings.tile_size if settings.tile_size is not None else spec.tile_size
+    if not 1 <= size <= MAX_TILE_SIZE:
+        raise ConfigError(f"tile size {size} px is out of range; give 32..{MAX_TILE_SIZE} px, e.g. 512")
+    return size
+
+
+def written_resolution(cm: float) -> float:
+    """A resolution as the file holds it: 6 significant digits (what `:g` shows, so a report says exactly what
+    was written), within MIN_RESOLUTION_CM..MAX_RESOLUTION_CM (never 0 for Deepness to divide by)."""
+    if not MIN_RESOLUTION_CM <= cm <= MAX_RESOLUTION_CM:  # nan fails too
+        raise ConfigError(f"resolution {cm:g} cm/px is out of range; give the imagery's cm per pixel, "
+                          f"{MIN_RESOLUTION_CM:g} to {MAX_RESOLUTION_CM:g}")
+    return float(f"{cm:.6g}")
 
 
 def fix_tile_size(proto: Any, size: int) -> None:
@@ -146,16 +168,22 @@ def describe(path: str | Path) -> str:
             f"{f'{small} px median' if small else 'kept'}")
 
 
-def median_size(min_area: float, resolution_cm: float) -> int:
+def median_size(min_area: float, resolution_cm: float, tile_size: int) -> int:
     """seg_small_segment for dropping patches under `min_area` m2: the odd side k of Deepness's median filter.
 
     A k x k median keeps a pixel when more than half its window is of its class, so a compact patch smaller than
-    k^2 / 2 px vanishes; larger ones survive with their corners rounded. 0 (off) for no area.
+    k^2 / 2 px vanishes; larger ones survive with their corners rounded. 0 (off) for no area. ConfigError when
+    k exceeds `tile_size`: a filter wider than a tile erases everything (and takes Deepness hours).
+    Both numbers are bounded (MAX_AREA_M2, MIN_RESOLUTION_CM), so `pixels` stays finite.
     """
     if min_area <= 0:
         return 0
     pixels = min_area / (resolution_cm / 100) ** 2
-    return 2 * math.ceil((math.sqrt(2 * pixels) - 1) / 2) + 1
+    side = 2 * math.ceil((math.sqrt(2 * pixels) - 1) / 2) + 1
+    if side > tile_size:
+        raise ConfigError(f"min_area {min_area:g} m2 at {resolution_cm:g} cm/px needs a median filter {side:.3g} "
+                          f"px wide, wider than a {tile_size} px tile; give a smaller --min-area")
+    return side
 
 
 def ground_resolution(tile: mercantile.Tile, tile_px: int) -> float:
@@ -164,8 +192,14 @@ def ground_resolution(tile: mercantile.Tile, tile_px: int) -> float:
 
 
 def training_resolution(spec: ModelSpec, checkpoint: dict[str, Any] | None) -> tuple[float, str]:
-    """(cm per pixel, how it was found): the median ground resolution of the checkpoint's training tiles at the
-    network's tile size (training resizes every tile to it), from their zoom and latitude."""
+    """(cm per pixel, how it was found): the size in Web Mercator cm (EPSG:3857 units) of a pixel of the
+    checkpoint's training tiles at the network's tile size (training resizes every tile to it), their median.
+
+    Deepness resamples a layer so that one pixel spans `resolution` / 100 units of the layer's CRS. On a Web
+    Mercator layer (what QGIS's XYZ tiles are, and what most users add) those units are 1/cos(latitude) ground
+    metres, so this value gives the model the very pixels it was trained on; the note also gives the ground
+    value, for layers in metres (UTM).
+    """
     config = (checkpoint or {}).get("dataset_config")
     if not isinstance(config, dict) or not config.get("dataset"):
         raise ConfigError("the checkpoint does not say which tiles it was trained on, so the imagery's resolution "
@@ -194,14 +228,14 @@ def training_resolution(spec: ModelSpec, checkpoint: dict[str, Any] | None) -> t
     if deep:
         raise ConfigError(f"the model was trained on 16-bit tiles ({first}) but Deepness divides every pixel by "
                           "255: only models trained on 8-bit imagery can be exported with --deepness")
-    resolution = statistics.median(ground_resolution(tile, spec.tile_size) for tile in found)
-    mercator = statistics.median(EQUATOR_M / (spec.tile_size * 2**tile.z) * 100 for tile in found)
+    ground = written_resolution(statistics.median(ground_resolution(tile, spec.tile_size) for tile in found))
+    mercator = written_resolution(statistics.median(EQUATOR_M / (spec.tile_size * 2**tile.z) * 100 for tile in found))
     zooms = "/".join(map(str, sorted({tile.z for tile in found})))
     latitudes = [_latitude(tile) for tile in found]
-    note = (f"{resolution:.2f} cm/px, the median of {len(found)} training tiles (zoom {zooms}, latitude "
-            f"{min(latitudes):.2f} to {max(latitudes):.2f}) at {spec.tile_size} px; on an EPSG:3857 layer "
-            f"{mercator:.2f}")
-    return resolution, note
+    note = (f"{mercator:g} cm/px for a Web Mercator layer (XYZ tiles, EPSG:3857: the training tiles' own pixel), "
+            f"from {len(found)} training tiles (zoom {zooms}, latitude {min(latitudes):.2f} to "
+            f"{max(latitudes):.2f}) at {spec.tile_size} px; for a layer in metres (UTM) pass --resolution {ground:g}")
+    return mercator, note
 
 
 def _latitude(tile: mercantile.Tile) -> float:

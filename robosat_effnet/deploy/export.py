@@ -26,7 +26,13 @@ from torch import nn
 
 from robosat_effnet import __version__
 from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_from_checkpoint
-from robosat_effnet.deploy.deepness import DeepnessGraph, DeepnessSettings, deepness_metadata, fix_tile_size
+from robosat_effnet.deploy.deepness import (
+    DeepnessGraph,
+    DeepnessSettings,
+    deepness_metadata,
+    deepness_size,
+    fix_tile_size,
+)
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, temp_folder, writing
@@ -42,6 +48,7 @@ from robosat_effnet.predict.onnx import (
     require,
     to_pixels,
 )
+from robosat_effnet.predict.onnx_kind import check_kind
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "export_onnx", "load_onnx", "read_spec", "summary"]
 
@@ -69,7 +76,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
             (`robosat_effnet.deploy.deepness`): ConfigError for models it cannot feed (not RGB, 16-bit).
     Input "image" is N x C x H x W float32 (normalised as spec.mean/std say, H and W multiples of
     32), output "logits" N x K x H x W. For Deepness: input "image" N x 3 x S x S, raster bands 1-3 / 255
-    (S the checkpoint's tile size), output "probabilities" N x K x S x S (softmax).
+    (S: deepness.tile_size, else the checkpoint's tile size), output "probabilities" N x K x S x S (softmax).
     """
     onnx = require("onnx", "exporting to ONNX")
     output = Path(output)
@@ -93,10 +100,11 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     model = copy.deepcopy(model).cpu().eval()  # a caller's model keeps its device and mode
     divisor = int(getattr(model, "divisor", 32))
     if deepness:  # before tracing: a model Deepness cannot feed, or an unknown resolution, fails at once
+        size = deepness_size(spec, deepness)
+        if size % divisor:
+            raise ConfigError(f"the tile size {size} px is not a multiple of {divisor}, which Deepness's fixed "
+                              f"input size must be: give --tile-size {max(divisor, size // divisor * divisor)}")
         extra = deepness_metadata(spec, deepness, data)
-        if spec.tile_size % divisor:
-            raise ConfigError(f"the model's tile size {spec.tile_size} px is not a multiple of {divisor}, which "
-                              "Deepness's fixed input size must be")
         model = DeepnessGraph(model, spec)
     if int8:  # before tracing: a folder without tiles fails at once
         from robosat_effnet.deploy.quantize import calibration_batches
@@ -131,8 +139,9 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
             onnx.save(proto, str(fp32))
             proto = quantize(fp32, batches, keep_float=("Softmax",) if deepness else ())
     if deepness:  # after quantising: the calibration tiles (with their border) are larger than a tile
-        fix_tile_size(proto, spec.tile_size)
+        fix_tile_size(proto, size)
         onnx.checker.check_model(proto, full_check=True)
+    check_kind(proto, spec, output, "deepness" if deepness else "network")  # what predict checks when it opens it
     with writing(output), atomic_path(output) as tmp:  # a full or read-only disk: one line, nothing half-written
         onnx.save(proto, str(tmp))
     return output

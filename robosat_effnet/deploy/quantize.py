@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from robosat_effnet.checkpoint import ModelSpec
-from robosat_effnet.errors import DatasetError
+from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import temp_folder, temp_inside, writing
 from robosat_effnet.predict.onnx import INPUT, PRECISION_KEY, require
@@ -122,6 +122,10 @@ def quantize(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], keep_floa
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=excluded,
                                 extra_options={"CalibPercentile": PERCENTILE})
+        except ValueError as e:  # numpy's histogram of an activation that is the same on every calibration tile
+            raise ConfigError(f"cannot measure int8 ranges on the calibration tiles ({str(e)[:120]}): a layer's "
+                              "output is the same on all of them (an untrained model, or blank tiles); calibrate "
+                              "on varied imagery, or export without --int8") from None
         finally:
             root.setLevel(level)
         proto = onnx.load(str(quantized))

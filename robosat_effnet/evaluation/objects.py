@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.geo.vectors import equal_area_crs, project  # noqa: F401  (re-exported: score, view)
 
 TIE = 1e-6  # an IoU this close below the threshold counts as at it (see the module docstring)
 
@@ -147,33 +148,3 @@ def match_classes(pred: Mapping[str, Sequence], truth: Mapping[str, Sequence],
     """`match` per class: {class name: MatchResult} for every class in either mapping (missing = no polygons)."""
     names = list(dict.fromkeys([*pred, *truth]))
     return {name: match(pred.get(name, []), truth.get(name, []), match_iou) for name in names}
-
-
-def equal_area_crs(*lonlat: Sequence):
-    """A Lambert azimuthal equal-area CRS (WGS84 ellipsoid, metres) centred on lon/lat geometries.
-
-    Equal area keeps every area, hence every IoU, true; centring it on the data keeps shapes nearly true as
-    well (the distortion of a few km around the centre is far below a pixel).
-    """
-    import shapely
-    from pyproj import CRS
-
-    parts = [np.asarray(list(g), dtype=object) for g in lonlat if len(g)]
-    if parts:
-        xmin, ymin, xmax, ymax = shapely.total_bounds(np.concatenate(parts))
-        lon, lat = (xmin + xmax) / 2, (ymin + ymax) / 2
-    else:
-        lon = lat = 0.0
-    return CRS.from_proj4(f"+proj=laea +lat_0={lat:.8f} +lon_0={lon:.8f} +datum=WGS84 +units=m +no_defs")
-
-
-def project(geometries: Sequence, crs, source: Any = "EPSG:4326") -> np.ndarray:
-    """Geometries from `source` (default lon/lat, x = longitude as GeoJSON has it) into `crs`, as an array."""
-    import shapely
-    from pyproj import Transformer
-
-    array = np.asarray(list(geometries) if not isinstance(geometries, np.ndarray) else geometries, dtype=object)
-    if array.size == 0:
-        return array
-    transformer = Transformer.from_crs(source, crs, always_xy=True)
-    return shapely.transform(array, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))

@@ -254,15 +254,17 @@ def properties(feature: Feature) -> dict:
     return result
 
 
-def write_geojson(path: str | os.PathLike, features: list[Feature], precision: int = 8) -> Path:
+def write_geojson(path: str | os.PathLike, features: list[Feature], precision: int = 8,
+                  command: str = "features") -> Path:
     """Write features as an RFC 7946 FeatureCollection (lon/lat) with properties class and area_m2, atomically.
 
-    `precision` decimals of a degree: 8 is about 1 mm, finer than any aerial pixel.
+    `precision` decimals of a degree: 8 is about 1 mm, finer than any aerial pixel. `command`: whose mark the
+    file carries (`outputs.mark`), so that a rerun of that command may replace it.
     """
     import shapely
 
     collection = {
-        **mark("features"),  # a foreign member (RFC 7946 6.1), first: a rerun knows its own file
+        **mark(command),  # a foreign member (RFC 7946 6.1), first: a rerun knows its own file
         "type": "FeatureCollection",
         "features": [
             {"type": "Feature",

@@ -17,8 +17,9 @@ from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import claim_output, mark_text, write_error, writing
 
 
-def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
-    """Write features as a GeoPackage (one layer named after the file, EPSG:4326), atomically."""
+def write_geopackage(path: str | os.PathLike, features: list[Feature], command: str = "features") -> Path:
+    """Write features as a GeoPackage (one layer named after the file, EPSG:4326, marked as `command`'s),
+    atomically."""
     from robosat_effnet.geo.footprints import require
 
     geopandas, _ = require("a .gpkg output")
@@ -41,7 +42,7 @@ def write_geopackage(path: str | os.PathLike, features: list[Feature]) -> Path:
         tmp.unlink()  # GDAL creates the file itself and refuses to open an empty one as a GeoPackage
         try:
             frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio",
-                          layer_options={"DESCRIPTION": mark_text("features")},
+                          layer_options={"DESCRIPTION": mark_text(command)},
                           geometry_type="Polygon" if len(frame) == 0 else None)
         except (DataLayerError, DataSourceError) as e:
             raise write_error(path, e) from None
@@ -60,7 +61,7 @@ def output_writer(path: str | os.PathLike):
     return WRITERS[suffix]
 
 
-def check_output(path: str | os.PathLike) -> None:
+def check_output(path: str | os.PathLike, command: str = "features") -> None:
     """Before any work: the format is known, its libraries are installed and the folder is writable (or can be made)."""
     path = Path(path)
     if output_writer(path) is write_geopackage:
@@ -69,11 +70,11 @@ def check_output(path: str | os.PathLike) -> None:
         require("a .gpkg output")
     if path.is_dir():
         raise ConfigError(f"output {path} is a folder; name a file, e.g. {path / 'buildings.geojson'}")
-    claim_output(path, "features")  # new, or one `features` wrote: never somebody's file
+    claim_output(path, command)  # new, or one `command` wrote: never somebody's file
 
 
-def write_features(path: str | os.PathLike, features: list[Feature]) -> Path:
+def write_features(path: str | os.PathLike, features: list[Feature], command: str = "features") -> Path:
     """Write features as GeoJSON or GeoPackage by `path`'s extension; a failing disk is one OutputError."""
     writer = output_writer(path)
     with writing(path):
-        return writer(path, features)
+        return writer(path, features, command=command)

@@ -15,8 +15,9 @@ An exported file (written by `robosat_effnet.deploy.export.export_onnx`) describ
     logits = model(batch)                     # a torch tensor, on batch's device
     probs = Predictor(model)(batch)           # or through the predictor, as a checkpoint would be
 
-Loading is as careful as loading a checkpoint: a file without our metadata, a corrupt one, or one whose
-tensors live in external files outside its own folder is refused with one line, before onnxruntime sees it.
+Loading is as careful as loading a checkpoint: a file without our metadata, a corrupt one, one whose graph is not
+the kind its metadata names (`predict.onnx_kind`), or one whose tensors live in external files outside its own
+folder is refused with one line, before onnxruntime sees it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from torch import nn
 from robosat_effnet.checkpoint import FORMAT, ModelSpec
 from robosat_effnet.errors import CheckpointError, ConfigError, MissingDependencyError
 from robosat_effnet.models.segmentation import check_size
+from robosat_effnet.predict.onnx_kind import any_size, check_kind
 
 log = logging.getLogger("robosat_effnet")
 
@@ -90,7 +92,7 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     device = torch.device(device)
     try:
-        source = _any_size(path) if graph == "deepness" else str(path)
+        source = any_size(path) if graph == "deepness" else str(path)
         session = ort.InferenceSession(source, options, providers=providers_for(device, ort))
     except Exception as e:  # onnxruntime raises its own classes for invalid graphs
         raise CheckpointError(f"onnxruntime cannot load {path}: {_first_line(e)}; re-export it with "
@@ -170,19 +172,6 @@ def to_pixels(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     return (x * std + mean)[:, raster_order(spec)]
 
 
-def _any_size(path: Path) -> bytes:
-    """The model with its input's and output's height and width made dynamic again: a Deepness graph declares
-    its tile size (Deepness reads it there) but computes every shape from its input, as exported."""
-    onnx = require("onnx")
-    proto = onnx.load(str(path))  # with any external data, already checked to lie beside it
-    for value in (*proto.graph.input, *proto.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        for axis, name in ((2, "height"), (3, "width")):
-            if len(dims) == 4:
-                dims[axis].dim_param = name  # replaces the fixed dim_value (a oneof)
-    return proto.SerializeToString()
-
-
 def _read(path: Path) -> tuple[Any, ModelSpec]:
     """(ModelProto without external data, spec), refusing what is not ours, corrupt or unsafe."""
     if not path.is_file():
@@ -204,6 +193,9 @@ def _read(path: Path) -> tuple[Any, ModelSpec]:
             from None
     _divisor(metadata, path)
     _check_graph(proto, spec, path)
+    kind = metadata.get(GRAPH_KEY, "network")
+    if kind in GRAPHS:  # an unknown kind (a later version's) is refused by load_onnx
+        check_kind(proto, spec, path, kind)  # the graph computes what the metadata says it does
     external = _check_external_data(proto, path)
     try:  # from the file where tensors live outside it, else the proto already read
         onnx.checker.check_model(str(path) if external else proto)
