@@ -1,8 +1,9 @@
 """docs/recipe-buildings.md end to end on a few real Kampala tiles: rasterize, weights, train, eval,
 predict, features, and tile + predict on a GeoTIFF chip, from pretrained Lite0 as the recipe says. Small and
-short (4 training tiles, 6 epochs at the tiles' own 256 px) on purpose, yet long enough that the model finds
+short (4 training tiles, 12 epochs at the tiles' own 256 px) on purpose, yet long enough that the model finds
 buildings on tiles it has not seen, so the outlines at the end are real: they must overlap the published
-building outlines."""
+building outlines. Measured: after 6 epochs no building probability reached predict's 0.7 (at most 0.69: the
+masks were all background); after 12, 0.87, and building IoU 0.48 at 0.7 (0.40 for the plain argmax)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def recipe() -> None:
                                     'colors = ["denim", "orange"]\n')
     Path("model.toml").write_text('[common]\ncuda = false\nbatch_size = 2\nimage_size = 256\n'
                                   'checkpoint = "checkpoints"\nbackbone = "efficientnet-lite0"\nweights = "imagenet"\n'
-                                  'workers = 0\n[opt]\nepochs = 6\nlr = 0.001\nloss = "Lovasz"\n')
+                                  'workers = 0\n[opt]\nepochs = 12\nlr = 0.001\nloss = "Lovasz"\n')
     labels = DATA / "kampala" / "labels.geojson"
     for split in ("training", "validation"):
         run("rasterize", labels, f"buildings/{split}/labels", "--tiles", f"buildings/{split}/images",
