@@ -417,6 +417,14 @@ MUTANTS = [
            "    size = settings.tile_size if settings.tile_size is not None else spec.tile_size\n",
            "    size = spec.tile_size\n",
            ("tests/test_deepness_options.py::test_any_settings_give_finite_metadata_or_one_config_error",)),
+    # merge fix: a model description's per-band counts are checked before normalisation_problem's generic line
+    Mutant("merge: per-band counts checked after the normalisation", "robosat_effnet/checkpoint.py",
+           "        # The counts first: they say which list is short; normalisation_problem only knows the lengths "
+           "differ.\n",
+           "        problem = normalisation_problem(spec.mean, spec.std)\n        if problem:\n"
+           "            raise ValueError(f\"its model description's mean and std {problem}\")\n",
+           ("tests/test_outputs.py::test_a_per_band_count_that_differs_from_the_bands_is_named_by_its_counts",
+            "tests/test_outputs.py::test_damaged_checkpoint_contents_are_one_clear_error")),
 ]
 
 

@@ -300,3 +300,19 @@ def test_damaged_checkpoint_contents_are_one_clear_error(tmp_path, field, value,
     assert words in str(error.value)
     result = CliRunner().invoke(main, ["export", str(tmp_path / "bad.pth"), str(tmp_path / "m.onnx")])
     assert result.exit_code == 1 and "Traceback" not in result.output and words in result.output, result.output
+
+
+# Every per-band list of a model description one too short or too long, and every band count against lists of 3.
+PER_BAND_CASES = [{name: values[:2] if short else values + values[:1]}
+                  for name, values in (("mean", [0.4, 0.45, 0.5]), ("std", [0.2, 0.25, 0.3]), ("bands", [1, 2, 3]))
+                  for short in (True, False)] + [{"in_channels": n} for n in (1, 2, 4, 5)]
+
+
+@pytest.mark.parametrize("change", PER_BAND_CASES, ids=str)
+def test_a_per_band_count_that_differs_from_the_bands_is_named_by_its_counts(change):
+    """Which list is off, by the counts (not only "one per input band"), whatever else is checked first."""
+    data = {**ModelSpec().to_dict(), "bands": [1, 2, 3], **change}
+    counts = f"{len(data['mean'])} mean, {len(data['std'])} std, {len(data['bands'])} bands"
+    with pytest.raises(ValueError) as error:
+        ModelSpec.from_dict(data)
+    assert str(error.value) == f"its model description gives {counts} for {data['in_channels']} input bands"
