@@ -190,3 +190,26 @@ def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def command_inputs(root: Path, checkpoint: Path, n_val: int) -> dict[str, Path]:
+    """Inputs for running every command once: a tiny dataset (n_val validation tiles), a 64 px EPSG:3857 GeoTIFF,
+    a GeoJSON polygon over its tile, an empty folder and `checkpoint`."""
+    import json
+
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = make_dataset(root, n_train=1, n_val=n_val)
+    scene = root / "scene.tif"
+    west, _, _, north = mercantile.xy_bounds(mercantile.Tile(70760, 104130, 18))
+    with rasterio.open(scene, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs="EPSG:3857",
+                       transform=from_origin(west, north, 0.6, 0.6)) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8))
+    b = mercantile.bounds(mercantile.Tile(70760, 104130, 18))
+    ring = [[b.west, b.south], [b.east, b.south], [b.east, b.north], [b.west, b.north], [b.west, b.south]]
+    (root / "a.geojson").write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    (root / "empty").mkdir()
+    return {"checkpoint": checkpoint, "images": data.root / "validation" / "images",
+            "labels": data.root / "validation" / "labels", "scene": scene, "geojson": root / "a.geojson",
+            "empty": root / "empty", "dataset": data.dataset_toml, "model": data.model_toml}

@@ -5,37 +5,20 @@ path and what it is (exit 1 or 2, no traceback), and what stands there is left a
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import mercantile
-import numpy as np
 import pytest
-import rasterio
 from click.testing import CliRunner
-from rasterio.transform import from_origin
 
-from conftest import make_dataset
+from conftest import command_inputs
 from robosat_effnet.cli import main
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, random_checkpoint) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("outputs")
-    data = make_dataset(root, n_train=1, n_val=4)  # 4 tiles: 2 blocks
-    scene = root / "scene.tif"
-    west, _, _, north = mercantile.xy_bounds(mercantile.Tile(70760, 104130, 18))
-    with rasterio.open(scene, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs="EPSG:3857",
-                       transform=from_origin(west, north, 0.6, 0.6)) as dst:
-        dst.write(np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8))
-    b = mercantile.bounds(mercantile.Tile(70760, 104130, 18))
-    ring = [[b.west, b.south], [b.east, b.south], [b.east, b.north], [b.west, b.north], [b.west, b.south]]
-    (root / "a.geojson").write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
-    (root / "empty").mkdir()
-    return {"checkpoint": random_checkpoint, "images": data.root / "validation" / "images",
-            "labels": data.root / "validation" / "labels", "scene": scene, "geojson": root / "a.geojson",
-            "empty": root / "empty", "dataset": data.dataset_toml, "model": data.model_toml}
+    return command_inputs(root, random_checkpoint, n_val=4)  # 4 tiles: 2 blocks
 
 
 # command -> its arguments writing to OUT; every command with a folder output
