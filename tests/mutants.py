@@ -425,6 +425,10 @@ MUTANTS = [
            "            raise ValueError(f\"its model description's mean and std {problem}\")\n",
            ("tests/test_outputs.py::test_a_per_band_count_that_differs_from_the_bands_is_named_by_its_counts",
             "tests/test_outputs.py::test_damaged_checkpoint_contents_are_one_clear_error")),
+    # merge fix: every command carries -h itself, so README's reference does not depend on which test ran first
+    Mutant("merge: a command takes -h only through the group", "robosat_effnet/cli/weights.py",
+           '@click.command("weights", context_settings=COMMAND_SETTINGS)', '@click.command("weights")',
+           ("tests/test_cli_options.py::test_h_is_help_for_every_command_however_it_is_reached",)),
 ]
 
 

@@ -3,8 +3,11 @@ anywhere (`--quiet`/`-q`) has it everywhere, and a short form always stands for 
 
 from __future__ import annotations
 
+import importlib
+
 import click
 import pytest
+from click.testing import CliRunner
 
 from robosat_effnet.cli import COMMANDS, main
 
@@ -58,3 +61,17 @@ def test_quiet_is_taken_as_q_and_silences_the_bars(command):
 def _required(command: str) -> list[str]:
     """Placeholder values for the command's required arguments (parsing only: nothing is checked or run)."""
     return ["x" for p in commands()[command].params if isinstance(p, click.Argument) and p.required]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_h_is_help_for_every_command_however_it_is_reached(command):
+    """On its own (`python -m robosat_effnet.cli.view`, a test invoking the command itself) as through the group:
+    click caches a command's help option from the first context made for it, so a command that took -h from the
+    group alone kept only --help, and README's reference then depended on what ran first in the process."""
+    alone = importlib.import_module(f"robosat_effnet.cli.{COMMANDS[command]}").cli
+    result = CliRunner().invoke(alone, ["-h"])
+    assert result.exit_code == 0 and result.output.startswith("Usage: "), result.output
+    assert "  -h, --help " in result.output
+    through = CliRunner().invoke(main, [command, "-h"])
+    assert through.exit_code == 0 and "  -h, --help " in through.output
+    assert through.output.split("\n", 1)[1] == result.output.split("\n", 1)[1]  # the same text below the usage line

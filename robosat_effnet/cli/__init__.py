@@ -11,6 +11,7 @@ import importlib
 import click
 
 from robosat_effnet import __version__
+from robosat_effnet.cli.options import COMMAND_SETTINGS
 
 # command name -> module under robosat_effnet.cli defining a click command named `cli`
 COMMANDS = {
@@ -51,7 +52,7 @@ class LazyGroup(click.Group):
         return importlib.util.find_spec(f"robosat_effnet.cli.{COMMANDS[name]}") is not None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings=COMMAND_SETTINGS)
 @click.version_option(__version__, prog_name="rs-effnet")
 def main() -> None:
     """EfficientNet segmentation of aerial imagery on slippy-map tiles and GeoTIFFs.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import PRECISIONS, device_option, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, PRECISIONS, device_option, reports_errors
 from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_REPEATS, MAX_SCENE_SIZE, MAX_THREADS, MAX_TILE_SIZE
 
 SECTIONS = ("model", "encoder", "engines", "precisions", "predict", "train", "memory")
@@ -19,7 +19,7 @@ def _precisions(ctx: click.Context, param: click.Parameter, value: str) -> list[
     return list(dict.fromkeys(names))
 
 
-@click.command("bench")
+@click.command("bench", context_settings=COMMAND_SETTINGS)
 @click.option("--models", default=None,
               help="Comma-separated backbone:decoder networks compared in the model, precisions and train sections "
                    "[default: b0:unet,b2:unet,b4:unet,resnet50:unet,b0:fpn,b0:unet-lite].")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, reports_errors
 
 
-@click.command(name="blocks")
+@click.command(name="blocks", context_settings=COMMAND_SETTINGS)
 @click.argument("tiles", type=click.Path(exists=True, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=0.25,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, checked_by, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, checked_by, reports_errors
 
 
 def _source(value: str) -> None:
@@ -13,7 +13,7 @@ def _source(value: str) -> None:
     check_source(value)
 
 
-@click.command("conflate")
+@click.command("conflate", context_settings=COMMAND_SETTINGS)
 @click.argument("pred", type=click.Path(exists=True, dir_okay=False))
 @click.argument("existing", type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))

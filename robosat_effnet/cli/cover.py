@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import reports_errors, scene_argument_type
+from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors, scene_argument_type
 from robosat_effnet.geo.cover import MAX_BUFFER
 from robosat_effnet.geo.tile import DEFAULT_MAX_TILES
 from robosat_effnet.limits import MAX_ZOOM
@@ -20,7 +20,7 @@ def _bbox(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(str(e)) from None
 
 
-@click.command("cover")
+@click.command("cover", context_settings=COMMAND_SETTINGS)
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), required=True, help="Zoom level of the tiles.")
 @click.option("--area", type=click.Path(exists=True, dir_okay=False), default=None,

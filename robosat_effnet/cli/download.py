@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, checked_by, quiet_option, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, checked_by, quiet_option, reports_errors
 from robosat_effnet.geo.download import EXTENSIONS, MAX_RETRIES, MAX_TIMEOUT
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 
@@ -15,7 +15,7 @@ def _template(value: str) -> str:
     return check_template(value)
 
 
-@click.command("download")
+@click.command("download", context_settings=COMMAND_SETTINGS)
 @click.argument("url", callback=checked_by(_template))
 @click.argument("tiles", type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))

@@ -7,6 +7,7 @@ import json
 import click
 
 from robosat_effnet.cli.options import (
+    COMMAND_SETTINGS,
     FiniteFloatRange,
     batch_size_option,
     building_min_area_option,
@@ -19,7 +20,7 @@ from robosat_effnet.cli.options import (
 )
 
 
-@click.command("eval")
+@click.command("eval", context_settings=COMMAND_SETTINGS)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), required=True,
               help="Checkpoint (.pth) written by `rs-effnet train`, or a model exported by `rs-effnet export` "
                    "(.onnx, run by onnxruntime).")

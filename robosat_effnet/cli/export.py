@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, checked_by, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, checked_by, reports_errors
 from robosat_effnet.limits import (
     MAX_AREA_M2,
     MAX_BORDER,
@@ -21,7 +21,7 @@ def _onnx_name(value: str) -> None:
     check_onnx_name(value)
 
 
-@click.command("export")
+@click.command("export", context_settings=COMMAND_SETTINGS)
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.argument("output", type=click.Path(), callback=checked_by(_onnx_name))
 @click.option("--opset", type=click.IntRange(11, 20), default=17, show_default=True,

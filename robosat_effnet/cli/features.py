@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, quiet_option, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.text import ascii_int, shown
 from robosat_effnet.threshold import OUTLINE_MIN_AREA
@@ -63,7 +63,7 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
     return result
 
 
-@click.command("features")
+@click.command("features", context_settings=COMMAND_SETTINGS)
 @click.argument("masks", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--class", "names", multiple=True,

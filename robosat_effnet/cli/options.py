@@ -15,6 +15,11 @@ from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
 from robosat_effnet.text import ascii_int
 from robosat_effnet.threshold import MASK_THRESHOLD
 
+# Every command's own context settings, as well as the group's: click caches a command's help option the first
+# time a context is made for it, so a command first reached on its own (`python -m robosat_effnet.cli.view`,
+# a test invoking it directly) would otherwise keep only --help for the rest of the process.
+COMMAND_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
 
 def reports_errors(func: Callable | None = None, *, oom_hint: str = "a smaller --batch-size, tile or window size"
                    ) -> Callable:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import (
+    COMMAND_SETTINGS,
     batch_size_option,
     checkpoint_option,
     device_option,
@@ -53,7 +54,7 @@ def default_workers() -> int:
     return 0 if cores <= 2 else min(4, cores // 2)
 
 
-@click.command("predict")
+@click.command("predict", context_settings=COMMAND_SETTINGS)
 @click.argument("source", type=scene_argument_type(folders=True))
 @click.argument("output", type=click.Path(file_okay=False), required=False)
 @checkpoint_option

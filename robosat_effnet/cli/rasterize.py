@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import quiet_option, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, quiet_option, reports_errors
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX
 
 
-@click.command("rasterize")
+@click.command("rasterize", context_settings=COMMAND_SETTINGS)
 @click.argument("geojson", type=click.Path(exists=True, dir_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--tiles", "tiles", type=click.Path(exists=True), required=True,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from robosat_effnet.cli.options import reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors
 from robosat_effnet.demo.sample import write_sample
 
 
-@click.command(name="sample")
+@click.command(name="sample", context_settings=COMMAND_SETTINGS)
 @click.argument("scene_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the train scene.")
 @click.option("--size", type=click.IntRange(64, 16384), default=2048, show_default=True,

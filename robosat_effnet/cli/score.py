@@ -6,11 +6,11 @@ import json
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, reports_errors, show_warnings
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, reports_errors, show_warnings
 from robosat_effnet.errors import OutputError
 
 
-@click.command("score")
+@click.command("score", context_settings=COMMAND_SETTINGS)
 @click.argument("pred", type=click.Path(exists=True, dir_okay=False))
 @click.argument("truth", type=click.Path(exists=True, dir_okay=False))
 @click.option("--match-iou", type=FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,

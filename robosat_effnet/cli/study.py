@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import (
+    COMMAND_SETTINGS,
     building_min_area_option,
     comma_integers,
     device_option,
@@ -43,7 +44,7 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
                           maximum=MAX_SEED)
 
 
-@click.command("study")
+@click.command("study", context_settings=COMMAND_SETTINGS)
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False), default="dataset.toml",
               show_default=True, help="robosat dataset config (TOML).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default="model.toml", show_default=True,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import parse_bands, quiet_option, reports_errors, scene_argument_type
+from robosat_effnet.cli.options import COMMAND_SETTINGS, parse_bands, quiet_option, reports_errors, scene_argument_type
 from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 
 
-@click.command("tile")
+@click.command("tile", context_settings=COMMAND_SETTINGS)
 @click.argument("scene", type=scene_argument_type())
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--zoom", type=click.IntRange(0, 30), required=True, help="Zoom level of the tiles.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import (
+    COMMAND_SETTINGS,
     PRECISIONS,
     FiniteFloatRange,
     backbone_name,
@@ -17,7 +18,7 @@ from robosat_effnet.cli.options import (
 )
 
 
-@click.command("train")
+@click.command("train", context_settings=COMMAND_SETTINGS)
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False), default="dataset.toml",
               show_default=True, help="robosat dataset config (TOML).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default="model.toml", show_default=True,

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import click
 
-from robosat_effnet.cli.options import FiniteFloatRange, quiet_option, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, quiet_option, reports_errors
 
 
-@click.command("view")
+@click.command("view", context_settings=COMMAND_SETTINGS)
 @click.argument("images", type=click.Path(exists=True, file_okay=False))
 @click.option("--masks", type=click.Path(exists=True, file_okay=False),
               help="Mask tiles (from `predict`) or label tiles (from `rasterize`) to overlay.")

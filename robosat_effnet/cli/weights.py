@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from robosat_effnet.cli.options import quiet_option, reports_errors
+from robosat_effnet.cli.options import COMMAND_SETTINGS, quiet_option, reports_errors
 
 
-@click.command("weights")
+@click.command("weights", context_settings=COMMAND_SETTINGS)
 @click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False), default="dataset.toml",
               show_default=True, help="robosat dataset config (TOML).")
 @quiet_option("No progress bar.")
