@@ -429,6 +429,10 @@ MUTANTS = [
     Mutant("merge: a command takes -h only through the group", "robosat_effnet/cli/weights.py",
            '@click.command("weights", context_settings=COMMAND_SETTINGS)', '@click.command("weights")',
            ("tests/test_cli_options.py::test_h_is_help_for_every_command_however_it_is_reached",)),
+    # merge fix: a study's eval.json from before mask_threshold was recorded is the argmax's (threshold 0)
+    Mutant("merge: an old eval.json taken as threshold 0.5", "robosat_effnet/study/runs.py",
+           'recorded.get("mask_threshold", 0) == threshold', 'recorded.get("mask_threshold", 0.5) == threshold',
+           ("tests/test_study_runs.py::test_an_eval_json_from_before_the_threshold_counts_as_the_argmax",)),
 ]
 
 

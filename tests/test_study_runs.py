@@ -140,3 +140,27 @@ def test_every_runs_weights_are_checked_before_the_first_run_trains(tmp_path, mo
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert result.output.startswith("Error: ") and bad in result.output, result.output
     assert trained == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 4])
+def test_an_eval_json_from_before_the_threshold_counts_as_the_argmax(tmp_path, monkeypatch, num_classes):
+    """An eval.json without "mask_threshold" was scored with the plain argmax: reused at threshold 0 only, scored
+    afresh at any other (0.5 is not the argmax with three classes or more)."""
+    from robosat_effnet.config import load_dataset_config
+
+    config = load_dataset_config(make_dataset(tmp_path, n_train=1, n_val=1, num_classes=num_classes).dataset_toml)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    old = {"buildings": {}, "building_min_area": 0.0, "checkpoint": "last", "miou": 0.25}
+    scored = []
+
+    def evaluate(*args, threshold, **kwargs):
+        scored.append(threshold)
+        return {"miou": 0.5, "mask_threshold": threshold}
+
+    monkeypatch.setattr(runs, "evaluate", evaluate)
+    for threshold in (0, 0.5, 0.7):
+        runs.write_json(folder / runs.EVAL_FILE, old)
+        result = runs.evaluate_run(config, folder, progress=False, threshold=threshold)
+        assert result["miou"] == (0.25 if threshold == 0 else 0.5)
+    assert scored == [0.5, 0.7]

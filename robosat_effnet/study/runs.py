@@ -106,13 +106,14 @@ def evaluate_run(dataset_cfg: DatasetConfig, folder: Path, *, device: str | None
     from eval.json when it holds per-building metrics made with this checkpoint and `min_area` (m2, polygons
     smaller than it are dropped on both sides, as `rs-effnet features --min-area` does); computed and recorded
     otherwise, which costs one pass over the validation tiles, never a retraining. So is another mask
-    `threshold` (`predict.threshold`; eval.json files from before it was recorded were made with the argmax).
+    `threshold` (`predict.threshold`; eval.json files from before it was recorded were made with the argmax,
+    threshold 0: with three classes or more 0.5 is another rule).
     """
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"unknown checkpoint {checkpoint!r} to score; valid: {', '.join(CHECKPOINTS)}")
     recorded = read_json(folder / EVAL_FILE)
     if (recorded is not None and "buildings" in recorded and recorded.get("building_min_area") == min_area
-            and recorded.get("checkpoint", "best") == checkpoint and recorded.get("mask_threshold", 0.5) == threshold):
+            and recorded.get("checkpoint", "best") == checkpoint and recorded.get("mask_threshold", 0) == threshold):
         return recorded
     if len(dataset_cfg.images) != 1:
         raise ConfigError(f"{dataset_cfg.source}: the study evaluates datasets with one image folder; "
