@@ -65,7 +65,6 @@ def self_train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelC
     The pseudo-labels are written to `<checkpoint folder>.pseudo-labels` beside the run. `weights` defaults to
     model.toml's `weights`, which must then be such a checkpoint. Raises ConfigError without one.
     """
-    from robosat_effnet.checkpoint import load_checkpoint
     from robosat_effnet.training.loop import train
 
     if not isinstance(dataset_cfg, DatasetConfig):
@@ -79,15 +78,14 @@ def self_train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelC
             "of `rs-effnet train`, e.g. the model fine-tuned on the area's labelled blocks)")
     if not start or str(start).lower() in ("none", "imagenet"):
         raise ConfigError(need)
-    try:
-        load_checkpoint(start)
-    except CheckpointError as e:
-        raise ConfigError(f"{need}; {e}") from None
     if len(dataset_cfg.images) != 1:
         raise ConfigError(f"{dataset_cfg.source}: unlabelled tiles go with datasets of one image folder; this one "
                           f"stacks {', '.join(dataset_cfg.images)}")
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else Path(model_cfg.checkpoint)
-    extra = pseudo_labels(start, unlabelled, folder.with_name(folder.name + PSEUDO_SUFFIX), threshold=threshold,
-                          device=device, progress=progress)
+    try:  # predict reads the checkpoint before it writes anything: a file that is none of ours is refused there
+        extra = pseudo_labels(start, unlabelled, folder.with_name(folder.name + PSEUDO_SUFFIX), threshold=threshold,
+                              device=device, progress=progress)
+    except CheckpointError as e:
+        raise ConfigError(f"{need}; {e}") from None
     return train(dataset_cfg, model_cfg, device=device, checkpoint_dir=folder, progress=progress,
                  overwrite=overwrite, resume=resume, extra_training=extra)

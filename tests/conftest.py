@@ -213,3 +213,10 @@ def command_inputs(root: Path, checkpoint: Path, n_val: int) -> dict[str, Path]:
     return {"checkpoint": checkpoint, "images": data.root / "validation" / "images",
             "labels": data.root / "validation" / "labels", "scene": scene, "geojson": root / "a.geojson",
             "empty": root / "empty", "dataset": data.dataset_toml, "model": data.model_toml}
+
+
+def one_line_error(result, code: int = 1) -> str:
+    """A command's refusal: exit `code`, no traceback, exactly one line of output; returns it."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
+    return result.output

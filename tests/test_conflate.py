@@ -16,6 +16,7 @@ import pytest
 import shapely
 from click.testing import CliRunner
 
+from conftest import one_line_error
 from robosat_effnet.cli import main
 from robosat_effnet.geo.conflate import overlap_ratios
 from robosat_effnet.outputs.temp import is_temp
@@ -29,11 +30,6 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared buildings-oam 
 def invoke(*args) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
 
-
-def one_line_error(result, code: int = 1) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
-    return result.output
 
 
 def collection(features: list[dict], **extra) -> dict:

@@ -21,7 +21,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import X0, Y0, ZOOM, synthetic_tile
+from conftest import X0, Y0, ZOOM, one_line_error, synthetic_tile
 from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.io import read_image, read_label, write_image
@@ -42,11 +42,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def invoke(*args) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
 
-
-def one_line_error(result, code: int = 1) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
-    return result.output
 
 
 def deepness_reads(path: Path) -> dict:

@@ -19,7 +19,7 @@ import rasterio
 import torch
 from click.testing import CliRunner
 
-from conftest import make_dataset
+from conftest import make_dataset, one_line_error
 from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.deploy.export import export_onnx, load_onnx, read_spec
@@ -71,11 +71,6 @@ def image_batch(folder: Path, spec: ModelSpec, border: int = 0) -> torch.Tensor:
     batch = torch.stack([to_tensor(read_image(p), spec.mean, spec.std) for p in tile_files(folder).values()])
     return torch.nn.functional.pad(batch, (border,) * 4, mode="reflect") if border else batch
 
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
-    return result.output
 
 
 def invoke(*args) -> object:

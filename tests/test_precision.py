@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import one_line_error
 from robosat_effnet.checkpoint import load_model
 from robosat_effnet.cli import main
 from robosat_effnet.errors import ConfigError, DatasetError
@@ -37,11 +38,6 @@ def stack(folder: Path, read=read_label) -> np.ndarray:
     assert files, f"no tiles in {folder}"
     return np.stack([read(files[t]) for t in sorted(files)])
 
-
-def one_line_error(result, code: int = 1) -> str:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")
