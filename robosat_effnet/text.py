@@ -7,6 +7,8 @@ and int('1_2') all succeed, so a stray file `².png` crashed a command and `１/
 
 Files saved by Excel ("CSV UTF-8"), Notepad and some editors start with a UTF-8 byte-order mark (U+FEFF), which
 glues itself to the first cell, key or brace; `TEXT_ENCODING` (utf-8-sig) drops it and reads plain UTF-8 alike.
+
+A source is a URL (`is_url`) when it starts with http:// or https://; anything else is a path.
 """
 
 from __future__ import annotations
@@ -49,3 +51,11 @@ def shown(number: int) -> str:
 def read_text(path: str | os.PathLike) -> str:
     """A text file a person may have saved (UTF-8, with or without a byte-order mark)."""
     return Path(path).read_bytes().decode(TEXT_ENCODING)
+
+
+SCHEMES = ("http://", "https://")  # sources read over HTTP (robosat_effnet.data.remote), not from the disk
+
+
+def is_url(source: object) -> bool:
+    """Whether a command's source is an http(s) URL rather than a local path."""
+    return isinstance(source, str) and source.lower().startswith(SCHEMES)

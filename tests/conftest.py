@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import torch
 
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.io import write_image, write_mask
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.tiles import tile_path
 
 ZOOM, X0, Y0, COLUMNS = 18, 70760, 104110, 4

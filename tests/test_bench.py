@@ -91,7 +91,7 @@ def test_bench_tiny(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
 def test_engine_rows_agree_with_eager(batches):
     from robosat_effnet.bench.engines import engine_rows
-    from robosat_effnet.checkpoint import ModelSpec
+    from robosat_effnet.models.checkpoint import ModelSpec
 
     torch.manual_seed(0)
     model = calibrate_batchnorm(build_model("b0", "unet"), batches)
@@ -129,7 +129,7 @@ def test_markdown_table():
 def test_precisions_time_every_network_in_every_precision(batches, monkeypatch):
     from robosat_effnet.bench import engines
     from robosat_effnet.bench.engines import precision_rows
-    from robosat_effnet.checkpoint import ModelSpec
+    from robosat_effnet.models.checkpoint import ModelSpec
 
     torch.manual_seed(0)
     networks = {f"{b} unet": (calibrate_batchnorm(build_model(b, "unet"), batches), ModelSpec(backbone=b, tile_size=64))

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from scipy.stats import entropy
 
 from robosat_effnet.cli import main
+from robosat_effnet.data.probabilities import quantize, write_probability
 from robosat_effnet.errors import DatasetError
-from robosat_effnet.geo.blocks import blocks_of, pick_blocks, uncertainty
-from robosat_effnet.predict.writer import quantize, write_probability
+from robosat_effnet.prepare.blocks import blocks_of, pick_blocks, uncertainty
 from robosat_effnet.tiles import read_tiles_csv, tile_path
 
 

@@ -17,11 +17,11 @@ import rasterio
 import shapely
 from pyproj import Transformer
 
-from robosat_effnet.geo.features import mask_features, tile_polygons
-from robosat_effnet.geo.rasterize import image_sizes, rasterize_geojson
-from robosat_effnet.geo.tile import tile_geotiff
 from robosat_effnet.io import read_alpha, read_image, read_label
+from robosat_effnet.prepare.rasterize import image_sizes, rasterize_geojson
+from robosat_effnet.prepare.tile import tile_geotiff
 from robosat_effnet.tiles import tile_files
+from robosat_effnet.vectorize.features import mask_features, tile_polygons
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "buildings-oam"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared buildings-oam data not available")

@@ -15,7 +15,7 @@ from test_tile_names import TILES, make_inputs
 from conftest import make_dataset
 from robosat_effnet.cli import main
 from robosat_effnet.config import load_dataset_config, load_model_config
-from robosat_effnet.geo.geojson import read_geojson
+from robosat_effnet.data.geojson import read_geojson
 from robosat_effnet.tiles import read_tiles_csv, write_tiles_csv
 
 

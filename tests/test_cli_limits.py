@@ -96,8 +96,8 @@ def test_config_sizes_have_the_options_maxima(tmp_path, key, value, rule):
 
 
 def test_library_functions_refuse_huge_sizes_too(tmp_path):
-    from robosat_effnet.geo.rasterize import rasterize_geojson
-    from robosat_effnet.geo.tile import tile_geotiff
+    from robosat_effnet.prepare.rasterize import rasterize_geojson
+    from robosat_effnet.prepare.tile import tile_geotiff
 
     with pytest.raises(ConfigError, match="use a size of 1..4096 px"):
         tile_geotiff(tmp_path / "scene.tif", tmp_path / "out", 18, size=100000)

@@ -52,12 +52,12 @@ def test_other_runtime_errors_are_not_disguised_as_memory():
 
 
 def test_out_of_memory_in_a_real_command_is_one_line(tmp_path, monkeypatch):
-    import robosat_effnet.geo.tile
+    import robosat_effnet.prepare.tile
 
     def allocate(*args, **kwargs):
         raise MemoryError("Unable to allocate 37.3 GiB for an array with shape (4, 100000, 100000)")
 
-    monkeypatch.setattr(robosat_effnet.geo.tile, "tile_geotiff", allocate)
+    monkeypatch.setattr(robosat_effnet.prepare.tile, "tile_geotiff", allocate)
     (tmp_path / "scene.tif").write_bytes(b"")
     result = CliRunner().invoke(main, ["tile", str(tmp_path / "scene.tif"), str(tmp_path / "out"), "--zoom", "18"])
     assert result.exit_code == 1 and result.output.startswith("Error: out of memory (Unable to allocate 37.3 GiB")

@@ -214,7 +214,7 @@ def test_train_read_only_or_full_checkpoint_folder_is_one_line_before_any_epoch(
         raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
                            "data/0: file write failed")
 
-    monkeypatch.setattr("robosat_effnet.checkpoint.torch.save", full)
+    monkeypatch.setattr("robosat_effnet.models.checkpoint.torch.save", full)
     out = tmp_path / "ckpt"
     one_line_error(run(*common, "--checkpoint-dir", out, "--quiet"), f"cannot write {out}", "disk is probably full")
     assert not list(out.iterdir())  # no half checkpoint, no temp file
@@ -257,7 +257,7 @@ def test_tile_refuses_its_own_scene_folder_other_runs_and_reports_full_disks(tmp
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("robosat_effnet.geo.tile.write_image", full)
+    monkeypatch.setattr("robosat_effnet.prepare.tile.write_image", full)
     one_line_error(run("tile", scene, tmp_path / "t2", "--zoom", "17", "--size", "64", "-q"),
                    f"cannot write {tmp_path / 't2'}: the disk is full")
     assert not tile_files(tmp_path / "t2")
@@ -285,7 +285,7 @@ def test_features_full_disk_and_sample_modes(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("robosat_effnet.geo.output.output_writer", lambda path: full)
+    monkeypatch.setattr("robosat_effnet.vectorize.output.output_writer", lambda path: full)
     one_line_error(run("features", data.root / "training" / "labels", tmp_path / "f.geojson", "-q"),
                    "the disk is full")
     with umask(0o022):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from robosat_effnet.checkpoint import IMAGENET_MEAN, ModelSpec
 from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config, spec_from_configs
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.models.checkpoint import IMAGENET_MEAN, ModelSpec
 
 ROOT = Path(__file__).parents[1]
 FIXTURES = ROOT / ".." / "shared" / "data" / "robosat-fixtures"

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from conftest import one_line_error
 from robosat_effnet.cli import main
-from robosat_effnet.geo.conflate import overlap_ratios
 from robosat_effnet.outputs.temp import is_temp
+from robosat_effnet.vectorize.conflate import overlap_ratios
 
 osmium = pytest.importorskip("osmium")
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "buildings-oam"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robosat_effnet.cli import main
-from robosat_effnet.geo.cover import buffered, polygon_tiles
+from robosat_effnet.prepare.cover import buffered, polygon_tiles
 from robosat_effnet.tiles import read_tiles_csv, tile_files
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -137,7 +137,7 @@ def cornered_scene(path: Path) -> Path:
 def test_a_geotiff_gives_exactly_the_tiles_tile_writes(tmp_path, scene, zoom):
     import rasterio
 
-    from robosat_effnet.geo.tile import count_tiles, scene_bounds
+    from robosat_effnet.prepare.tile import count_tiles, scene_bounds
 
     if scene == "generated":
         scene = cornered_scene(tmp_path / "scene.tif")

@@ -11,10 +11,10 @@ import rasterio
 import torch
 
 from conftest import make_dataset
-from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.config import load_dataset_config
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import write_image, write_mask
+from robosat_effnet.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.training.datasets import SegmentationTiles, check_dataset, class_weights, find_samples
 
 FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "data" / "robosat-fixtures"

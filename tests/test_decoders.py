@@ -5,10 +5,10 @@ import torch
 
 from conftest import make_dataset
 from robosat_effnet.bench import multiply_adds
-from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.models import build_model, list_decoders
+from robosat_effnet.models.checkpoint import ModelSpec, load_model
 from robosat_effnet.models.unet import UNET_CHANNELS, UNET_LITE_CHANNELS
 
 

@@ -22,15 +22,15 @@ import torch
 from click.testing import CliRunner
 
 from conftest import X0, Y0, ZOOM, one_line_error, synthetic_tile
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.io import read_image, read_label, write_image
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
+from robosat_effnet.models.onnx import load_onnx
 from robosat_effnet.outputs.temp import is_temp
 from robosat_effnet.predict import Predictor
-from robosat_effnet.predict.onnx import load_onnx
 from robosat_effnet.tiles import tile_files, tile_path
-from robosat_effnet.training.transforms import to_tensor
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -19,16 +19,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import X0, Y0, ZOOM, synthetic_tile
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.cli.export import cli as export_cli
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.deploy.deepness import DeepnessSettings, deepness_metadata
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import write_image
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.outputs.temp import is_temp
 from robosat_effnet.tiles import tile_path
-from robosat_effnet.training.transforms import to_tensor
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -19,12 +19,12 @@ from PIL import Image
 from rasterio.features import rasterize
 from shapely.geometry import Polygon
 
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.config import load_dataset_config, load_model_config
+from robosat_effnet.data.synthetic import write_sample
 from robosat_effnet.demo import run as demo
 from robosat_effnet.demo.overview import outline_segments, plot_overview, read_scene
-from robosat_effnet.demo.sample import write_sample
 from robosat_effnet.io import read_label, write_image, write_mask
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.tiles import tile_path
 from robosat_effnet.training.datasets import find_samples
 from robosat_effnet.training.history import write_csv

@@ -244,7 +244,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(served, tmp_pat
         yield
 
     monkeypatch.setattr("robosat_effnet.io.atomic_path", full)
-    monkeypatch.setattr("robosat_effnet.geo.download.atomic_path", full)
+    monkeypatch.setattr("robosat_effnet.prepare.download.atomic_path", full)
     if command == "download":
         result = download(served, tmp_path / "out")
     else:

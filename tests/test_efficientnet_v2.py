@@ -9,8 +9,8 @@ import torchvision
 from conftest import randomise_batchnorm, relative_error
 from robosat_effnet import build_encoder, build_model, efficientnet, list_backbones
 from robosat_effnet.bench import multiply_adds
-from robosat_effnet.checkpoint import ModelSpec, load_model, save_checkpoint
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.models.checkpoint import ModelSpec, load_model, save_checkpoint
 from robosat_effnet.models.efficientnet import MBConv, SqueezeExcite
 from robosat_effnet.models.efficientnet_v2 import V2_VARIANTS, FusedMBConv
 from robosat_effnet.models.weights import torchvision_weights

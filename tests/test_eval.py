@@ -11,13 +11,13 @@ import torch
 from click.testing import CliRunner
 
 from conftest import make_dataset
-from robosat_effnet.checkpoint import ModelSpec, build_from_spec, save_checkpoint
 from robosat_effnet.cli import main
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.evaluation.evaluate import evaluate, one_vs_rest_mcc
 from robosat_effnet.io import read_image, read_label
+from robosat_effnet.models.checkpoint import ModelSpec, build_from_spec, save_checkpoint
 from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from robosat_effnet.cli import main
 from robosat_effnet.evaluation.buildings import BuildingMasks, building_scores, mask_polygons
 from robosat_effnet.evaluation.evaluate import evaluate
-from robosat_effnet.geo.features import tile_polygons
 from robosat_effnet.io import write_mask
+from robosat_effnet.vectorize.features import tile_polygons
 
 SIZE = 64
 LEFT = mercantile.tile(32.5825, 0.3476, 18)  # Kampala

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import make_dataset
-from robosat_effnet.checkpoint import ModelSpec, build_from_spec, save_checkpoint
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.io import read_image, read_label
+from robosat_effnet.models.checkpoint import ModelSpec, build_from_spec, save_checkpoint
 from robosat_effnet.predict import predict_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

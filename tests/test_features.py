@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from pyproj import Geod
 
 from robosat_effnet.cli import main
-from robosat_effnet.geo.features import mask_features
 from robosat_effnet.io import write_mask
+from robosat_effnet.vectorize.features import mask_features
 
 SIZE = 64
 COLORS = ["denim", "orange", "blue"]

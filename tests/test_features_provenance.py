@@ -15,9 +15,9 @@ import torch
 from click.testing import CliRunner
 from test_touching import BOXES, make_project, rasterize
 
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.outputs import RECORD
 
 pytest.importorskip("skimage")

@@ -22,8 +22,8 @@ from shapely import affinity
 
 from robosat_effnet.cli import main
 from robosat_effnet.errors import MissingDependencyError
-from robosat_effnet.geo.footprints import regularize_polygons, utm_epsg
-from robosat_effnet.geo.rasterize import rasterize_geojson
+from robosat_effnet.prepare.rasterize import rasterize_geojson
+from robosat_effnet.vectorize.footprints import regularize_polygons, utm_epsg
 
 pytest.importorskip("buildingregulariser")
 
@@ -185,8 +185,8 @@ def test_features_regularize_and_geopackage_round_trip(tmp_path):
 
 
 def test_score_is_the_mean_probability_inside(tmp_path):
+    from robosat_effnet.data.probabilities import write_probability
     from robosat_effnet.io import read_label
-    from robosat_effnet.predict.writer import write_probability
     from robosat_effnet.tiles import tile_files
 
     masks = building_masks(tmp_path, [building_near_corner()])
@@ -207,8 +207,8 @@ def test_score_is_the_mean_probability_inside(tmp_path):
 
 
 def test_min_score_drops_the_outlines_the_model_doubts(tmp_path):
+    from robosat_effnet.data.probabilities import write_probability
     from robosat_effnet.io import read_label
-    from robosat_effnet.predict.writer import write_probability
     from robosat_effnet.tiles import tile_files
 
     corner = building_near_corner()

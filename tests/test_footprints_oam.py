@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import shapely
 
-from robosat_effnet.geo.features import mask_features
-from robosat_effnet.geo.output import write_features
-from robosat_effnet.geo.rasterize import image_sizes, rasterize_geojson
+from robosat_effnet.prepare.rasterize import image_sizes, rasterize_geojson
 from robosat_effnet.tiles import tile_files
+from robosat_effnet.vectorize.features import mask_features
+from robosat_effnet.vectorize.output import write_features
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "buildings-oam" / "kampala"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared buildings-oam data not available")
@@ -48,7 +48,7 @@ def scored(tmp_path: Path, features: list) -> dict:
 
 
 def area_iou(features: list) -> float:
-    from robosat_effnet.evaluation.objects import equal_area_crs, project
+    from robosat_effnet.scoring.objects import equal_area_crs, project
 
     truth = shapely.union_all([shapely.make_valid(shapely.geometry.shape(f["geometry"]))
                                for f in json.loads((DATA / "labels.geojson").read_text())["features"]])

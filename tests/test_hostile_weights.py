@@ -15,10 +15,10 @@ import torchvision
 from click.testing import CliRunner
 
 from conftest import make_dataset
-from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.errors import WeightsError
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from robosat_effnet.config.model import LOSS_NAMES, canonical_loss
 from robosat_effnet.errors import UnknownNameError
-from robosat_effnet.training.losses import LOSSES, build_loss, canonical_loss
+from robosat_effnet.training.losses import LOSSES, build_loss
 
 
 @pytest.fixture
@@ -117,3 +118,8 @@ def test_names_are_robosats_and_case_insensitive():
     with pytest.raises(UnknownNameError) as error:
         build_loss("Hinge")
     assert all(name in str(error.value) for name in itertools.chain(LOSSES, ["Hinge"]))
+
+
+def test_config_names_exactly_the_losses_training_builds():
+    # model.toml's loss is checked by config (no torch) against LOSS_NAMES; training builds LOSSES
+    assert tuple(LOSSES) == LOSS_NAMES

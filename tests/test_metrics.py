@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from robosat_effnet.training.metrics import confusion_matrix, scores
+from robosat_effnet.scoring.pixels import confusion_matrix, scores
 
 
 def test_confusion_rows_are_truth_columns_prediction():

@@ -13,13 +13,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.evaluation.buildings import format_buildings
-from robosat_effnet.evaluation.objects import as_shown
 from robosat_effnet.evaluation.score import format_table
 from robosat_effnet.io import write_image, write_mask
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
+from robosat_effnet.scoring.objects import as_shown
 from robosat_effnet.tiles import tile_path
 
 COUNTS = [  # tp, fp, fn -> precision, recall, f1 as printed

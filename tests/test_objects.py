@@ -1,4 +1,4 @@
-"""SpaceNet matching (evaluation.objects) on hand-built polygons whose answers follow from the definitions."""
+"""SpaceNet matching (scoring.objects) on hand-built polygons whose answers follow from the definitions."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pyproj import Geod
 
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.evaluation.objects import equal_area_crs, match, match_classes, project
+from robosat_effnet.scoring.objects import equal_area_crs, match, match_classes, project
 
 
 def square(x: float, y: float, side: float = 10.0):

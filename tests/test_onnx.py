@@ -20,16 +20,16 @@ import torch
 from click.testing import CliRunner
 
 from conftest import make_dataset, one_line_error
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.deploy.export import export_onnx, load_onnx, read_spec
 from robosat_effnet.errors import CheckpointError, MissingDependencyError
 from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.io import read_image, read_label
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.predict import Predictor
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -175,7 +175,7 @@ def test_predict_masks_tta_probs_shards_and_resume_match_the_checkpoint(tmp_path
 
 def test_predictor_on_the_export_equals_predictor_on_the_network(tiles_run):
     pth, model, images, _ = tiles_run
-    from robosat_effnet.checkpoint import load_model
+    from robosat_effnet.models.checkpoint import load_model
 
     network, spec = load_model(pth)
     runner, _ = load_onnx(model)

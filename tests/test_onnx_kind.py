@@ -17,16 +17,16 @@ import torch
 from click.testing import CliRunner
 
 from conftest import synthetic_tile
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.cli import main
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.deploy.deepness import DeepnessSettings
 from robosat_effnet.deploy.export import export_onnx
 from robosat_effnet.errors import CheckpointError
 from robosat_effnet.models import build_model
-from robosat_effnet.predict.onnx import GRAPH_KEY, GRAPHS, SPEC_KEY, load_onnx
-from robosat_effnet.predict.onnx_kind import graph_traits
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
+from robosat_effnet.models.onnx import GRAPH_KEY, GRAPHS, SPEC_KEY, load_onnx
+from robosat_effnet.models.onnx_kind import graph_traits
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

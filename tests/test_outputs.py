@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.errors import CheckpointError, OutputError
 from robosat_effnet.io import atomic_path, write_image, write_mask
+from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.outputs import (
     RECORD,
     check_separate,
@@ -287,8 +287,8 @@ def test_bad_pth_files_are_refused_without_running_code_or_unsafe_advice(tmp_pat
 def test_damaged_checkpoint_contents_are_one_clear_error(tmp_path, field, value, words):
     from click.testing import CliRunner
 
-    from robosat_effnet.checkpoint import load_model
     from robosat_effnet.cli import main
+    from robosat_effnet.models.checkpoint import load_model
 
     good = tmp_path / "good.pth"
     save_checkpoint(good, torch.nn.Linear(2, 2), ModelSpec())

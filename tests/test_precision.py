@@ -14,15 +14,15 @@ import torch
 from click.testing import CliRunner
 
 from conftest import one_line_error
-from robosat_effnet.checkpoint import load_model
 from robosat_effnet.cli import main
+from robosat_effnet.data.probabilities import read_probability
 from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.io import read_label
+from robosat_effnet.models.checkpoint import load_model
 from robosat_effnet.outputs import read_record
 from robosat_effnet.outputs.temp import is_temp
 from robosat_effnet.predict import Predictor, predict_tiles
-from robosat_effnet.predict.writer import read_probability
 from robosat_effnet.tiles import tile_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")

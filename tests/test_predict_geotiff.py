@@ -19,13 +19,13 @@ from shapely.geometry import box, shape
 from torch import nn
 
 from conftest import synthetic_tile
-from robosat_effnet.checkpoint import ModelSpec, load_model
+from robosat_effnet.data.raster import footprint_tiles
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.errors import RasterError, TooManyTilesError
+from robosat_effnet.models.checkpoint import ModelSpec, load_model
 from robosat_effnet.predict import Predictor, predict_geotiff, predict_mask_geotiff
 from robosat_effnet.predict.mosaic import taper, window_offsets
-from robosat_effnet.predict.raster import footprint_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 GEOTIFF = Path(__file__).parents[1] / ".." / "shared" / "data" / "geotiff"
 needs_data = pytest.mark.skipif(not GEOTIFF.is_dir(), reason="shared test data not available")

@@ -21,11 +21,11 @@ from shapely.geometry import box, shape
 from test_predict_geotiff import warp_agreement
 from torch import nn
 
-from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.data.raster import footprint_tiles
+from robosat_effnet.data.transforms import to_tensor
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.predict import predict_geotiff
-from robosat_effnet.predict.raster import footprint_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ZOOM = 16  # about 600 m tiles at this latitude: a handful of tiles for a 2 km x 1.5 km scene

@@ -17,12 +17,12 @@ from rasterio.transform import from_origin
 from test_predict_geotiff_generated import blocky, read_png
 from torch import nn
 
-from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.data.raster import footprint_tiles
+from robosat_effnet.data.transforms import fill_nodata, to_tensor
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.predict import predict_geotiff
 from robosat_effnet.predict.geotiff import WarpedTiles, tile_transform
-from robosat_effnet.predict.raster import footprint_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SPEC = ModelSpec(in_channels=3, tile_size=64)

@@ -12,14 +12,14 @@ from PIL import Image
 from torch import nn
 
 from conftest import ZOOM, synthetic_tile
-from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, load_model
 from robosat_effnet.colors import make_palette
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.io import read_label, write_image
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, load_model
 from robosat_effnet.predict import Predictor, predict_tiles, probability_dirs, quantize, read_probability, take_share
 from robosat_effnet.predict.context import buffer_tile, crop
 from robosat_effnet.tiles import tile_files, tile_path
-from robosat_effnet.training.transforms import to_tensor
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 X0, Y0 = 70700, 104100

@@ -12,9 +12,9 @@ from PIL import Image
 from torch import nn
 
 from conftest import ZOOM, make_dataset
-from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import load_dataset_config
 from robosat_effnet.io import write_image
+from robosat_effnet.models.checkpoint import ModelSpec, load_model
 from robosat_effnet.predict import Predictor, predict_tiles, read_probability
 from robosat_effnet.tiles import tile_files, tile_path
 from robosat_effnet.training.datasets import SegmentationTiles, find_samples

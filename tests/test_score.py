@@ -232,9 +232,9 @@ ROUND_TRIP_F1 = {"kampala": 0.95, "zanzibar": 0.98, "philippines": 0.94}
 @pytest.mark.skipif(not DATA.is_dir(), reason="shared buildings-oam data not available")
 @pytest.mark.parametrize("region", sorted(ROUND_TRIP_F1))
 def test_rasterize_features_round_trip_finds_the_published_buildings(tmp_path, region):
-    from robosat_effnet.geo.features import mask_features, write_geojson
-    from robosat_effnet.geo.rasterize import image_sizes, rasterize_geojson
+    from robosat_effnet.prepare.rasterize import image_sizes, rasterize_geojson
     from robosat_effnet.tiles import tile_files
+    from robosat_effnet.vectorize.features import mask_features, write_geojson
 
     images = {t: p for t, p in tile_files(DATA / region / "images").items() if t.z == 20}
     outlines = DATA / region / "labels.geojson"

@@ -15,12 +15,12 @@ from PIL import Image
 
 from conftest import make_dataset, single_torch_thread
 from robosat_effnet.bench import multiply_adds
-from robosat_effnet.checkpoint import IMAGENET_MEAN, load_checkpoint
 from robosat_effnet.cli import main
 from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import IMAGENET_MEAN, load_checkpoint
 from robosat_effnet.study import run_study, runs
 from robosat_effnet.study.recipe import RunKey
 from robosat_effnet.training.loop import train as real_train

@@ -173,8 +173,8 @@ KILLED = {
 def calibrated_checkpoint(tmp_path_factory) -> Path:
     """A b0 U-Net with realistic BatchNorm statistics (an untrained one's constant layers defeat int8 calibration)."""
     from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches
-    from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
     from robosat_effnet.models import build_model
+    from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 
     torch.manual_seed(0)
     network = calibrate_batchnorm(build_model("efficientnet-b0", num_classes=2), sample_batches(64, 2, 2))

@@ -11,8 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from robosat_effnet.cli import main
+from robosat_effnet.data.probabilities import read_probability
 from robosat_effnet.io import read_label
-from robosat_effnet.predict.writer import read_probability
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes, to_classes_numpy
 from robosat_effnet.tiles import tile_files
 

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from scipy.ndimage import distance_transform_edt
 
 from robosat_effnet.cli import main
-from robosat_effnet.geo.features import mask_features
 from robosat_effnet.io import read_label
 from robosat_effnet.tiles import tile_files
+from robosat_effnet.vectorize.features import mask_features
 
 pytest.importorskip("skimage")
 

@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_dataset
-from robosat_effnet.checkpoint import load_model
 from robosat_effnet.config import load_dataset_config
 from robosat_effnet.models import build_model
+from robosat_effnet.models.checkpoint import load_model
+from robosat_effnet.scoring.pixels import confusion_matrix, scores
 from robosat_effnet.training.datasets import SegmentationTiles, find_samples
 from robosat_effnet.training.history import read_csv
 from robosat_effnet.training.loop import train
-from robosat_effnet.training.metrics import confusion_matrix, scores
 from robosat_effnet.training.optim import lr_factor
 
 ROOT = Path(__file__).parents[1]

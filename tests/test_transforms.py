@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from robosat_effnet.errors import DatasetError
-from robosat_effnet.training.transforms import (
+from robosat_effnet.data.transforms import (
     DIHEDRAL,
     augment,
     color_jitter,
@@ -16,6 +15,7 @@ from robosat_effnet.training.transforms import (
     select_bands,
     to_tensor,
 )
+from robosat_effnet.errors import DatasetError
 
 
 def test_uint8_scaling_and_normalisation():

@@ -8,8 +8,8 @@ import torch
 import torchvision
 
 from robosat_effnet import build_encoder, build_model, efficientnet
-from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.errors import WeightsError
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.models.weights import torchvision_weights
 
 

@@ -5,10 +5,10 @@ import sys
 import torch
 
 from robosat_effnet.bench.calibration import calibrate_batchnorm
-from robosat_effnet.checkpoint import load_model, save_checkpoint
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.io import read_image
+from robosat_effnet.models.checkpoint import load_model, save_checkpoint
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 checkpoint, images, out = sys.argv[1:4]
 model, spec = load_model(checkpoint)

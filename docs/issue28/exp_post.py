@@ -23,13 +23,13 @@ from PIL import Image
 from scipy.ndimage import binary_closing
 
 from robosat_effnet.colors import NODATA_INDEX
+from robosat_effnet.data.probabilities import read_probability
 from robosat_effnet.evaluation.buildings import mask_polygons
-from robosat_effnet.evaluation.objects import equal_area_crs, match, project
-from robosat_effnet.geo.features import mask_features
 from robosat_effnet.io import write_mask
 from robosat_effnet.predict import predict_tiles
-from robosat_effnet.predict.writer import read_probability
+from robosat_effnet.scoring.objects import equal_area_crs, match, project
 from robosat_effnet.tiles import tile_files, tile_path
+from robosat_effnet.vectorize.features import mask_features
 
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
 CLOSINGS = (0, 2)  # px radius of a morphological closing of the mask (joins broken roofs)

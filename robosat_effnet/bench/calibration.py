@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from robosat_effnet.data.transforms import to_tensor
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image
+from robosat_effnet.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.outputs import temp_folder
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import to_tensor
 
 # The shared fixtures next to a checkout (../shared/data relative to the project root), looked up from the
 # current folder first so that a run from the project root finds them whether or not the package is installed.
@@ -66,10 +66,10 @@ def _mosaics(tiles_dir: Path) -> list[np.ndarray]:
 
 
 def _generated_images(size: int, count: int, seed: int) -> list[np.ndarray]:
-    """Crops of a synthetic town scene from robosat_effnet.demo.sample (used when no real tiles are at hand)."""
+    """Crops of a synthetic town scene from robosat_effnet.data.synthetic (used when no real tiles are at hand)."""
     import rasterio
 
-    from robosat_effnet.demo.sample import write_sample
+    from robosat_effnet.data.synthetic import write_sample
 
     side = int(np.ceil(np.sqrt(count))) * size
     with temp_folder("calib") as tmp:
@@ -97,7 +97,7 @@ def sample_images(size: int = 512, count: int = 16, tiles_dir: str | os.PathLike
     """`count` RGB uint8 size x size px aerial images (H x W x 3).
 
     From `tiles_dir` (a slippy-map folder) when given, else from the real tiles of ../shared/data/buildings-oam
-    when present, else from a generated scene (robosat_effnet.demo.sample); `tiles_source()` says which. Images are
+    when present, else from a generated scene (robosat_effnet.data.synthetic); `tiles_source()` says which. Images are
     reused (in a shuffled order) when the source has fewer than `count`.
     """
     folder = Path(tiles_dir) if tiles_dir is not None else default_tiles_dir()
@@ -124,7 +124,7 @@ def sample_batches(size: int = 512, count: int = 4, batch: int = 4, tiles_dir: s
 def tiles_source(tiles_dir: str | os.PathLike | None = None) -> str:
     """Where `sample_batches(tiles_dir=...)` takes its images from, in words (for benchmark reports)."""
     folder = Path(tiles_dir) if tiles_dir is not None else default_tiles_dir()
-    return f"tiles of {folder}" if folder is not None else "a generated scene (robosat_effnet.demo.sample)"
+    return f"tiles of {folder}" if folder is not None else "a generated scene (robosat_effnet.data.synthetic)"
 
 
 def calibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:

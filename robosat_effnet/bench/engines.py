@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from robosat_effnet.bench.timing import interleaved_timings
-from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import temp_folder
 
 

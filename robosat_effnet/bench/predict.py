@@ -119,7 +119,7 @@ def _measure(command: list[str]) -> tuple[float, float]:
 # `predict --geotiff` (sliding windows on the scene's own grid) with a 1x1-convolution stand-in for the network:
 # the network's memory does not grow with the scene, and thousands of 512 px windows through a real one would
 # take most of an hour on a CPU; what is measured is the reading, blending and writing around it.
-_MOSAIC = ("import sys, torch; from robosat_effnet.checkpoint import ModelSpec; "
+_MOSAIC = ("import sys, torch; from robosat_effnet.models.checkpoint import ModelSpec; "
            "from robosat_effnet.predict import predict_mask_geotiff; "
            "predict_mask_geotiff((torch.nn.Conv2d(3, 2, 1), ModelSpec()), sys.argv[1], sys.argv[2], window=512, "
            "overlap=64, batch_size=4, device='cpu', progress=False)")
@@ -141,8 +141,8 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
     "seconds", "baseline_scene_px", "baseline_raw_mb", "baseline_tiles", "baseline_peak_rss_mb",
     "baseline_mask_peak_rss_mb", "zoom", "tile_size", "batch_size"}; raw = uncompressed pixel bytes.
     """
-    from robosat_effnet.checkpoint import ModelSpec, save_checkpoint
     from robosat_effnet.models import build_model
+    from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 
     row: dict = {"zoom": zoom, "tile_size": tile_size, "batch_size": batch_size}
     with temp_folder("scene", workdir) as tmp:
@@ -184,9 +184,9 @@ def throughput_rows(model: ModelLike | None = None, device: str | torch.device |
     robosat_effnet.deploy.export and onnxruntime installed) the same model, exported, runs the same tiles too.
     """
     from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches, sample_images
-    from robosat_effnet.checkpoint import ModelSpec
     from robosat_effnet.io import write_image
     from robosat_effnet.models import build_model
+    from robosat_effnet.models.checkpoint import ModelSpec
     from robosat_effnet.tiles import tile_path
 
     if model is None:

@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-from robosat_effnet import __version__
+from robosat_effnet._version import __version__
 from robosat_effnet.cli.options import COMMAND_SETTINGS
 
 # command name -> module under robosat_effnet.cli defining a click command named `cli`

@@ -112,7 +112,7 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
 
     trained = None
     if checkpoint:
-        from robosat_effnet.checkpoint import load_model
+        from robosat_effnet.models.checkpoint import load_model
 
         trained = load_model(checkpoint, map_location=device)
     spec = trained[1] if trained else None
@@ -139,14 +139,14 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
     network = trained or (bench.calibrated_model("efficientnet-b0", "unet", batches, torch.device(device)), None)
     if "engines" in chosen:
         from robosat_effnet.bench.engines import engine_rows
-        from robosat_effnet.checkpoint import ModelSpec
+        from robosat_effnet.models.checkpoint import ModelSpec
 
         model, model_spec = network[0], network[1] or ModelSpec(tile_size=size)
         emit(f"Engines and precisions, {model_spec.backbone} {model_spec.decoder}, {size} px, batch {batch_size}",
              engine_rows(model, model_spec, batches, repeats, device, batch_size, int8=int8))
     if "precisions" in chosen:
         from robosat_effnet.bench.engines import precision_rows
-        from robosat_effnet.checkpoint import ModelSpec
+        from robosat_effnet.models.checkpoint import ModelSpec
 
         networks = {f"{b} {d}": (bench.calibrated_model(b, d, batches, torch.device(device)),
                                  ModelSpec(backbone=b, decoder=d, tile_size=size)) for b, d in pairs}
@@ -156,7 +156,7 @@ def _run(bench, pairs, checkpoint, tiles_dir, size, batch_size, train_batch_size
              precision_rows(networks, batches, repeats, device, batch_size, int8))
     if "predict" in chosen:
         from robosat_effnet.bench import predict as bench_predict
-        from robosat_effnet.checkpoint import ModelSpec
+        from robosat_effnet.models.checkpoint import ModelSpec
 
         emit("Predict: end to end vs model only", bench_predict.throughput_rows(
             (network[0], network[1] or ModelSpec(tile_size=size)), device=device, size=size, tiles_dir=tiles_dir))

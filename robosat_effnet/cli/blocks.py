@@ -34,8 +34,8 @@ def cli(tiles: Path, out: Path, fraction: float, levels: int, zoom: int | None, 
     them) and OUT/rest.csv (every other tile: what the model maps, and where it is scored), both robosat's
     x,y,z rows. Blocks are drawn at random by --seed, or, with --probs, the ones a model is least sure of first.
     """
-    from robosat_effnet.geo.blocks import pick_blocks, uncertainty
     from robosat_effnet.outputs import check_separate, claim_folder, make_record, writing
+    from robosat_effnet.prepare.blocks import pick_blocks, uncertainty
     from robosat_effnet.tiles import read_tiles_csv, tile_files, write_tiles_csv
 
     found = list(tile_files(tiles)) if tiles.is_dir() else read_tiles_csv(tiles)

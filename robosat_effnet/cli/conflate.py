@@ -8,7 +8,7 @@ from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, check
 
 
 def _source(value: str) -> None:
-    from robosat_effnet.geo.osm import check_source
+    from robosat_effnet.vectorize.osm import check_source
 
     check_source(value)
 
@@ -31,7 +31,7 @@ def cli(pred, existing, out, overlap, source):
     pyosmium). OUT: .osm for JOSM (new objects with negative ids, building=yes, never uploaded as they are), or
     .geojson / .gpkg.
     """
-    from robosat_effnet.geo.conflate import conflate_files
+    from robosat_effnet.vectorize.conflate import conflate_files
 
     report = conflate_files(pred, existing, out, overlap=overlap, source=source)
     empty = f"; {report.empty} without area left out" if report.empty else ""

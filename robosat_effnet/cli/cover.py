@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors, scene_argument_type
-from robosat_effnet.geo.cover import MAX_BUFFER
-from robosat_effnet.geo.tile import DEFAULT_MAX_TILES
 from robosat_effnet.limits import MAX_ZOOM
+from robosat_effnet.prepare.cover import MAX_BUFFER
+from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES
 
 
 def _bbox(ctx: click.Context, param: click.Parameter, value: str | None):
     from robosat_effnet.errors import ConfigError
-    from robosat_effnet.geo.cover import parse_bbox
+    from robosat_effnet.prepare.cover import parse_bbox
 
     try:
         return None if value is None else parse_bbox(value)
@@ -41,7 +41,7 @@ def cli(out, zoom, area, bbox, scene, buffer, max_tiles, overwrite):
     The area is one of --area (polygons), --bbox or --geotiff. OUT feeds `rs-effnet download` (imagery for
     those tiles) or `rasterize --tiles`.
     """
-    from robosat_effnet.geo.cover import cover, read_area, write_cover
+    from robosat_effnet.prepare.cover import cover, read_area, write_cover
 
     given = [name for name, value in (("--area", area), ("--bbox", bbox), ("--geotiff", scene)) if value is not None]
     if len(given) != 1:

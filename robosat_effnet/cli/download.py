@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, checked_by, quiet_option, reports_errors
-from robosat_effnet.geo.download import EXTENSIONS, MAX_RETRIES, MAX_TIMEOUT
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
+from robosat_effnet.prepare.download import EXTENSIONS, MAX_RETRIES, MAX_TIMEOUT
 
 
 def _template(value: str) -> str:
-    from robosat_effnet.geo.fetch import check_template
+    from robosat_effnet.prepare.fetch import check_template
 
     return check_template(value)
 
@@ -47,7 +47,7 @@ def cli(url, tiles, out, ext, size, workers, rate, timeout, retries, overwrite, 
     """
     import logging
 
-    from robosat_effnet.geo.download import download_tiles
+    from robosat_effnet.prepare.download import download_tiles
 
     # urllib3 logs each retry as a warning; the summary line counts the tiles that still failed, with why.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

@@ -100,10 +100,10 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
     else as ./dataset.toml. When they include one named "touching" (`rasterize --touching-px`), blobs of
     touching buildings are split into one polygon per building.
     """
-    from robosat_effnet.geo.features import mask_features
-    from robosat_effnet.geo.output import check_output, write_features
-    from robosat_effnet.geo.split import touching_index
+    from robosat_effnet.config.dataset import touching_index
     from robosat_effnet.outputs import check_separate
+    from robosat_effnet.vectorize.features import mask_features
+    from robosat_effnet.vectorize.output import check_output, write_features
 
     if min_score > 0 and probs is None:
         raise click.UsageError("--min-score needs --probs: the probability tiles `rs-effnet predict --probs` wrote "
@@ -112,14 +112,14 @@ def cli(masks, out, names, dataset, min_area, simplify, zoom, regularize, tolera
     classes = resolve_classes(names, all_classes, source)
     check_output(out)  # a known format, its libraries installed: before the long work
     if regularize:
-        from robosat_effnet.geo.footprints import require
+        from robosat_effnet.extras import require_footprints as require
 
         require("--regularize")
     touching = touching_index(all_classes) if all_classes else None
     classes.pop(touching, None)
     probabilities = None
     if probs is not None:
-        from robosat_effnet.predict.writer import probability_dirs
+        from robosat_effnet.data.probabilities import probability_dirs
 
         folders = dict(probability_dirs(probs, all_classes or ["background", "foreground"]))
         probabilities = {index: folders[index] for index in classes if index in folders}

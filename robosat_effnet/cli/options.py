@@ -174,7 +174,7 @@ class SceneSource(click.Path):
     (GDAL reads a cloud-optimised GeoTIFF by URL over range requests)."""
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
-        from robosat_effnet.remote import is_url
+        from robosat_effnet.text import is_url
 
         if is_url(value):
             return value

@@ -101,11 +101,12 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     checkpoint says how to build the model and preprocess. Reruns skip tiles already written; under torchrun
     each rank takes its share.
     """
+    from robosat_effnet.data.remote import source_name
     from robosat_effnet.errors import DatasetError, OutputError, RasterError
     from robosat_effnet.outputs import check_separate, check_writable
     from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
     from robosat_effnet.predict.mosaic import check_mask_output, check_windows
-    from robosat_effnet.remote import is_url, source_name
+    from robosat_effnet.text import is_url
 
     try:
         check_windows(window, overlap)  # the library's own check, as a usage error before any work

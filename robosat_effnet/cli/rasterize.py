@@ -38,9 +38,9 @@ def cli(geojson, out, tiles, dataset, class_property, size, zoom, touching_px, o
     by this command from the same GeoJSON and tiles (else --overwrite); never inside the image tiles.
     """
     from robosat_effnet.config import load_dataset_config
-    from robosat_effnet.geo.rasterize import image_sizes, rasterize_geojson
-    from robosat_effnet.geo.split import TOUCHING, require_touching, touching_index
+    from robosat_effnet.config.dataset import TOUCHING, require_touching, touching_index
     from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
+    from robosat_effnet.prepare.rasterize import image_sizes, rasterize_geojson
     from robosat_effnet.tiles import read_tiles_csv, tile_files
 
     check_separate([out], [geojson, tiles, dataset])  # labels never go into (or around) the images

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors
-from robosat_effnet.demo.sample import write_sample
+from robosat_effnet.data.synthetic import write_sample
 
 
 @click.command(name="sample", context_settings=COMMAND_SETTINGS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, parse_bands, quiet_option, reports_errors, scene_argument_type
-from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, FORMATS
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
+from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, FORMATS
 
 
 @click.command("tile", context_settings=COMMAND_SETTINGS)
@@ -36,7 +36,7 @@ def cli(scene, out, zoom, size, bands, fmt, resampling, max_tiles, workers, over
     (x,y,z rows, robosat's tiles.csv format) so they can be left out of training. OUT must be new,
     empty, or written by the same command on the same scene and settings (else --overwrite).
     """
-    from robosat_effnet.geo.tile import tile_geotiff
+    from robosat_effnet.prepare.tile import tile_geotiff
 
     report = tile_geotiff(scene, out, zoom, size=size, bands=bands, fmt=fmt, resampling=resampling,
                           max_tiles=max_tiles, workers=workers, progress=not quiet, overwrite=overwrite)

@@ -113,3 +113,24 @@ def load_dataset_config(path: str | os.PathLike) -> DatasetConfig:
         std=[float(v) for v in std] if std is not None else None,
         max_value=float(max_value) if max_value is not None else None, source=path,
     )
+
+
+TOUCHING = "touching"  # the class name that dataset.toml uses for the band between touching buildings
+
+
+def touching_index(classes: list[str]) -> int | None:
+    """The index of the class named "touching" (any case) in a dataset's classes, or None."""
+    names = [str(c).lower() for c in classes]
+    return names.index(TOUCHING) if TOUCHING in names else None
+
+
+def require_touching(classes: list[str], source: object = "dataset.toml") -> int:
+    """The touching class index, or a ConfigError saying how to declare it."""
+    index = touching_index(classes)
+    if index is None:
+        raise ConfigError(f"--touching-px needs a class named {TOUCHING!r} in {source} (its classes are "
+                          f"{', '.join(classes)}); add it, e.g. classes = [\"background\", \"building\", \"touching\"] "
+                          "with a third colour")
+    if index == 0:
+        raise ConfigError(f"{source}: the {TOUCHING!r} class cannot be the first class (index 0 is background)")
+    return index

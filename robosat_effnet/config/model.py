@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.config.dataset import DatasetConfig
 from robosat_effnet.config.domains import MODEL_DOMAINS
 from robosat_effnet.config.reading import is_number, read_toml, resolve_path
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.models.checkpoint import ModelSpec
 
 log = logging.getLogger("robosat_effnet")
 
@@ -28,6 +28,17 @@ MODEL_KEYS = {
             "warmup": float, "grad_clip": float, "augment": bool, "jitter": float, "gamma": float,
             "gap_weight": float, "gap_px": int},
 }
+
+# The losses [opt] loss may name (robosat's names first); training.losses builds each of them.
+LOSS_NAMES = ("CrossEntropy", "mIoU", "Focal", "Lovasz", "Dice")
+
+
+def canonical_loss(name: str) -> str:
+    """The registry spelling of a loss name (case-insensitive); UnknownNameError lists the valid ones."""
+    for key in LOSS_NAMES:
+        if key.lower() == str(name).strip().lower():
+            return key
+    raise UnknownNameError(f"unknown loss {name!r}; valid: {', '.join(LOSS_NAMES)} ([opt] loss in model.toml)")
 
 
 @dataclass
@@ -125,7 +136,6 @@ def validate_model_config(config: ModelConfig) -> None:
     if config.precision not in PRECISIONS:
         raise ConfigError(f"{where}precision = {config.precision!r} must be one of {', '.join(PRECISIONS)}")
     from robosat_effnet.models import canonical_backbone, list_decoders
-    from robosat_effnet.training.losses import canonical_loss
 
     try:
         canonical_loss(config.loss)  # unknown names raise now, not after the dataset check (or a study's records)

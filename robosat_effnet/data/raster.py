@@ -18,8 +18,9 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from robosat_effnet.data.remote import open_url
 from robosat_effnet.errors import RasterError, TooManyTilesError
-from robosat_effnet.remote import is_url, open_url
+from robosat_effnet.text import is_url
 
 # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps memory bounded on any machine
 # (used only when the user has not set GDAL_CACHEMAX).

@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from robosat_effnet.errors import RasterError
+from robosat_effnet.text import is_url
 
-SCHEMES = ("http://", "https://")
 # GDAL's defaults wait minutes on a dead host and list the server's "folder" before opening a file; these make a
 # failing server a prompt error and opening a COG one request. Set only where the user has not set them.
 GDAL_HTTP_DEFAULTS = {
@@ -27,11 +27,6 @@ GDAL_HTTP_DEFAULTS = {
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": "",
 }
 _HTTP_CODE = re.compile(r"HTTP (?:response )?code:? *(\d{3})", re.IGNORECASE)
-
-
-def is_url(source: object) -> bool:
-    """Whether a command's source is an http(s) URL rather than a local path."""
-    return isinstance(source, str) and source.lower().startswith(SCHEMES)
 
 
 def source_name(source: str | os.PathLike) -> str:

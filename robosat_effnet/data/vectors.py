@@ -66,7 +66,7 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
                            "pass building outlines as polygons")
     array = np.array(geometries, dtype=object)
     if len(array):
-        from robosat_effnet.geo.geojson import check_finite, check_lonlat
+        from robosat_effnet.data.geojson import check_finite, check_lonlat
 
         if path.suffix.lower() not in GEOJSON:  # GeoJSON's coordinates were checked as read (polygon_shape)
             check_finite(array, path, index)
@@ -81,7 +81,7 @@ def read_polygons(path: str | os.PathLike, class_property: str = "class") -> Pol
 
 
 def _geojson_records(path: Path) -> tuple[list, object]:
-    from robosat_effnet.geo.geojson import geojson_crs, polygon_shape, read_geojson
+    from robosat_effnet.data.geojson import geojson_crs, polygon_shape, read_geojson
 
     data, features = read_geojson(path)  # not JSON, nested too deeply, no features: one line
     records = []

@@ -157,7 +157,7 @@ def split_tiles(images: str | os.PathLike, labels: str | os.PathLike, dataset: s
 
 def epochs_done(checkpoint: str | os.PathLike) -> int:
     """Epochs a training checkpoint (e.g. last.pth) has finished; 0 when there is none."""
-    from robosat_effnet.checkpoint import load_checkpoint
+    from robosat_effnet.models.checkpoint import load_checkpoint
     from robosat_effnet.training.resume import check_training_state
 
     if not Path(checkpoint).is_file():

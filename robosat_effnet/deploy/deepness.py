@@ -13,7 +13,7 @@ threshold and takes the argmax. Its settings come from metadata entries whose va
 
 The graph does the checkpoint's own preprocessing (band order, mean and std), so the file needs no
 standardisation entries and Deepness's default channel mapping (red, green, blue) is the right one.
-`robosat_effnet.predict.onnx` runs such files too ("robosat_effnet.graph" = "deepness").
+`robosat_effnet.models.onnx` runs such files too ("robosat_effnet.graph" = "deepness").
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import ConfigError, RobosatEffnetError
 from robosat_effnet.io import read_image
 from robosat_effnet.limits import MAX_AREA_M2, MAX_RESOLUTION_CM, MAX_TILE_SIZE, MIN_RESOLUTION_CM
-from robosat_effnet.predict.onnx import DEEPNESS_KEY, GRAPH_KEY, require
+from robosat_effnet.models.checkpoint import ModelSpec
+from robosat_effnet.models.onnx import DEEPNESS_KEY, GRAPH_KEY, require
 from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.tiles import tile_files
 
@@ -82,7 +82,7 @@ def check_feedable(spec: ModelSpec) -> None:
     if spec.in_channels != 3:
         raise ConfigError(f"the model takes {spec.in_channels} band(s) but Deepness hands a model red, green and "
                           "blue (uint8 / 255): only 3-band RGB models can be exported with --deepness")
-    if spec.bands and sorted(spec.bands) != [1, 2, 3]:  # as predict.onnx.raster_order requires
+    if spec.bands and sorted(spec.bands) != [1, 2, 3]:  # as models.onnx.raster_order requires
         raise ConfigError(f"the model reads raster bands {spec.bands} but Deepness hands a model bands 1, 2 and 3 "
                           "(red, green, blue): only models of those bands can be exported with --deepness")
     if spec.max_value is not None:

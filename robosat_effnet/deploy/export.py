@@ -7,7 +7,7 @@
     export_onnx("checkpoints/best.pth", "deepness.onnx", deepness=True)   # for QGIS's Deepness: see `deepness`
     model, spec = load_onnx("model.onnx", threads=2)          # tensor in, logits out, like the torch network
 
-The file carries the checkpoint's ModelSpec as metadata (see `robosat_effnet.predict.onnx` for the layout),
+The file carries the checkpoint's ModelSpec as metadata (see `robosat_effnet.models.onnx` for the layout),
 so `rs-effnet predict` and `eval` take it where they take a checkpoint and preprocess its inputs the same way.
 """
 
@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robosat_effnet import __version__
-from robosat_effnet.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_from_checkpoint
+from robosat_effnet._version import __version__
 from robosat_effnet.deploy.deepness import (
     DeepnessGraph,
     DeepnessSettings,
@@ -35,8 +34,8 @@ from robosat_effnet.deploy.deepness import (
 )
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
-from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, temp_folder, writing
-from robosat_effnet.predict.onnx import (
+from robosat_effnet.models.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_from_checkpoint
+from robosat_effnet.models.onnx import (
     DIVISOR_KEY,
     FORMAT_KEY,
     INPUT,
@@ -48,7 +47,8 @@ from robosat_effnet.predict.onnx import (
     require,
     to_pixels,
 )
-from robosat_effnet.predict.onnx_kind import check_kind
+from robosat_effnet.models.onnx_kind import check_kind
+from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, temp_folder, writing
 
 __all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "export_onnx", "load_onnx", "read_spec", "summary"]
 

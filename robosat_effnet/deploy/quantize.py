@@ -4,7 +4,7 @@
     quantize_int8("model.onnx", batches, "model-int8.onnx")        # QDQ, per-channel int8 weights
     proto = quantize("model.onnx", batches, keep_float=("Softmax",))  # the same, in memory, softmax in float
 
-The int8 file keeps the fp32 file's metadata (classes, bands, normalisation: see `predict.onnx`) with
+The int8 file keeps the fp32 file's metadata (classes, bands, normalisation: see `models.onnx`) with
 "robosat_effnet.precision" = "int8", so `rs-effnet predict` and `eval` load it as they load the fp32 export.
 Activation ranges come from the calibration tiles, so they should look like what the model will predict.
 `rs-effnet export --int8 --calibration TILES_DIR` runs both steps; `bench.engines` times the result.
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.models.checkpoint import ModelSpec
+from robosat_effnet.models.onnx import INPUT, PRECISION_KEY, require
 from robosat_effnet.outputs import temp_folder, temp_inside, writing
-from robosat_effnet.predict.onnx import INPUT, PRECISION_KEY, require
 from robosat_effnet.tiles import tile_files
 
 DEFAULT_CALIBRATION_TILES = 32

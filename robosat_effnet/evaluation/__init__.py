@@ -1,7 +1,7 @@
 """Evaluation: a checkpoint on labelled tiles, per pixel and per building (the SpaceNet matching protocol).
 
 - `evaluate`: `rs-effnet eval`, tiles predicted as `rs-effnet predict` does and scored against the labels
-  through one confusion matrix (the pixel scores are `robosat_effnet.training.metrics`, which training's
+  through one confusion matrix (the pixel scores are `robosat_effnet.scoring.pixels`, which training's
   validation shares);
 - `objects`: `match(pred, truth, match_iou) -> MatchResult`, the greedy one-to-one matching, and the
   equal-area projection the IoUs are computed in;
@@ -11,6 +11,6 @@
   (the per-building part of `rs-effnet eval`).
 """
 
-from robosat_effnet.evaluation.objects import MatchResult, match
+from robosat_effnet.scoring.objects import MatchResult, match
 
 __all__ = ["MatchResult", "match"]

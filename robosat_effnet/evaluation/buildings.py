@@ -1,6 +1,6 @@
 """Per-building metrics of mask tiles: polygons made exactly as `rs-effnet features` makes them, then matched.
 
-Both the predicted masks and the label masks go through `geo.features.mask_features` (same polygonisation,
+Both the predicted masks and the label masks go through `vectorize.features.mask_features` (same polygonisation,
 same merge across tile borders, same default simplification of one pixel), so a building cut by a tile border
 is one polygon on each side, and the polygons scored are the ones a user would get from `features`.
 They are then matched class by class with the SpaceNet protocol (`objects.match`, in an equal-area CRS).
@@ -19,9 +19,9 @@ import mercantile
 import numpy as np
 
 from robosat_effnet.colors import NODATA_INDEX
-from robosat_effnet.evaluation.objects import MatchResult, as_shown, equal_area_crs, match, project
 from robosat_effnet.io import write_mask
 from robosat_effnet.outputs import temp_folder, writing
+from robosat_effnet.scoring.objects import MatchResult, as_shown, equal_area_crs, match, project
 from robosat_effnet.tiles import tile_files, tile_path
 
 
@@ -29,10 +29,10 @@ def mask_polygons(masks: str | os.PathLike, classes: dict[int, str], min_area: f
                   progress: bool = False, touching: int | None = None) -> dict[str, list]:
     """{class name: lon/lat polygons} of a folder of mask tiles, as `rs-effnet features` makes them.
 
-    `touching`: the index of the band between touching buildings (`geo.split`); blobs are split with it, as
+    `touching`: the index of the band between touching buildings (`vectorize.split`); blobs are split with it, as
     `features` does for a dataset with a class named "touching", and the band itself is not an object class.
     """
-    from robosat_effnet.geo.features import mask_features
+    from robosat_effnet.vectorize.features import mask_features
 
     classes = {i: name for i, name in classes.items() if i != touching}
     result: dict[str, list] = {name: [] for name in classes.values()}
@@ -67,7 +67,7 @@ class BuildingMasks:
     """
 
     def __init__(self, classes: list[str]):
-        from robosat_effnet.geo.split import touching_index
+        from robosat_effnet.config.dataset import touching_index
 
         self.classes = {i: name for i, name in enumerate(classes) if i > 0}  # background is not an object
         self.touching = touching_index(list(classes))  # the band between buildings splits them, as in features

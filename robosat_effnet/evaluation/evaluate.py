@@ -20,9 +20,9 @@ from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_label
 from robosat_effnet.outputs import warn_other_classes
+from robosat_effnet.scoring.pixels import confusion_matrix, scores
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.metrics import confusion_matrix, scores
 
 EXAMPLES = 3  # tiles an error message names
 
@@ -52,7 +52,7 @@ def evaluate(
 
     Per building (unless `match_iou` is None): predicted and label masks are polygonised as `rs-effnet features`
     does (merged across tile borders; polygons under `min_area` m2 dropped) and matched with the SpaceNet
-    protocol (`evaluation.objects`). "buildings" is {class name: {tp, fp, fn, precision, recall, f1, mean_iou}}
+    protocol (`scoring.objects`). "buildings" is {class name: {tp, fp, fn, precision, recall, f1, mean_iou}}
     for every class but the first (background), e.g. result["buildings"]["building"]["f1"]; "match_iou" and
     "building_min_area" record the settings. Masks are made as `predict` makes them: a building only where its
     probability reaches `threshold` (`predict.threshold`), recorded as "mask_threshold"; pixel metrics too.

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from robosat_effnet.errors import ConfigError, DatasetError
-from robosat_effnet.evaluation.objects import MatchResult, as_shown, equal_area_crs, match, project
 from robosat_effnet.evaluation.vectors import Polygons, read_polygons
+from robosat_effnet.scoring.objects import MatchResult, as_shown, equal_area_crs, match, project
 
 log = logging.getLogger("robosat_effnet")
 ALL = "all"

@@ -1,5 +1,5 @@
 """Scoring areas for `score`: a tile folder's footprint, a file's polygons. The polygons themselves are read by
-`robosat_effnet.geo.vectors` (re-exported here: `read_polygons`, `Polygons`)."""
+`robosat_effnet.data.vectors` (re-exported here: `read_polygons`, `Polygons`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robosat_effnet.data.vectors import GEOJSON, POLYGONAL, Polygons, read_polygons
 from robosat_effnet.errors import DatasetError
-from robosat_effnet.geo.vectors import GEOJSON, POLYGONAL, Polygons, read_polygons
 
 __all__ = ["GEOJSON", "POLYGONAL", "Polygons", "polygon_area", "read_polygons", "tiles_area"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from robosat_effnet import __version__
+from robosat_effnet._version import __version__
 from robosat_effnet.errors import CheckpointError, WeightsError
 from robosat_effnet.io import atomic_path, file_problem, load_failure
 from robosat_effnet.limits import MAX_DECODER_CHANNELS, MAX_TILE_SIZE, normalisation_problem

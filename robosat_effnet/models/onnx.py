@@ -16,7 +16,7 @@ An exported file (written by `robosat_effnet.deploy.export.export_onnx`) describ
     probs = Predictor(model)(batch)           # or through the predictor, as a checkpoint would be
 
 Loading is as careful as loading a checkpoint: a file without our metadata, a corrupt one, one whose graph is not
-the kind its metadata names (`predict.onnx_kind`), or one whose tensors live in external files outside its own
+the kind its metadata names (`models.onnx_kind`), or one whose tensors live in external files outside its own
 folder is refused with one line, before onnxruntime sees it.
 """
 
@@ -34,10 +34,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from robosat_effnet.checkpoint import FORMAT, ModelSpec
 from robosat_effnet.errors import CheckpointError, ConfigError, MissingDependencyError
+from robosat_effnet.models.checkpoint import FORMAT, ModelSpec
+from robosat_effnet.models.onnx_kind import any_size, check_kind
 from robosat_effnet.models.segmentation import check_size
-from robosat_effnet.predict.onnx_kind import any_size, check_kind
 
 log = logging.getLogger("robosat_effnet")
 

@@ -1,6 +1,6 @@
 """What an exported graph computes, read from its nodes, against what its metadata says it computes.
 
-`rs-effnet export` writes two kinds of graph ("robosat_effnet.graph", see `robosat_effnet.predict.onnx`):
+`rs-effnet export` writes two kinds of graph ("robosat_effnet.graph", see `robosat_effnet.models.onnx`):
 
     network:  normalised inputs of any size (multiples of 32) in, logits out
     deepness: raster bands 1-3 scaled to 0..1, tiles of a fixed size in; the checkpoint's (x - mean) / std as the
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.errors import CheckpointError
+from robosat_effnet.models.checkpoint import ModelSpec
 
 PASS_THROUGH = ("QuantizeLinear", "DequantizeLinear")  # int8 files wrap tensors in these: the value is the same
 TOLERANCE = 1e-5  # mean and std are float32 in the graph, float64 in the metadata

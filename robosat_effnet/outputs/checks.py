@@ -11,7 +11,7 @@ from pathlib import Path
 
 from robosat_effnet.errors import OutputError
 from robosat_effnet.outputs.temp import sweep_temp, temp_path
-from robosat_effnet.remote import is_url
+from robosat_effnet.text import is_url
 
 
 def check_separate(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from robosat_effnet import __version__
+from robosat_effnet._version import __version__
 from robosat_effnet.errors import OutputError
 from robosat_effnet.outputs.checks import check_writable, plain_folder, write_text, writing
 from robosat_effnet.outputs.temp import is_temp, sweep_temp
-from robosat_effnet.remote import is_url
+from robosat_effnet.text import is_url
 
 RECORD = ".rs-effnet.json"
 log = logging.getLogger("robosat_effnet")

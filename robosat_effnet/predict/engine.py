@@ -6,7 +6,7 @@ autocast instead (weights stay float32; on CPU with channels_last, the layout on
 `precision="fp32"` in float32 everywhere. Inputs whose sides are not multiples
 of the network's total stride (32) are mirror-padded at the bottom/right and the output cropped,
 so the stride grid stays aligned with the input's top-left corner (and with the tile grid).
-An exported `.onnx` model (`predict.onnx.OnnxModel`) takes the network's place unchanged; onnxruntime
+An exported `.onnx` model (`models.onnx.OnnxModel`) takes the network's place unchanged; onnxruntime
 then runs the file's own precision and layout, so autocast and channels_last are left off for it
 (an int8 file comes from `rs-effnet export --int8`; asking it for bf16 is an error).
 """
@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import PRECISIONS  # what callers may ask for; None keeps the device's default
+from robosat_effnet.data.transforms import DIHEDRAL, dihedral
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.predict.onnx import OnnxModel, load_onnx
-from robosat_effnet.training.transforms import DIHEDRAL, dihedral
+from robosat_effnet.models.checkpoint import ModelSpec, load_model
+from robosat_effnet.models.onnx import OnnxModel, load_onnx
 
 # checkpoint path (.pth, or .onnx run by onnxruntime), model, or (model, ModelSpec)
 ModelLike = str | os.PathLike | nn.Module | tuple

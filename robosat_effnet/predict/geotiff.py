@@ -34,8 +34,17 @@ from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
 from torch.utils.data import Dataset
 
-from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.data.raster import (
+    alpha_band,
+    choose_bands,
+    footprint_tiles,
+    gdal_env,
+    open_scene,
+    unreadable_error,
+)
+from robosat_effnet.data.transforms import fill_nodata, to_tensor
 from robosat_effnet.errors import RasterError
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
 from robosat_effnet.predict.engine import (
     ModelLike,
@@ -46,18 +55,9 @@ from robosat_effnet.predict.engine import (
     resolve_model,
 )
 from robosat_effnet.predict.mirror import mirror_sources
-from robosat_effnet.predict.raster import (
-    alpha_band,
-    choose_bands,
-    footprint_tiles,
-    gdal_env,
-    open_scene,
-    unreadable_error,
-)
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
-from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 MERCATOR = "EPSG:3857"
 

@@ -26,15 +26,15 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.colors import NODATA_INDEX, to_rgb
+from robosat_effnet.data.raster import choose_bands, gdal_env, open_scene, unreadable_error
+from robosat_effnet.data.transforms import fill_nodata, to_tensor
 from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
 from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
-from robosat_effnet.predict.raster import choose_bands, gdal_env, open_scene, unreadable_error
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes_numpy
-from robosat_effnet.training.transforms import fill_nodata, to_tensor
 
 
 def window_offsets(size: int, window: int, stride: int) -> list[int]:

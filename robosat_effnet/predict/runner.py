@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from robosat_effnet.checkpoint import ModelSpec
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import write_error
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import Predictor

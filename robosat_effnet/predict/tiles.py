@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from robosat_effnet.checkpoint import ModelSpec
+from robosat_effnet.data.transforms import fill_nodata, select_bands, to_tensor
 from robosat_effnet.errors import ConfigError, DatasetError, RobosatEffnetError
 from robosat_effnet.io import read_alpha, read_image
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
 from robosat_effnet.predict.context import buffer_tile
 from robosat_effnet.predict.engine import (
@@ -32,7 +33,6 @@ from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
 from robosat_effnet.tiles import neighbours, tile_files
-from robosat_effnet.training.transforms import fill_nodata, select_bands, to_tensor
 
 ALPHA_EXTENSIONS = {".png", ".webp"}
 

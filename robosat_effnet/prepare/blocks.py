@@ -80,7 +80,7 @@ def uncertainty(probabilities: str | os.PathLike, tiles: Iterable[mercantile.Til
     0 where the model is sure of every pixel (p = 0 or 1), 1 where every pixel is a coin toss. Raises
     DatasetError when the folder holds none of the tiles.
     """
-    from robosat_effnet.predict.writer import read_probability
+    from robosat_effnet.data.probabilities import read_probability
     from robosat_effnet.tiles import tile_files
 
     found = tile_files(probabilities, {".png"})

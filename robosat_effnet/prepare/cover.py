@@ -16,10 +16,17 @@ from pathlib import Path
 import mercantile
 import numpy as np
 
+from robosat_effnet.data.geojson import POLYGONAL, check_finite, check_lonlat, geojson_crs, polygon_shape, read_geojson
 from robosat_effnet.errors import ConfigError, DatasetError, TooManyTilesError
-from robosat_effnet.geo.geojson import POLYGONAL, check_finite, check_lonlat, geojson_crs, polygon_shape, read_geojson
-from robosat_effnet.geo.tile import DEFAULT_MAX_TILES, MAX_LATITUDE, count_tiles, open_raster, read_tile, scene_bounds
 from robosat_effnet.limits import MAX_ZOOM
+from robosat_effnet.prepare.tile import (
+    DEFAULT_MAX_TILES,
+    MAX_LATITUDE,
+    count_tiles,
+    open_raster,
+    read_tile,
+    scene_bounds,
+)
 
 GEOJSON = (".geojson", ".json")
 MAX_BUFFER = 64  # rings of context tiles: each costs (2N + 1)^2 tiles per tile at worst
@@ -84,7 +91,7 @@ def read_area(path: str | os.PathLike):
 def _ogr_polygons(path: Path):
     import warnings
 
-    from robosat_effnet.geo.footprints import require
+    from robosat_effnet.extras import require_footprints as require
 
     geopandas, _ = require(f"reading {path.suffix or 'this file'}")
     import pyogrio.errors

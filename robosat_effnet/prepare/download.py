@@ -17,10 +17,10 @@ from pathlib import Path
 import mercantile
 
 from robosat_effnet.errors import ConfigError, DatasetError
-from robosat_effnet.geo.fetch import Pace, check_template, fetch, image_problem, make_session, tile_url
 from robosat_effnet.io import atomic_path
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, writing
+from robosat_effnet.prepare.fetch import Pace, check_template, fetch, image_problem, make_session, tile_url
 from robosat_effnet.tiles import read_tiles_csv, tile_path, write_tiles_csv
 
 MISSING_CSV = "missing.csv"

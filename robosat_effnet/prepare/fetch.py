@@ -17,7 +17,7 @@ from io import BytesIO
 
 import mercantile
 
-from robosat_effnet import __version__
+from robosat_effnet._version import __version__
 from robosat_effnet.errors import ConfigError
 
 PLACEHOLDERS = ("{z}", "{x}", "{y}", "{-y}", "{quadkey}")

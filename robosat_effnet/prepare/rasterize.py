@@ -14,8 +14,8 @@ from pathlib import Path
 import mercantile
 import numpy as np
 
+from robosat_effnet.data.geojson import POLYGONAL, check_lonlat, geojson_crs, polygon_shape, read_geojson
 from robosat_effnet.errors import ConfigError, DatasetError, UnknownNameError
-from robosat_effnet.geo.geojson import POLYGONAL, check_lonlat, geojson_crs, polygon_shape, read_geojson
 from robosat_effnet.io import write_mask
 from robosat_effnet.limits import MAX_TOUCHING_PX
 from robosat_effnet.outputs import writing
@@ -60,7 +60,7 @@ def load_label_shapes(
     import shapely
     from pyproj import Transformer
 
-    from robosat_effnet.geo.split import touching_index
+    from robosat_effnet.config.dataset import touching_index
 
     path = Path(path)
     data, features = read_geojson(path)
@@ -145,7 +145,7 @@ def burn_tile(shapes: LabelShapes, indices: np.ndarray, tile: mercantile.Tile, s
     """The label array of one tile: class indices of the polygons `indices` burnt on background 0."""
     from rasterio.features import rasterize
 
-    from robosat_effnet.geo.tile import tile_transform
+    from robosat_effnet.prepare.tile import tile_transform
 
     height, width = size
     mask = np.zeros((height, width), dtype=np.uint8)
@@ -172,7 +172,7 @@ def rasterize_geojson(
     """Write `out/z/x/y.png` palette labels for every tile in `tiles` ({tile: (height, width)}).
 
     `touching_px` > 0 also burns the class named "touching" (which `classes` must hold) on building pixels
-    within that many px of another polygon (`geo.split.burn_touching`), to keep touching buildings apart.
+    within that many px of another polygon (`vectorize.split.burn_touching`), to keep touching buildings apart.
 
     Raises DatasetError (before writing anything) when no polygon touches any of the tiles,
     which almost always means a wrong CRS or the wrong area/zoom. `before_writing` runs once the input
@@ -182,7 +182,8 @@ def rasterize_geojson(
 
     if not tiles:
         raise DatasetError("no tiles to rasterize; pass --tiles with a slippy-map folder or a non-empty tiles.csv")
-    from robosat_effnet.geo.split import burn_touching, require_touching
+    from robosat_effnet.config.dataset import require_touching
+    from robosat_effnet.prepare.touching import burn_touching
 
     if not 0 <= touching_px <= MAX_TOUCHING_PX:
         raise ConfigError(f"touching px {touching_px} is out of range; use 0 (off) to {MAX_TOUCHING_PX}, e.g. 2")

@@ -18,11 +18,12 @@ from pathlib import Path
 import mercantile
 import numpy as np
 
+from robosat_effnet.data.remote import open_url
 from robosat_effnet.errors import ConfigError, RasterError, TooManyTilesError
 from robosat_effnet.io import atomic_path, write_image
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_ZOOM
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles, writing
-from robosat_effnet.remote import is_url, open_url
+from robosat_effnet.text import is_url
 from robosat_effnet.tiles import tile_path, write_tiles_csv
 
 WEB_MERCATOR = "EPSG:3857"

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from robosat_effnet.data.vectors import equal_area_crs, project  # noqa: F401  (re-exported: score, view)
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.geo.vectors import equal_area_crs, project  # noqa: F401  (re-exported: score, view)
 
 TIE = 1e-6  # an IoU this close below the threshold counts as at it (see the module docstring)
 

@@ -19,11 +19,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from robosat_effnet.checkpoint import load_checkpoint
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.evaluation.evaluate import evaluate, to_json
 from robosat_effnet.io import atomic_path
+from robosat_effnet.models.checkpoint import load_checkpoint
 from robosat_effnet.study.recipe import RunKey, fresh_name, read_json, weights_file, weights_label, write_json
 from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.training.loop import train

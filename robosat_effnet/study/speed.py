@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from robosat_effnet.bench.timing import interleaved_timings, multiply_adds
-from robosat_effnet.checkpoint import ModelSpec, load_model
 from robosat_effnet.config import DatasetConfig
+from robosat_effnet.models.checkpoint import ModelSpec, load_model
 from robosat_effnet.study.recipe import read_json, write_json
 from robosat_effnet.training.datasets import SegmentationTiles, find_samples
 

@@ -23,13 +23,13 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from robosat_effnet.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from robosat_effnet.config import DatasetConfig
+from robosat_effnet.data.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image, read_label
+from robosat_effnet.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from robosat_effnet.outputs import warn_other_classes
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
 
 log = logging.getLogger("robosat_effnet")
 

@@ -1,7 +1,7 @@
 """One pass over the data: a training epoch (forward, loss, backward, step) or a validation pass.
 
 Both return the mean loss per tile and the confusion matrix, each summed over DistributedDataParallel
-ranks; scores are derived from the confusion matrix afterwards (robosat_effnet.training.metrics).
+ranks; scores are derived from the confusion matrix afterwards (robosat_effnet.scoring.pixels).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from robosat_effnet.errors import DivergedError
+from robosat_effnet.scoring.pixels import confusion_matrix
 from robosat_effnet.training.distributed import DistInfo, all_reduce_sum
-from robosat_effnet.training.metrics import confusion_matrix
 
 LOWER_LR = "lower lr (and encoder_lr) in model.toml (or --lr); nothing of this epoch was saved"
 

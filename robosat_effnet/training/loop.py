@@ -29,16 +29,17 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from robosat_effnet.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_config, load_model_config, spec_from_configs
+from robosat_effnet.config.model import canonical_loss
 from robosat_effnet.errors import CheckpointError, ConfigError
+from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
+from robosat_effnet.scoring.pixels import scores
 from robosat_effnet.training.datasets import SPLITS, Sample, SegmentationTiles, check_dataset, check_samples
 from robosat_effnet.training.distributed import DistInfo, ShardSampler, init_distributed, shutdown, synchronize
 from robosat_effnet.training.engine import Engine, check_finite
 from robosat_effnet.training.history import plot, write_csv
-from robosat_effnet.training.losses import WEIGHTED, build_loss, canonical_loss
-from robosat_effnet.training.metrics import scores
+from robosat_effnet.training.losses import WEIGHTED, build_loss
 from robosat_effnet.training.optim import lr_factor, param_groups
 from robosat_effnet.training.resume import check_training_state, restore
 from robosat_effnet.training.retention import copy_checkpoint, epoch_file, remove_epoch_files, retained

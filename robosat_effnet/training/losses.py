@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robosat_effnet.errors import MissingDependencyError, UnknownNameError
+from robosat_effnet.config.model import LOSS_NAMES, canonical_loss
+from robosat_effnet.errors import MissingDependencyError
 
 
 class CrossEntropyLoss(nn.Module):
@@ -109,7 +110,7 @@ def jaccard_gradient(sorted_truth: torch.Tensor) -> torch.Tensor:
     return torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
 
 
-# name -> factory(class weights tensor or None, gamma); robosat's names first.
+# name -> factory(class weights tensor or None, gamma); the names are config.model.LOSS_NAMES, in that order.
 LOSSES: dict[str, Callable[[torch.Tensor | None, float], nn.Module]] = {
     "CrossEntropy": lambda weight, gamma: CrossEntropyLoss(weight),
     "mIoU": lambda weight, gamma: MeanIoULoss(weight),
@@ -117,15 +118,8 @@ LOSSES: dict[str, Callable[[torch.Tensor | None, float], nn.Module]] = {
     "Lovasz": lambda weight, gamma: LovaszHingeLoss(),
     "Dice": lambda weight, gamma: DiceLoss(),
 }
+assert tuple(LOSSES) == LOSS_NAMES, "config.model.LOSS_NAMES must name the losses built here"
 WEIGHTED = {"CrossEntropy", "mIoU", "Focal"}  # the losses that use dataset.toml's [weights]
-
-
-def canonical_loss(name: str) -> str:
-    """The registry spelling of a loss name (case-insensitive); UnknownNameError lists the valid ones."""
-    for key in LOSSES:
-        if key.lower() == str(name).strip().lower():
-            return key
-    raise UnknownNameError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)} ([opt] loss in model.toml)")
 
 
 def build_loss(name: str, weights: Sequence[float] | None = None, gamma: float = 2.0, gap_weight: float = 0.0,

@@ -7,7 +7,7 @@ A predicted polygon is *already mapped* when existing buildings cover more than 
 
     ratio = area(predicted ∩ union of the existing polygons it touches) / area(predicted)
 
-measured in a Lambert azimuthal equal-area CRS centred on the data (`geo.vectors.equal_area_crs`), where areas are
+measured in a Lambert azimuthal equal-area CRS centred on the data (`data.vectors.equal_area_crs`), where areas are
 true. Intersection over the *predicted* area rather than IoU: a predicted outline inside a larger mapped one (a
 wing, a part of a block) is mapped, and one shifted by the imagery's offset against OSM still counts as covered;
 a large predicted blob that reaches into one mapped building by a little stays new. The existing buildings
@@ -15,7 +15,7 @@ are found with an STRtree, so each predicted polygon is tested against its neigh
 
 PRED and EXISTING are GeoJSON or GeoPackage (any vector file GDAL reads, with its CRS); EXISTING may also be an
 OSM extract (.osm, .osm.pbf, read with pyosmium). OUT's extension picks what is written: .osm (for JOSM, see
-`geo.osm`), .geojson / .json or .gpkg (as `features` writes them, class "building").
+`vectorize.osm`), .geojson / .json or .gpkg (as `features` writes them, class "building").
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from robosat_effnet.data.vectors import equal_area_crs, project, read_polygons
 from robosat_effnet.errors import ConfigError, DatasetError
-from robosat_effnet.geo.features import Feature
-from robosat_effnet.geo.osm import check_source, is_osm, read_osm_buildings, write_josm
-from robosat_effnet.geo.vectors import equal_area_crs, project, read_polygons
 from robosat_effnet.outputs import check_separate, writing
+from robosat_effnet.vectorize.features import Feature
+from robosat_effnet.vectorize.osm import check_source, is_osm, read_osm_buildings, write_josm
 
 DEFAULT_OVERLAP = 0.3
 COMMAND = "conflate"
@@ -51,7 +51,7 @@ class ConflateReport:
 
 def read_buildings(path: str | os.PathLike) -> np.ndarray:
     """Lon/lat polygons of a file: an OSM extract's buildings, or a vector file's polygons; MultiPolygons are split
-    into their parts. One DatasetError line for what cannot be read (`geo.vectors.read_polygons`)."""
+    into their parts. One DatasetError line for what cannot be read (`data.vectors.read_polygons`)."""
     import shapely
 
     geometries = read_osm_buildings(path) if is_osm(path) else read_polygons(path).geometries
@@ -79,8 +79,8 @@ def overlap_ratios(predicted: np.ndarray, existing: np.ndarray) -> np.ndarray:
 
 def check_output(out: str | os.PathLike) -> None:
     """Before any work: OUT's format is known and its libraries installed, and OUT is new or conflate's own."""
-    from robosat_effnet.geo.output import check_output as check_vector_output
     from robosat_effnet.outputs import claim_output
+    from robosat_effnet.vectorize.output import check_output as check_vector_output
 
     out = Path(out)
     if out.suffix.lower() not in OUTPUTS:
@@ -116,7 +116,7 @@ def conflate_files(pred: str | os.PathLike, existing: str | os.PathLike, out: st
         with writing(out):
             write_josm(out, new, source=source, command=COMMAND)
     else:
-        from robosat_effnet.geo.output import write_features
+        from robosat_effnet.vectorize.output import write_features
 
         areas = shapely.area(project(new, equal_area_crs(new))) if len(new) else []
         write_features(out, [Feature(g, "building", float(a)) for g, a in zip(new, areas, strict=True)],

@@ -82,13 +82,13 @@ def class_polygons(masks: dict[mercantile.Tile, Path], indices: list[int], progr
                    touching: int | None = None) -> tuple[dict[int, np.ndarray], float]:
     """Polygons of each class in `indices` over the mask tiles, merged across tile borders, in EPSG:3857.
 
-    With `touching` (the index of the band between touching buildings, see `geo.split`), each class's blobs
+    With `touching` (the index of the band between touching buildings, see `vectorize.split`), each class's blobs
     are split into one polygon per building first. Returns ({index: array of shapely Polygons}, the finest
     zoom's pixel size in web-mercator metres).
     """
     import shapely
 
-    from robosat_effnet.geo.split import instance_polygons, merge_across_tiles, split_buildings
+    from robosat_effnet.vectorize.split import instance_polygons, merge_across_tiles, split_buildings
 
     # (class, zoom, tile size) -> (polygons inside their tile, polygons touching a tile edge, their tiles)
     groups: dict[tuple[int, int, int], tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
@@ -148,8 +148,8 @@ def mask_features(
     `min_area` (m2, true ellipsoidal area) drops specks; `simplify` is a Douglas-Peucker tolerance in
     metres on the ground (None: one pixel of the finest zoom, the least that straightens a 45-degree pixel
     staircase, while corners stay; 0: no simplification). `zoom` restricts the input to the tiles of one zoom.
-    `touching`: the class index of the band between touching buildings (`geo.split`): blobs are split into one
-    polygon per building. `regularize` squares each outline to its own axes (`geo.footprints`) with `tolerance`
+    `touching`: the class index of the band between touching buildings (`vectorize.split`): blobs are split into one
+    polygon per building. `regularize` squares each outline to its own axes (`vectorize.footprints`) with `tolerance`
     metres on the ground (None: 1.5 pixels of the finest zoom), with 45-degree edges if `diagonals`.
     `probabilities` {class index: slippy-map folder of probability tiles} gives each feature a score, and
     `min_score` then drops the polygons the model is less sure of (a mean probability below it).
@@ -195,7 +195,7 @@ def mask_features(
                 continue
             report.features.append(Feature(geometry, name, area))
     if regularize and report.features:
-        from robosat_effnet.geo.footprints import ground_pixel, regularize_features
+        from robosat_effnet.vectorize.footprints import ground_pixel, regularize_features
 
         if tolerance is None:
             latitude = float(np.mean([f.geometry.centroid.y for f in report.features]))
@@ -221,8 +221,8 @@ def polygon_scores(geometries: list, folder: str | os.PathLike, tiles: set[merca
     from pyproj import Transformer
     from rasterio.features import rasterize
 
-    from robosat_effnet.geo.tile import tile_transform
-    from robosat_effnet.predict.writer import read_probability
+    from robosat_effnet.data.probabilities import read_probability
+    from robosat_effnet.prepare.tile import tile_transform
 
     found = {t: p for t, p in tile_files(folder, {".png"}).items() if t in tiles}
     if geometries and not found:

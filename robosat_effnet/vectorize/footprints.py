@@ -26,23 +26,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from robosat_effnet.errors import MissingDependencyError
+from robosat_effnet.extras import require_footprints as require
 
 log = logging.getLogger("robosat_effnet")
 
-FOOTPRINTS_EXTRA = "pip install robosat_effnet[footprints]"
 CHUNK = 500  # polygons per call of the regulariser: a progress step, and the memory of one GeoDataFrame
-
-
-def require(what: str):
-    """Import geopandas and buildingregulariser, or raise a MissingDependencyError naming the extra."""
-    try:
-        import buildingregulariser
-        import geopandas
-    except ImportError as e:
-        raise MissingDependencyError(f"{what} needs {e.name or 'geopandas'} (the footprints extra): "
-                                     f"{FOOTPRINTS_EXTRA}") from None
-    return geopandas, buildingregulariser
 
 
 def utm_epsg(lon: float, lat: float) -> int:
@@ -170,7 +158,7 @@ def square_diagonals(polygon, original, direction: float, angle_tolerance: float
 
 def regularize_features(features: list, tolerance: float = 0.3, diagonals: bool = True, circles: bool = True,
                         workers: int = 1, progress: bool = False) -> list:
-    """`regularize_polygons` over `geo.features.Feature`s: same class and score, area_m2 measured again."""
+    """`regularize_polygons` over `vectorize.features.Feature`s: same class and score, area_m2 measured again."""
     from pyproj import Geod
 
     geod = Geod(ellps="WGS84")

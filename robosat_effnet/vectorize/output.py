@@ -1,6 +1,6 @@
 """Where `features` writes: GeoJSON or GeoPackage, chosen by the output's extension.
 
-GeoJSON (`.geojson`, `.json`) is written by `geo.features.write_geojson` (RFC 7946, no extra dependency);
+GeoJSON (`.geojson`, `.json`) is written by `vectorize.features.write_geojson` (RFC 7946, no extra dependency);
 GeoPackage (`.gpkg`, what QGIS and JOSM's OpenData plugin open) through geopandas and pyogrio, the footprints
 extra. Both are written to a temp name and renamed, and both hold the same properties (`class`, `area_m2`, and
 `score` when probabilities were given) on lon/lat (EPSG:4326) polygons.
@@ -12,15 +12,15 @@ import os
 from pathlib import Path
 
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.geo.features import Feature, properties, write_geojson
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import claim_output, mark_text, write_error, writing
+from robosat_effnet.vectorize.features import Feature, properties, write_geojson
 
 
 def write_geopackage(path: str | os.PathLike, features: list[Feature], command: str = "features") -> Path:
     """Write features as a GeoPackage (one layer named after the file, EPSG:4326, marked as `command`'s),
     atomically."""
-    from robosat_effnet.geo.footprints import require
+    from robosat_effnet.extras import require_footprints as require
 
     geopandas, _ = require("a .gpkg output")
     path = Path(path)
@@ -65,7 +65,7 @@ def check_output(path: str | os.PathLike, command: str = "features") -> None:
     """Before any work: the format is known, its libraries are installed and the folder is writable (or can be made)."""
     path = Path(path)
     if output_writer(path) is write_geopackage:
-        from robosat_effnet.geo.footprints import require
+        from robosat_effnet.extras import require_footprints as require
 
         require("a .gpkg output")
     if path.is_dir():

@@ -1,10 +1,8 @@
-"""Buildings that touch: the "touching" label class, and splitting merged blobs into one polygon per building.
+"""Buildings that touch: splitting merged blobs into one polygon per building.
 
 Neighbours that share a wall merge into one blob in a building mask. `rasterize --touching-px N` burns an extra
-class, named `touching` in dataset.toml (e.g. ``classes = ["background", "building", "touching"]``), on every
-building pixel that lies within N px of a *different* building, so the wall between neighbours becomes a band of
-its own class (only building pixels: the gap between buildings stays background, so areas are not inflated). A
-model trained on such labels predicts the band, and `features` puts the buildings back together: the connected
+class, `touching`, on the building pixels near another building (`robosat_effnet.prepare.touching`); a model
+trained on such labels predicts the band, and `features` puts the buildings back together here: the connected
 parts of the building class are the seeds, and a watershed over building + touching pixels (flooding by distance
 to the nearest seed) gives every band pixel to its nearest building.
 
@@ -18,74 +16,7 @@ from __future__ import annotations
 import mercantile
 import numpy as np
 
-from robosat_effnet.errors import ConfigError, MissingDependencyError
-from robosat_effnet.geo.footprints import FOOTPRINTS_EXTRA
-
-TOUCHING = "touching"  # the class name that dataset.toml uses for the band between touching buildings
-
-
-def touching_index(classes: list[str]) -> int | None:
-    """The index of the class named "touching" (any case) in a dataset's classes, or None."""
-    names = [str(c).lower() for c in classes]
-    return names.index(TOUCHING) if TOUCHING in names else None
-
-
-def require_touching(classes: list[str], source: object = "dataset.toml") -> int:
-    """The touching class index, or a ConfigError saying how to declare it."""
-    index = touching_index(classes)
-    if index is None:
-        raise ConfigError(f"--touching-px needs a class named {TOUCHING!r} in {source} (its classes are "
-                          f"{', '.join(classes)}); add it, e.g. classes = [\"background\", \"building\", \"touching\"] "
-                          "with a third colour")
-    if index == 0:
-        raise ConfigError(f"{source}: the {TOUCHING!r} class cannot be the first class (index 0 is background)")
-    return index
-
-
-def _ndimage():
-    try:
-        from scipy import ndimage
-    except ImportError:
-        raise MissingDependencyError(f"touching buildings need scipy and scikit-image: {FOOTPRINTS_EXTRA}") from None
-    return ndimage
-
-
-def disk(radius: int) -> np.ndarray:
-    """Boolean (2r+1)^2 footprint of the pixels within `radius` px (Euclidean) of the centre."""
-    r = np.arange(-radius, radius + 1)
-    return r[:, None] ** 2 + r[None, :] ** 2 <= radius**2
-
-
-def touching_band(ids: np.ndarray, radius: int) -> np.ndarray:
-    """Pixels of a building (id > 0) that have a pixel of another building (another id) within `radius` px."""
-    ndimage = _ndimage()
-    footprint = disk(radius)
-    highest = ndimage.maximum_filter(ids, footprint=footprint, mode="constant", cval=0)
-    none = np.iinfo(ids.dtype).max
-    lowest = ndimage.minimum_filter(np.where(ids > 0, ids, none), footprint=footprint, mode="constant", cval=none)
-    return (ids > 0) & (lowest < highest)
-
-
-def burn_touching(mask: np.ndarray, geometries: np.ndarray, tile: mercantile.Tile, radius: int,
-                  index: int) -> np.ndarray:
-    """Set `index` on the building pixels of `mask` within `radius` px of another of `geometries` (EPSG:3857).
-
-    The buildings are burnt with a margin of `radius` px around the tile, so a neighbour on the next tile counts.
-    """
-    from rasterio.features import rasterize
-
-    from robosat_effnet.geo.tile import tile_transform
-
-    if radius <= 0 or len(geometries) < 2:
-        return mask
-    height, width = mask.shape
-    transform = tile_transform(tile, width, height)
-    margin = transform @ transform.translation(-radius, -radius)  # the same grid, shifted by `radius` px
-    ids = rasterize(((g, i + 1) for i, g in enumerate(geometries)), out_shape=(height + 2 * radius,
-                    width + 2 * radius), transform=margin, dtype=np.int32)
-    band = touching_band(ids, radius)[radius:radius + height, radius:radius + width]
-    mask[band & (mask != 0)] = index
-    return mask
+from robosat_effnet.extras import require_ndimage
 
 
 def split_buildings(mask: np.ndarray, index: int, touching: int) -> np.ndarray:
@@ -95,7 +26,7 @@ def split_buildings(mask: np.ndarray, index: int, touching: int) -> np.ndarray:
     over building + touching pixels, flooding in order of distance to the seeds). A part of the band with no seed
     next to it (a building too small to keep an interior) becomes a building of its own.
     """
-    ndimage = _ndimage()
+    ndimage = require_ndimage("touching buildings")
     from skimage.segmentation import watershed
 
     building, region = mask == index, (mask == index) | (mask == touching)

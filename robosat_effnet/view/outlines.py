@@ -39,7 +39,7 @@ def match_outlines(pred: dict, truth: dict, match_iou: float) -> None:
     by the SpaceNet matching that `rs-effnet score` reports (in an equal-area CRS, so IoUs are true)."""
     from shapely.geometry import shape
 
-    from robosat_effnet.evaluation.objects import equal_area_crs, match, project
+    from robosat_effnet.scoring.objects import equal_area_crs, match, project
 
     pred_shapes = [shape(f["geometry"]) for f in pred["features"]]
     true_shapes = [shape(f["geometry"]) for f in truth["features"]]
