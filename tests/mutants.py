@@ -96,7 +96,7 @@ MUTANTS = [
            "return ordered[index::count]",
            "return ordered[index::max(1, count - 1)]",
            ("tests/test_properties.py",)),
-    Mutant("quantisation truncates", "robosat_effnet/predict/writer.py",
+    Mutant("quantisation truncates", "robosat_effnet/data/probabilities.py",
            "return (probabilities.float() * LEVELS).round_().clamp_(0, LEVELS).to(torch.uint8)",
            "return (probabilities.float() * LEVELS).clamp_(0, LEVELS).to(torch.uint8)",
            ("tests/test_properties.py",)),

@@ -1,11 +1,16 @@
 """The package's import graph runs one way: no module imports, even lazily inside a function, a module that
 imports it back (directly or through others), and no stage of the pipeline imports a later one (models never
 import training, training never imports predict, nothing imports cli). A package may import its own submodules
-(re-exports)."""
+(re-exports). The order is docs/architecture.md's.
+
+    .venv/bin/python tests/test_import_graph.py     # the graph's shape: modules, arrows, longest chain, rooms, floors
+"""
 
 from __future__ import annotations
 
 import ast
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "robosat_effnet"
@@ -68,7 +73,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# The stages in the order data flows through them (DESIGN.md): a module may import its own stage and the stages
+# The stages in the order data flows through them (docs/architecture.md): a module may import its own stage and the stages
 # before it, never a later one. A name stands for that module and everything under it; the longest one applies.
 STAGES = [
     # the base every stage stands on: exceptions, maxima, atomic I/O, slippy-map files, palettes, output checks
@@ -136,3 +141,63 @@ def test_an_upward_import_is_found():
     assert found == {("robosat_effnet.models.weights", "robosat_effnet.training.loop"),
                      ("robosat_effnet.training.loop", "robosat_effnet.predict.engine"),
                      ("robosat_effnet.prepare.tile", "robosat_effnet.cli.options")}
+
+
+# The graph's shape when the layout of docs/architecture.md landed (issue 30); it may shrink, not grow, unnoticed.
+# Before it: 126 modules, 454 arrows, a longest chain of 13 modules, 26 rooms with 143 arrows between them and a
+# circle through the package root (io -> outputs -> __version__ in the root -> models -> io).
+LONGEST_CHAIN = 13  # modules, cli.bench -> ... -> errors
+FLOORS = 8  # rooms on the longest chain of rooms, the base counted as one room
+
+
+def room(module: str) -> str:
+    """A module's room: its top-level package or module under robosat_effnet; the base modules are one room."""
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else "base"
+    return "base" if stage(".".join(parts[:2])) == 0 else name
+
+
+def room_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    rooms: dict[str, set[str]] = {room(m): set() for m in graph}
+    for a, targets in graph.items():
+        rooms[room(a)] |= {room(b) for b in targets if room(b) != room(a)}
+    return rooms
+
+
+def longest_chain(graph: dict[str, set[str]]) -> list[str]:
+    """The longest path of arrows through an acyclic graph (the height of the house)."""
+
+    @lru_cache(maxsize=None)
+    def height(node: str) -> int:
+        return 1 + max((height(n) for n in graph[node]), default=0)
+
+    chain = [max(sorted(graph), key=height)]
+    while graph[chain[-1]]:
+        chain.append(max(sorted(graph[chain[-1]]), key=height))
+    return chain
+
+
+def report(graph: dict[str, set[str]]) -> dict:
+    rooms = room_graph(graph)
+    return {"modules": len(graph), "arrows": sum(map(len, graph.values())), "longest chain": longest_chain(graph),
+            "rooms": len(rooms), "room arrows": sum(map(len, rooms.values())), "floors": longest_chain(rooms),
+            "back-up arrows": len(upward_imports(graph)), "circles": len(cycles(graph)) + len(cycles(rooms))}
+
+
+def test_the_house_stays_low():
+    shape = report(import_graph())
+    assert (shape["back-up arrows"], shape["circles"]) == (0, 0)
+    assert len(shape["longest chain"]) <= LONGEST_CHAIN, " -> ".join(shape["longest chain"])
+    assert len(shape["floors"]) <= FLOORS, " -> ".join(shape["floors"])
+
+
+def test_a_longer_chain_is_measured():
+    chain = longest_chain({"a": {"b", "c"}, "b": {"c"}, "c": {"d"}, "d": set()})
+    assert chain == ["a", "b", "c", "d"]
+
+
+if __name__ == "__main__":
+    shape = report(import_graph())
+    for key, value in shape.items():
+        print(f"{key}: {len(value)} ({' -> '.join(value)})" if isinstance(value, list) else f"{key}: {value}")
+    sys.exit(0)
