@@ -433,6 +433,17 @@ MUTANTS = [
     Mutant("merge: an old eval.json taken as threshold 0.5", "robosat_effnet/study/runs.py",
            'recorded.get("mask_threshold", 0) == threshold', 'recorded.get("mask_threshold", 0.5) == threshold',
            ("tests/test_study_runs.py::test_an_eval_json_from_before_the_threshold_counts_as_the_argmax",)),
+    # issue 30: `rs-effnet --help` and every command's --help without torch or rasterio
+    Mutant("help: a command module imports torch at its top", "robosat_effnet/cli/weights.py",
+           "import click\n", "import click\nimport torch  # noqa: F401\n",
+           ("tests/test_cli_help.py::test_command_help_imports_neither_torch_nor_rasterio[weights]",
+            "tests/test_cli_help.py::test_the_group_help_imports_neither_torch_nor_rasterio")),
+    Mutant("help: sample imports the synthetic scenes (rasterio) at its top", "robosat_effnet/cli/sample.py",
+           "from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors\n",
+           "from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors\n"
+           "from robosat_effnet.data.synthetic import write_sample  # noqa: F401\n",
+           ("tests/test_cli_help.py::test_command_help_imports_neither_torch_nor_rasterio[sample]",
+            "tests/test_cli_help.py::test_the_group_help_imports_neither_torch_nor_rasterio")),
 ]
 
 
