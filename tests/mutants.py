@@ -444,6 +444,17 @@ MUTANTS = [
            "from robosat_effnet.data.synthetic import write_sample  # noqa: F401\n",
            ("tests/test_cli_help.py::test_command_help_imports_neither_torch_nor_rasterio[sample]",
             "tests/test_cli_help.py::test_the_group_help_imports_neither_torch_nor_rasterio")),
+    # issue 30: each constant defined once (the zoom bound, the precisions, ImageNet's statistics)
+    Mutant("once: a command's --zoom apart from limits.MAX_ZOOM", "robosat_effnet/cli/tile.py",
+           "click.IntRange(0, MAX_ZOOM)", "click.IntRange(0, 31)",
+           ("tests/test_cli_limits.py::test_every_zoom_option_takes_the_slippy_map_zooms_of_the_library",)),
+    Mutant("once: the CLI spells the precisions out again", "robosat_effnet/cli/options.py",
+           "from robosat_effnet.precision import PRECISIONS\n", 'PRECISIONS = ("fp32", "bf16")\n',
+           ("tests/test_cli_train.py::test_unknown_precision_is_a_usage_error",)),
+    Mutant("once: the weights spell ImageNet's statistics out again", "robosat_effnet/models/weights.py",
+           "IMAGENET_NORMALISATION = (IMAGENET_MEAN, IMAGENET_STD)\n",
+           "IMAGENET_NORMALISATION = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])\n",
+           ("tests/test_transforms.py::test_imagenet_statistics_are_defined_once",)),
 ]
 
 
