@@ -455,6 +455,18 @@ MUTANTS = [
            "IMAGENET_NORMALISATION = (IMAGENET_MEAN, IMAGENET_STD)\n",
            "IMAGENET_NORMALISATION = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])\n",
            ("tests/test_transforms.py::test_imagenet_statistics_are_defined_once",)),
+    # issue 30: bench's orchestration is a library call (bench.run.run_bench), the CLI only parses and reports
+    Mutant("bench run: the caller's thread count not restored", "robosat_effnet/bench/run.py",
+           "        torch.set_num_threads(saved[0])\n", "        pass\n",
+           ("tests/test_bench.py::test_run_bench_from_python_returns_the_report_it_echoes",)),
+    Mutant("bench run: sections in the order they were asked", "robosat_effnet/bench/run.py",
+           "    for name in SECTIONS:\n        if name in run.options.sections:\n",
+           "    for name in run.options.sections:\n        if name in SECTIONS:\n",
+           ("tests/test_bench.py::test_run_bench_from_python_returns_the_report_it_echoes",)),
+    Mutant("bench options: a size off the networks' stride accepted", "robosat_effnet/bench/options.py",
+           "    if options.size % STRIDE:\n", "    if False:\n",
+           ("tests/test_bench.py::test_run_bench_refuses_bad_options_before_any_work",
+            "tests/test_bench.py::test_bench_rejects_unknown_sections_and_models")),
 ]
 
 
