@@ -60,7 +60,7 @@ def neighbours(tile: mercantile.Tile) -> dict[tuple[int, int], mercantile.Tile]:
 
 
 def impossible(x: int, y: int, z: int) -> str | None:
-    """Why x, y, z is no slippy-map tile (a zoom beyond 0..30, an x or y beyond the zoom's grid), or None."""
+    """Why x, y, z is no slippy-map tile (a zoom beyond 0..MAX_ZOOM, an x or y beyond the zoom's grid), or None."""
     if not 0 <= z <= MAX_ZOOM:
         return f"zoom {shown(z)} is outside 0..{MAX_ZOOM}"
     side = 2**z

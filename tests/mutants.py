@@ -433,6 +433,40 @@ MUTANTS = [
     Mutant("merge: an old eval.json taken as threshold 0.5", "robosat_effnet/study/runs.py",
            'recorded.get("mask_threshold", 0) == threshold', 'recorded.get("mask_threshold", 0.5) == threshold',
            ("tests/test_study_runs.py::test_an_eval_json_from_before_the_threshold_counts_as_the_argmax",)),
+    # issue 30: `rs-effnet --help` and every command's --help without torch or rasterio
+    Mutant("help: a command module imports torch at its top", "robosat_effnet/cli/weights.py",
+           "import click\n", "import click\nimport torch  # noqa: F401\n",
+           ("tests/test_cli_help.py::test_command_help_imports_neither_torch_nor_rasterio[weights]",
+            "tests/test_cli_help.py::test_the_group_help_imports_neither_torch_nor_rasterio")),
+    Mutant("help: sample imports the synthetic scenes (rasterio) at its top", "robosat_effnet/cli/sample.py",
+           "from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors\n",
+           "from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors\n"
+           "from robosat_effnet.data.synthetic import write_sample  # noqa: F401\n",
+           ("tests/test_cli_help.py::test_command_help_imports_neither_torch_nor_rasterio[sample]",
+            "tests/test_cli_help.py::test_the_group_help_imports_neither_torch_nor_rasterio")),
+    # issue 30: each constant defined once (the zoom bound, the precisions, ImageNet's statistics)
+    Mutant("once: a command's --zoom apart from limits.MAX_ZOOM", "robosat_effnet/cli/tile.py",
+           "click.IntRange(0, MAX_ZOOM)", "click.IntRange(0, 31)",
+           ("tests/test_cli_limits.py::test_every_zoom_option_takes_the_slippy_map_zooms_of_the_library",)),
+    Mutant("once: the CLI spells the precisions out again", "robosat_effnet/cli/options.py",
+           "from robosat_effnet.precision import PRECISIONS\n", 'PRECISIONS = ("fp32", "bf16")\n',
+           ("tests/test_cli_train.py::test_unknown_precision_is_a_usage_error",)),
+    Mutant("once: the weights spell ImageNet's statistics out again", "robosat_effnet/models/weights.py",
+           "IMAGENET_NORMALISATION = (IMAGENET_MEAN, IMAGENET_STD)\n",
+           "IMAGENET_NORMALISATION = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])\n",
+           ("tests/test_transforms.py::test_imagenet_statistics_are_defined_once",)),
+    # issue 30: bench's orchestration is a library call (bench.run.run_bench), the CLI only parses and reports
+    Mutant("bench run: the caller's thread count not restored", "robosat_effnet/bench/run.py",
+           "        torch.set_num_threads(saved[0])\n", "        pass\n",
+           ("tests/test_bench.py::test_run_bench_from_python_returns_the_report_it_echoes",)),
+    Mutant("bench run: sections in the order they were asked", "robosat_effnet/bench/run.py",
+           "    for name in SECTIONS:\n        if name in run.options.sections:\n",
+           "    for name in run.options.sections:\n        if name in SECTIONS:\n",
+           ("tests/test_bench.py::test_run_bench_from_python_returns_the_report_it_echoes",)),
+    Mutant("bench options: a size off the networks' stride accepted", "robosat_effnet/bench/options.py",
+           "    if options.size % STRIDE:\n", "    if False:\n",
+           ("tests/test_bench.py::test_run_bench_refuses_bad_options_before_any_work",
+            "tests/test_bench.py::test_bench_rejects_unknown_sections_and_models")),
 ]
 
 

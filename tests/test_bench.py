@@ -118,6 +118,8 @@ def test_bench_rejects_unknown_sections_and_models():
     assert result.exit_code == 2 and "segnet" in result.output and "unet-lite" in result.output
     result = CliRunner().invoke(main, ["bench", "--train-precision", "fp32,fp16"])
     assert result.exit_code == 2 and "--train-precision" in result.output and "fp32, bf16" in result.output
+    result = CliRunner().invoke(main, ["bench", "--size", "80"])
+    assert result.exit_code == 2 and "Invalid value for --size: 80 is not a multiple of 32" in result.output
 
 
 def test_markdown_table():
@@ -154,3 +156,45 @@ def test_precisions_time_every_network_in_every_precision(batches, monkeypatch):
     assert first["speed_vs_efficientnet-lite0_unet_fp32"] == 1.0
     b0 = own["efficientnet-b0 unet", "onnxruntime int8 (static QDQ)"]
     assert b0["speed_vs_efficientnet-lite0_unet_fp32"] == pytest.approx(b0["tiles_per_s"] / first["tiles_per_s"])
+
+
+def test_run_bench_from_python_returns_the_report_it_echoes(tmp_path):
+    """The command's run as one library call: the sections in SECTIONS' order whatever order they were asked in,
+    each echoed as measured, the caller's thread count kept, and the Markdown the command writes."""
+    from robosat_effnet.bench import BenchOptions, run_bench, write_report
+
+    echoed = []
+    threads = torch.get_num_threads()
+    options = BenchOptions(models="b0:unet-lite", size=64, repeats=1, threads=threads + 1,
+                           sections=("encoder", "model"))
+    report = run_bench(options, echo=echoed.append)
+    assert torch.get_num_threads() == threads
+    assert [title for title, _ in report.tables] == [
+        "Inference, 64 px, batch 1: whole network, encoder and decoder alone",
+        "Our encoder vs torchvision features (same weights), 64 px"]
+    assert [row["model"] for row in report.tables[0][1]] == ["efficientnet-b0 unet-lite"]
+    assert [row["encoder"] for row in report.tables[1][1]] == ["efficientnet-b0", "efficientnet-b4"]
+    assert report.header[0].startswith("Machine: ") and report.header[-1] == ""
+    assert "over 16 64 px images" in report.header[1]
+    assert "\n".join(echoed) == report.markdown() and len(echoed) == 3  # header, then one text per section
+    assert echoed[2].startswith("### Our encoder vs torchvision") and "| efficientnet-b4 |" in echoed[2]
+    write_report(report, tmp_path / "bench.md")
+    assert (tmp_path / "bench.md").read_text() == "<!-- written_by: rs-effnet bench -->\n" + report.markdown() + "\n"
+
+
+@pytest.mark.parametrize("changes, option, words", [
+    ({"size": 80}, "size", "80 is not a multiple of 32"),
+    ({"sections": ("model", "nope")}, "sections", "unknown section(s) nope; valid: model, encoder"),
+    ({"sections": ()}, "sections", "name one or more of model, encoder"),
+    ({"models": " "}, "models", "name one or more backbone:decoder networks"),
+    ({"models": "b0:segnet"}, "models", "unknown decoder 'segnet'"),
+    ({"train_precisions": ("fp16",)}, "train_precisions", "give one or more of fp32, bf16"),
+])
+def test_run_bench_refuses_bad_options_before_any_work(changes, option, words, monkeypatch):
+    from robosat_effnet.bench import BenchOptions, run_bench
+    from robosat_effnet.bench.options import BenchOptionError
+
+    monkeypatch.setattr(calibration, "sample_images", lambda *a, **k: pytest.fail("work began"))
+    with pytest.raises(BenchOptionError) as raised:
+        run_bench(BenchOptions(**changes))
+    assert raised.value.option == option and words in str(raised.value)

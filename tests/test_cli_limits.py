@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import make_dataset
 from robosat_effnet.cli import COMMANDS, main
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.limits import MAX_SEED
+from robosat_effnet.limits import MAX_SEED, MAX_ZOOM
 
 HUGE = str(10**30)
 
@@ -45,6 +45,13 @@ def test_every_int_option_has_a_maximum_or_a_reason_not_to():
     options = {(name, param.opts[0]): param for name, param in int_options()}
     assert len(options) > 30  # the walk found the commands' options
     assert {key for key, param in options.items() if getattr(param.type, "max", None) is None} == set(UNBOUNDED)
+
+
+def test_every_zoom_option_takes_the_slippy_map_zooms_of_the_library():
+    """--zoom of every command is limits.MAX_ZOOM's range, the one the library checks (tiles, cover, tile)."""
+    zooms = {name: (param.type.min, param.type.max) for name, param in int_options() if param.name == "zoom"}
+    assert {"tile", "cover", "rasterize", "features", "blocks", "predict"} <= set(zooms)
+    assert set(zooms.values()) == {(0, MAX_ZOOM)}, zooms
 
 
 @pytest.mark.parametrize("command, option", BOUNDED, ids=[f"{c} {o}" for c, o in BOUNDED])

@@ -128,10 +128,10 @@ def test_bad_option_values_are_usage_errors_before_any_work(small, command, args
 
 
 def test_unknown_precision_is_a_usage_error(small):
-    from robosat_effnet import config
+    from robosat_effnet import config, precision
     from robosat_effnet.cli import options
 
-    assert options.PRECISIONS == config.PRECISIONS  # the CLI's copy (no torch import for --help) is the same list
+    assert options.PRECISIONS is config.PRECISIONS is precision.PRECISIONS  # one tuple, defined once (torch-free)
     result = run("train", "--dataset", small.dataset_toml, "--model", small.model_toml, "--precision", "fp16")
     assert result.exit_code == 2 and "'fp16' is not one of 'fp32', 'bf16'" in result.output
 

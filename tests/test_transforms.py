@@ -6,6 +6,8 @@ import torch
 
 from robosat_effnet.data.transforms import (
     DIHEDRAL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     augment,
     color_jitter,
     dihedral,
@@ -36,6 +38,18 @@ def test_uint16_scaling_default_and_max_value():
     assert scale_factor(np.float32) == 1.0
     with pytest.raises(DatasetError, match="max_value"):
         scale_factor(np.int16)
+
+
+def test_imagenet_statistics_are_defined_once():
+    """The checkpoint's defaults and torchvision's weights' normalisation are this module's lists, not copies."""
+    from robosat_effnet.models import checkpoint, weights
+
+    assert (IMAGENET_MEAN, IMAGENET_STD) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    assert checkpoint.IMAGENET_MEAN is IMAGENET_MEAN and checkpoint.IMAGENET_STD is IMAGENET_STD
+    assert weights.IMAGENET_NORMALISATION[0] is IMAGENET_MEAN and weights.IMAGENET_NORMALISATION[1] is IMAGENET_STD
+    spec = checkpoint.ModelSpec()
+    assert (spec.mean, spec.std) == (IMAGENET_MEAN, IMAGENET_STD) and spec.mean is not IMAGENET_MEAN  # a copy each
+    assert weights.normalisation("efficientnet-b4", None) == (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def test_channel_count_must_match_mean():

@@ -1,36 +1,53 @@
 """Speed and memory, measured side by side in one run so that ratios survive a noisy machine (`rs-effnet bench`).
 
-Modules: `timing` (the machine, multiply-adds, interleaved timings, Markdown tables), `calibration` (BatchNorm
-statistics from real tiles, so that no fresh network's denormal activations are timed), `models` (whole models,
-encoders against torchvision's, training steps), `engines` (PyTorch eager / bf16 / onnxruntime fp32 / int8 on
-one checkpoint, or on every network in one run) and `predict` (`rs-effnet predict` end to end, and the memory of
-a large GeoTIFF scene).
+Modules: `options` (what a run measures: BenchOptions, its sections and checks), `run` (one run, as the command
+makes it: run_bench returns the report), `timing` (the machine, multiply-adds, interleaved timings, Markdown
+tables), `calibration` (BatchNorm statistics from real tiles, so that no fresh network's denormal activations
+are timed), `models` (whole models, encoders against torchvision's, training steps), `engines` (PyTorch eager /
+bf16 / onnxruntime fp32 / int8 on one checkpoint, or on every network in one run) and `predict`
+(`rs-effnet predict` end to end, and the memory of a large GeoTIFF scene).
 
     from robosat_effnet.bench import model_rows, markdown_table, sample_batches
+    from robosat_effnet.bench import BenchOptions, run_bench
+
+The names below load on first use (PEP 562), so that `rs-effnet bench --help` reads `bench.options` without
+importing torch.
 """
 
-from robosat_effnet.bench.calibration import calibrate_batchnorm, sample_batches
-from robosat_effnet.bench.models import (
-    DEFAULT_MODELS,
-    calibrated_model,
-    encoder_rows,
-    model_rows,
-    parse_models,
-    train_rows,
-)
-from robosat_effnet.bench.timing import interleaved_timings, machine, markdown_table, multiply_adds
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODELS",
-    "calibrate_batchnorm",
-    "calibrated_model",
-    "encoder_rows",
-    "interleaved_timings",
-    "machine",
-    "markdown_table",
-    "model_rows",
-    "multiply_adds",
-    "parse_models",
-    "sample_batches",
-    "train_rows",
-]
+import importlib
+
+# public name -> the module that defines it
+_LAZY = {
+    "BenchOptions": "robosat_effnet.bench.options",
+    "BenchReport": "robosat_effnet.bench.run",
+    "DEFAULT_MODELS": "robosat_effnet.bench.options",
+    "calibrate_batchnorm": "robosat_effnet.bench.calibration",
+    "calibrated_model": "robosat_effnet.bench.models",
+    "encoder_rows": "robosat_effnet.bench.models",
+    "interleaved_timings": "robosat_effnet.bench.timing",
+    "machine": "robosat_effnet.bench.timing",
+    "markdown_table": "robosat_effnet.bench.timing",
+    "model_rows": "robosat_effnet.bench.models",
+    "multiply_adds": "robosat_effnet.bench.timing",
+    "parse_models": "robosat_effnet.bench.models",
+    "run_bench": "robosat_effnet.bench.run",
+    "sample_batches": "robosat_effnet.bench.calibration",
+    "train_rows": "robosat_effnet.bench.models",
+    "write_report": "robosat_effnet.bench.run",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # the next lookup is an ordinary attribute
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from robosat_effnet.data.transforms import to_tensor
+from robosat_effnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_tensor
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image
-from robosat_effnet.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.outputs import temp_folder
 from robosat_effnet.tiles import tile_files
 

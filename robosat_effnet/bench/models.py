@@ -19,9 +19,6 @@ from robosat_effnet.bench.calibration import calibrate_batchnorm
 from robosat_effnet.bench.timing import interleaved_timings, multiply_adds, synchronize
 from robosat_effnet.models import build_encoder, build_model, canonical_backbone
 
-# The compared networks of `rs-effnet bench`: backbone:decoder.
-DEFAULT_MODELS = "b0:unet,b2:unet,b4:unet,resnet50:unet,b0:fpn,b0:unet-lite"
-
 
 def parse_models(text: str) -> list[tuple[str, str]]:
     """'b0:unet,b4,resnet50:fpn' -> [(canonical backbone, decoder)]; a name without ':decoder' gets unet."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, reports_errors
+from robosat_effnet.limits import MAX_ZOOM
 
 
 @click.command(name="blocks", context_settings=COMMAND_SETTINGS)
@@ -16,7 +17,7 @@ from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, repor
               show_default=True, help="Share of the tiles to pick, in whole blocks.")
 @click.option("--levels", type=click.IntRange(1, 8), default=1, show_default=True,
               help="A block is the tiles under one parent this many zooms up (1: 2x2 tiles, 2: 4x4).")
-@click.option("--zoom", type=click.IntRange(0, 30), default=None, help="Use the tiles of this zoom (needed when "
+@click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), default=None, help="Use the tiles of this zoom (needed when "
               "TILES holds several).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of the random draw of blocks.")

@@ -8,6 +8,7 @@ import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, FiniteFloatRange, quiet_option, reports_errors
 from robosat_effnet.errors import ConfigError, UnknownNameError
+from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.text import ascii_int, shown
 from robosat_effnet.threshold import OUTLINE_MIN_AREA
 
@@ -76,7 +77,7 @@ def resolve_classes(names: tuple[str, ...], classes: list[str] | None, source: s
               help="Drop polygons smaller than this, in square metres on the ground.")
 @click.option("--simplify", type=FiniteFloatRange(min=0), default=None,
               help="Simplification tolerance in metres on the ground. Default: one pixel; 0: none.")
-@click.option("--zoom", type=click.IntRange(0, 30), default=None,
+@click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), default=None,
               help="Use only the mask tiles of this zoom (default: all; several zooms are merged).")
 @click.option("--regularize", is_flag=True,
               help="Square each outline to its own axes (right angles, near-circles kept round).")

@@ -12,6 +12,7 @@ import click
 
 from robosat_effnet.errors import RobosatEffnetError
 from robosat_effnet.limits import MAX_BATCH_SIZE, MAX_WORKERS
+from robosat_effnet.precision import PRECISIONS
 from robosat_effnet.text import ascii_int
 from robosat_effnet.threshold import MASK_THRESHOLD
 
@@ -115,7 +116,6 @@ workers_option = click.option(
 )
 batch_size_option = click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=None,
                                  help="Tiles per batch.")
-PRECISIONS = ("fp32", "bf16")  # config.PRECISIONS, spelled out here so that --help does not import torch
 precision_option = click.option(
     "--precision", type=click.Choice(PRECISIONS), default=None,
     help="fp32, or bf16: bfloat16 autocast (weights stay fp32), about 2x on CPUs with AVX512-BF16/AMX, a few "

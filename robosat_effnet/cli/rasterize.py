@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, quiet_option, reports_errors
-from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX
+from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX, MAX_ZOOM
 
 
 @click.command("rasterize", context_settings=COMMAND_SETTINGS)
@@ -22,7 +22,7 @@ from robosat_effnet.limits import MAX_TILE_SIZE, MAX_TOUCHING_PX
                    "Without it, a two-class dataset burns every polygon as class 1.")
 @click.option("--size", type=click.IntRange(1, MAX_TILE_SIZE), default=256, show_default=True,
               help="Label size in px when --tiles is a tiles.csv (with a folder, each image's own size).")
-@click.option("--zoom", type=click.IntRange(0, 30), default=None,
+@click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), default=None,
               help="Label only the tiles of this zoom (e.g. of a folder holding several zooms of the same ground).")
 @click.option("--touching-px", type=click.IntRange(0, MAX_TOUCHING_PX), default=0, show_default=True,
               help="Burn the class named 'touching' on building pixels within N px of another building, "

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, reports_errors
-from robosat_effnet.data.synthetic import write_sample
 
 
 @click.command(name="sample", context_settings=COMMAND_SETTINGS)
@@ -27,6 +26,8 @@ def cli(scene_dir: Path, seed: int, size: int, crs: str, test_seed: int | None, 
 
     Each holds scene.tif (RGB GeoTIFF, 0.3 m/px), mask.tif (0/1 buildings) and buildings.geojson.
     """
+    from robosat_effnet.data.synthetic import write_sample  # rasterio, shapely, pyproj: not for --help
+
     test_seed = seed + 1 if test_seed is None else test_seed
     if test_seed == seed:
         raise click.BadParameter("must differ from --seed, or the test scene repeats the train scene.",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, parse_bands, quiet_option, reports_errors, scene_argument_type
-from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS
+from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS, MAX_ZOOM
 from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, FORMATS
 
 
 @click.command("tile", context_settings=COMMAND_SETTINGS)
 @click.argument("scene", type=scene_argument_type())
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--zoom", type=click.IntRange(0, 30), required=True, help="Zoom level of the tiles.")
+@click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), required=True, help="Zoom level of the tiles.")
 @click.option("--size", type=click.IntRange(16, MAX_TILE_SIZE), default=256, show_default=True, help="Tile size in px.")
 @click.option("--bands", callback=parse_bands, default=None,
               help="1-based bands to keep, in order, e.g. 3,2,1. Default: every band but alpha.")

@@ -6,7 +6,6 @@ import click
 
 from robosat_effnet.cli.options import (
     COMMAND_SETTINGS,
-    PRECISIONS,
     FiniteFloatRange,
     backbone_name,
     batch_size_option,
@@ -16,6 +15,7 @@ from robosat_effnet.cli.options import (
     show_warnings,
     workers_option,
 )
+from robosat_effnet.precision import PRECISIONS
 
 
 @click.command("train", context_settings=COMMAND_SETTINGS)

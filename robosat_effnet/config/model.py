@@ -15,10 +15,10 @@ from robosat_effnet.config.domains import MODEL_DOMAINS
 from robosat_effnet.config.reading import is_number, read_toml, resolve_path
 from robosat_effnet.errors import ConfigError, UnknownNameError
 from robosat_effnet.models.checkpoint import ModelSpec
+from robosat_effnet.precision import PRECISIONS
 
 log = logging.getLogger("robosat_effnet")
 
-PRECISIONS = ("fp32", "bf16")
 # What the file may contain: table -> key -> accepted Python types (int is accepted for float).
 MODEL_KEYS = {
     "common": {"cuda": bool, "batch_size": int, "image_size": int, "checkpoint": str, "backbone": str,

@@ -20,6 +20,10 @@ import torch.nn.functional as F
 from robosat_effnet.errors import DatasetError
 
 DIHEDRAL = 8  # 4 rotations x optional flip: every symmetry of a square tile
+# ImageNet's per-channel (R, G, B) statistics of images scaled to 0..1: the normalisation torchvision's weights
+# were trained with, and ours when neither dataset.toml nor the pretrained weights say otherwise.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def scale_factor(dtype: np.dtype, max_value: float | None = None) -> float:

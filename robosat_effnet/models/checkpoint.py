@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from robosat_effnet._version import __version__
+from robosat_effnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import CheckpointError, WeightsError
 from robosat_effnet.io import atomic_path, file_problem, load_failure
 from robosat_effnet.limits import MAX_DECODER_CHANNELS, MAX_TILE_SIZE, normalisation_problem
@@ -28,8 +29,6 @@ from robosat_effnet.outputs import writing
 
 FORMAT = "robosat_effnet"
 EXPECTED = "expected a .pth file written by `rs-effnet train` (e.g. checkpoints/best.pth)"
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robosat_effnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import WeightsError
 from robosat_effnet.io import file_problem
 from robosat_effnet.limits import normalisation_problem
@@ -37,7 +38,7 @@ TIMM_NAMES |= {"efficientnet-b8": "tf_efficientnet_b8", "efficientnet-l2": "tf_e
 
 # How inputs in 0..1 were normalised when the weights were trained: (mean, std) per channel. torchvision's and
 # most ports use ImageNet's statistics; TensorFlow's Lite models scaled pixels as (x - 127) / 128.
-IMAGENET_NORMALISATION = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+IMAGENET_NORMALISATION = (IMAGENET_MEAN, IMAGENET_STD)
 LITE_NORMALISATION = ([127 / 255] * 3, [128 / 255] * 3)
 
 

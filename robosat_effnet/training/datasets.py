@@ -24,10 +24,19 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from robosat_effnet.config import DatasetConfig
-from robosat_effnet.data.transforms import augment, resize, sample_generator, scale_factor, select_bands, to_tensor
+from robosat_effnet.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    augment,
+    resize,
+    sample_generator,
+    scale_factor,
+    select_bands,
+    to_tensor,
+)
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_image, read_label
-from robosat_effnet.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import warn_other_classes
 from robosat_effnet.tiles import tile_files
 
