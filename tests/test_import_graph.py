@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "robosat_effnet"
@@ -73,8 +73,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# The stages in the order data flows through them (docs/architecture.md): a module may import its own stage and the stages
-# before it, never a later one. A name stands for that module and everything under it; the longest one applies.
+# The stages in the order data flows through them (docs/architecture.md): a module may import its own stage and
+# the stages before it, never a later one. A name stands for that module and everything under it; the longest
+# one applies.
 STAGES = [
     # the base every stage stands on: exceptions, maxima, atomic I/O, slippy-map files, palettes, output checks
     ["robosat_effnet", "robosat_effnet._version", "robosat_effnet.errors", "robosat_effnet.io",
@@ -167,7 +168,7 @@ def room_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 def longest_chain(graph: dict[str, set[str]]) -> list[str]:
     """The longest path of arrows through an acyclic graph (the height of the house)."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def height(node: str) -> int:
         return 1 + max((height(n) for n in graph[node]), default=0)
 
