@@ -19,7 +19,12 @@ grown by the pixels of its warped neighbours:
   and its bordered window (bilinear off by up to 35 of 255 in a 1 m scene warped to ~10 m pixels).
   Per scene rather than per tile: neighbouring tiles then share one kernel, so the border a tile borrows
   from its neighbours is bit for bit the border read around it (a per-tile scale left 0.03% of border
-  pixels off by 1 at 60 degrees north). Upsampling (scene pixels larger than the tile's) ignores it.
+  pixels off by 1 at 60 degrees north). Upsampling (scene pixels larger than the tile's) ignores it. The
+  price: over a scene many degrees tall the kernel is a little too wide at one end and too narrow at the other.
+
+The exact transformation has a cost: a 256 px tile took about 20 ms more on one core (`tile` of a 1 m UTM scene
+at z18: 15 -> 34 ms per tile, PNG writing included). WARP_TOLERANCE 1e-6 would cost about 1 ms, but left 7 values
+in a million off by one between a bordered window and its neighbours (bilinear).
 """
 
 from __future__ import annotations
