@@ -112,7 +112,7 @@ def footprint_tiles(src: rasterio.DatasetReader, zoom: int, max_tiles: int) -> l
     bounds = scene_bounds(src)
     count = count_tiles(bounds, zoom)
     if count > max_tiles:
-        raise TooManyTilesError(f"zoom {zoom} cuts {src.name} into {count:,} tiles, more than {max_tiles:,} tiles "
+        raise TooManyTilesError(f"zoom {zoom} cuts {src.name} into {count:,} tiles, more than {max_tiles} tiles "
                                 "(the maximum); use a lower --zoom or raise --max-tiles")
     return list(mercantile.tiles(*bounds, zooms=[zoom]))
 

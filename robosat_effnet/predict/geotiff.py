@@ -4,11 +4,11 @@ Each web-mercator tile at the chosen zoom, grown by its context border, is read 
 the warp `rs-effnet tile` cuts training tiles with: the network sees the pixels of the tiles `tile` would cut
 (same grid, resampling and GDAL options; its border those of the neighbouring tiles), and masks line up with
 the tile grid whatever the scene's projection. Only that window is read, so memory follows the tile size,
-not the scene size. Pixels outside the scene or flagged as no data
-(nodata value, mask or alpha band) become palette index 255 (transparent); a tile without any data
-is not written. The network sees the scene mirrored where a tile hangs over its edge (predict.mirror)
-and the mean colour under the scene's own no data. Tiles whose pixels cannot be read are never written;
-the run then ends with one RasterError naming the file and the unreadable area.
+not the scene size. Pixels outside the scene or flagged as no data (nodata value, mask or alpha band) become
+palette index 255 (transparent); a tile without any data is not written. The network sees the scene mirrored
+where a tile hangs over its edge (predict.mirror) and the mean colour under the scene's own no data. Tiles whose
+pixels cannot be read are never written; the run then ends with one RasterError naming the file and the
+unreadable area.
 
     result = predict_geotiff("best.pth", "scene.tif", "masks/", zoom=18)
 """

@@ -19,7 +19,7 @@ import numpy as np
 from robosat_effnet.data.geojson import POLYGONAL, check_finite, check_lonlat, geojson_crs, polygon_shape, read_geojson
 from robosat_effnet.errors import ConfigError, DatasetError, TooManyTilesError
 from robosat_effnet.limits import MAX_ZOOM
-from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES
+from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, read_tile
 from robosat_effnet.tiles import MAX_LATITUDE, count_tiles
 
 GEOJSON = (".geojson", ".json")
@@ -127,7 +127,6 @@ def scene_tiles(scene: str | os.PathLike, zoom: int, max_tiles: int = DEFAULT_MA
     hold any data, tested through the same warped read."""
     from robosat_effnet.data.raster import open_scene, scene_bounds
     from robosat_effnet.data.warp import DEFAULT_RESAMPLING, resampling_method
-    from robosat_effnet.prepare.tile import read_tile
 
     with open_scene(scene) as src:
         bounds = scene_bounds(src)
