@@ -13,6 +13,9 @@ from robosat_effnet.io import IMAGE_EXTENSIONS
 from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.text import TEXT_ENCODING, ascii_int, shown
 
+WEB_MERCATOR = "EPSG:3857"  # the slippy map's CRS: tiles, their pixels and our outlines before lon/lat
+MAX_LATITUDE = 85.0511287798066  # web mercator's square world stops here (degrees north and south)
+
 
 def tile_files(root: str | os.PathLike, extensions: set[str] | None = None) -> dict[mercantile.Tile, Path]:
     """All tiles of a slippy-map folder as {Tile: path}, sorted by (z, x, y).
@@ -57,6 +60,18 @@ def neighbours(tile: mercantile.Tile) -> dict[tuple[int, int], mercantile.Tile]:
             if (dx, dy) != (0, 0) and 0 <= tile.y + dy < n:
                 result[(dx, dy)] = mercantile.Tile((tile.x + dx) % n, tile.y + dy, tile.z)
     return result
+
+
+def count_tiles(bounds: tuple[float, float, float, float], zoom: int) -> int:
+    """How many tiles of `zoom` cover a lon/lat bounding box, without enumerating them."""
+    west, south, east, north = bounds
+    if west > east:  # crosses the antimeridian
+        return count_tiles((west, south, 180.0, north), zoom) + count_tiles((-180.0, south, east, north), zoom)
+    upper_left = mercantile.tile(west, north, zoom)
+    # Nudge the far corner inwards so a bound lying exactly on a tile edge does not add a row of empty tiles.
+    eps = 1e-9
+    lower_right = mercantile.tile(max(west, east - eps), min(north, south + eps), zoom)
+    return (lower_right.x - upper_left.x + 1) * (lower_right.y - upper_left.y + 1)
 
 
 def impossible(x: int, y: int, z: int) -> str | None:

@@ -137,7 +137,8 @@ def cornered_scene(path: Path) -> Path:
 def test_a_geotiff_gives_exactly_the_tiles_tile_writes(tmp_path, scene, zoom):
     import rasterio
 
-    from robosat_effnet.prepare.tile import count_tiles, scene_bounds
+    from robosat_effnet.data.raster import scene_bounds
+    from robosat_effnet.tiles import count_tiles
 
     if scene == "generated":
         scene = cornered_scene(tmp_path / "scene.tif")

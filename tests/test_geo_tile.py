@@ -16,8 +16,8 @@ from rasterio.transform import Affine
 from robosat_effnet.cli import main
 from robosat_effnet.errors import TooManyTilesError
 from robosat_effnet.io import read_alpha, read_image
-from robosat_effnet.prepare.tile import count_tiles, tile_geotiff
-from robosat_effnet.tiles import tile_files
+from robosat_effnet.prepare.tile import tile_geotiff
+from robosat_effnet.tiles import count_tiles, tile_files
 
 GEOTIFF = Path(__file__).parents[1] / ".." / "shared" / "data" / "geotiff"
 UTM36N = "EPSG:32636"

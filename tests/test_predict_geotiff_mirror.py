@@ -19,9 +19,10 @@ from torch import nn
 
 from robosat_effnet.data.raster import footprint_tiles
 from robosat_effnet.data.transforms import fill_nodata, to_tensor
+from robosat_effnet.data.warp import tile_transform
 from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.predict import predict_geotiff
-from robosat_effnet.predict.geotiff import WarpedTiles, tile_transform
+from robosat_effnet.predict.geotiff import WarpedTiles
 from robosat_effnet.tiles import tile_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,7 +88,7 @@ def test_a_reprojected_scene_is_mirrored_across_its_tilted_edges(tmp_path):
         image = dataset[index]["image"]
         if image is None:
             continue
-        transform, side = tile_transform(tile, 64, 32)
+        transform, side = tile_transform(tile, 64, 32), 64 + 2 * 32
         r, c = np.mgrid[0:side, 0:side]
         east, north = to_utm.transform(transform.c + (c + 0.5) * transform.a, transform.f + (r + 0.5) * transform.e)
         col, row = np.floor((east - 452000.0) / 10).astype(int), np.floor((38800.0 - north) / 10).astype(int)

@@ -20,6 +20,7 @@ from robosat_effnet.cli.options import (
     scene_argument_type,
     workers_option,
 )
+from robosat_effnet.data.warp import DEFAULT_RESAMPLING, RESAMPLINGS
 from robosat_effnet.limits import MAX_BORDER, MAX_TILE_SIZE, MAX_WINDOW
 
 GEOTIFF_SUFFIXES = {".tif", ".tiff"}
@@ -65,8 +66,8 @@ def default_workers() -> int:
               help="GeoTIFF: px per tile. Default: the checkpoint's.")
 @click.option("--bands", callback=parse_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
               "else every band (GeoTIFF: every band but alpha).")
-@click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
-              default="bilinear", show_default=True,
+@click.option("--resampling", type=click.Choice(RESAMPLINGS),
+              default=DEFAULT_RESAMPLING, show_default=True,
               help="GeoTIFF: how pixels are warped into the tile grid (as the training tiles were cut).")
 @click.option("--geotiff", "geotiff_out", type=click.Path(dir_okay=False),
               help="GeoTIFF: also write one class mask on the scene's own grid to this file.")

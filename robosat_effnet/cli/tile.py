@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from robosat_effnet.cli.options import COMMAND_SETTINGS, parse_bands, quiet_option, reports_errors, scene_argument_type
+from robosat_effnet.data.warp import DEFAULT_RESAMPLING, RESAMPLINGS
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_WORKERS, MAX_ZOOM
 from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, FORMATS
 
@@ -18,8 +19,8 @@ from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, FORMATS
               help="1-based bands to keep, in order, e.g. 3,2,1. Default: every band but alpha.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Tile format. Default: png for 1 or 3 uint8 bands, tif (values kept) otherwise.")
-@click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "lanczos", "average"]),
-              default="bilinear", show_default=True, help="How pixels are resampled into the tile grid.")
+@click.option("--resampling", type=click.Choice(RESAMPLINGS),
+              default=DEFAULT_RESAMPLING, show_default=True, help="How pixels are resampled into the tile grid.")
 @click.option("--max-tiles", type=click.IntRange(min=1), default=DEFAULT_MAX_TILES, show_default=True,
               help="Refuse zooms that would make more tiles than this.")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,

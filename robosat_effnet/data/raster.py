@@ -1,6 +1,7 @@
-"""Opening a GeoTIFF scene for prediction: checks, band choice, footprint tiles, unreadable areas.
+"""A GeoTIFF scene: opening it (path or URL), its bands, the tiles that cover it, its unreadable areas.
 
-Shared by the slippy-map predictor (`predict.geotiff`) and the georeferenced mask (`predict.mosaic`).
+Shared by `rs-effnet tile` (prepare.tile), `cover --geotiff`, and the predictors (`predict.geotiff` on the
+slippy map, `predict.mosaic` on the scene's own grid). The warp onto a tile's grid is `data.warp`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from rasterio.windows import Window
 
 from robosat_effnet.data.remote import open_url
 from robosat_effnet.errors import RasterError, TooManyTilesError
+from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.text import is_url
+from robosat_effnet.tiles import MAX_LATITUDE, count_tiles
 
 # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps memory bounded on any machine
 # (used only when the user has not set GDAL_CACHEMAX).
 CACHE_MB = 256
-MERCATOR_LAT = 85.0511287798066
 
 
 def gdal_env() -> rasterio.Env:
@@ -68,12 +70,17 @@ def alpha_band(src: rasterio.DatasetReader) -> int | None:
     return None
 
 
+def default_bands(src: rasterio.DatasetReader) -> list[int]:
+    """The bands `tile` keeps and `predict` feeds when none are named: every band that is not alpha."""
+    alpha = alpha_band(src)
+    return [b for b in range(1, src.count + 1) if b != alpha] or [1]
+
+
 def choose_bands(src: rasterio.DatasetReader, requested: Sequence[int] | None, from_spec: Sequence[int] | None,
                  in_channels: int) -> list[int]:
     """The 1-based bands to feed the network: `requested` (--bands), else the checkpoint's, else every
     band that is not alpha. Raises RasterError when they do not exist or do not match `in_channels`."""
-    alpha = alpha_band(src)
-    bands = list(requested or from_spec or [b for b in range(1, src.count + 1) if b != alpha])
+    bands = list(requested or from_spec or default_bands(src))
     wrong = [b for b in bands if not 1 <= b <= src.count]
     if wrong:
         raise RasterError(f"scene {src.name} has bands 1..{src.count}; band(s) {wrong} do not exist: fix --bands")
@@ -90,22 +97,24 @@ def choose_bands(src: rasterio.DatasetReader, requested: Sequence[int] | None, f
     return bands
 
 
-def footprint_tiles(src: rasterio.DatasetReader, zoom: int, max_tiles: int) -> list[mercantile.Tile]:
-    """The web-mercator tiles at `zoom` that intersect the scene's bounding box (in lon/lat, with
-    densified edges so curved projected edges are covered). More than `max_tiles`: TooManyTilesError."""
-    if not 0 <= zoom <= 30:
-        raise TooManyTilesError(f"zoom {zoom} is out of range; use 0..30")
+def scene_bounds(src: rasterio.DatasetReader) -> tuple[float, float, float, float]:
+    """The scene's footprint as (west, south, east, north) in lon/lat, clipped to web mercator's latitudes."""
+    # Densify so curved edges of the reprojected footprint are not cut off.
     west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
-    south, north = max(south, -MERCATOR_LAT), min(north, MERCATOR_LAT)
-    tiles = []
-    for tile in mercantile.tiles(west, south, east, north, zooms=zoom):
-        tiles.append(tile)
-        if len(tiles) > max_tiles:
-            raise TooManyTilesError(
-                f"scene {src.name} at zoom {zoom} makes more than {max_tiles} tiles; "
-                "use a lower --zoom or raise --max-tiles"
-            )
-    return tiles
+    return west, max(south, -MAX_LATITUDE), east, min(north, MAX_LATITUDE)
+
+
+def footprint_tiles(src: rasterio.DatasetReader, zoom: int, max_tiles: int) -> list[mercantile.Tile]:
+    """The web-mercator tiles at `zoom` that intersect the scene's bounding box (`scene_bounds`), the tiles
+    `tile` and `predict` read. More than `max_tiles`: TooManyTilesError, before any is listed."""
+    if not 0 <= zoom <= MAX_ZOOM:
+        raise TooManyTilesError(f"zoom {zoom} is out of range; use 0..{MAX_ZOOM}")
+    bounds = scene_bounds(src)
+    count = count_tiles(bounds, zoom)
+    if count > max_tiles:
+        raise TooManyTilesError(f"zoom {zoom} cuts {src.name} into {count:,} tiles, more than {max_tiles} tiles "
+                                "(the maximum); use a lower --zoom or raise --max-tiles")
+    return list(mercantile.tiles(*bounds, zooms=[zoom]))
 
 
 def unreadable_windows(src: rasterio.DatasetReader, bands: Sequence[int],

@@ -27,6 +27,7 @@ from shapely.geometry import mapping
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import claim_folder, make_record, writing
+from robosat_effnet.tiles import WEB_MERCATOR
 
 DEFAULT_CENTER = (32.5825, 0.3476)  # Kampala, Uganda: a town of corrugated-metal and tile roofs
 
@@ -44,7 +45,7 @@ VERGE_M = 2.0  # dirt verge either side of a road, metres
 _House = tuple[Polygon, np.ndarray, np.ndarray]
 
 
-def write_sample(out_dir: str | os.PathLike, seed: int = 0, size: int = 2048, crs: str = "EPSG:3857",
+def write_sample(out_dir: str | os.PathLike, seed: int = 0, size: int = 2048, crs: str = WEB_MERCATOR,
                  center: tuple[float, float] = DEFAULT_CENTER, resolution: float = 0.3,
                  buildings: int | None = None, overwrite: bool = False) -> dict[str, Path]:
     """Draw one synthetic scene and write scene.tif, mask.tif and buildings.geojson into `out_dir`.
@@ -81,7 +82,7 @@ def scene_grid(center: tuple[float, float], size: int, resolution: float, crs: s
     if key == "utm":  # WGS 84 / UTM zone of the centre: EPSG 326zz north, 327zz south
         dst, px = CRS.from_epsg((32600 if lat >= 0 else 32700) + int((lon + 180) // 6) % 60 + 1), resolution
     elif key in ("epsg3857", "3857"):  # mercator stretches lengths by 1/cos(lat): widen pixels to keep ground metres
-        dst, px = CRS.from_epsg(3857), resolution / math.cos(math.radians(lat))
+        dst, px = CRS.from_user_input(WEB_MERCATOR), resolution / math.cos(math.radians(lat))
     else:
         raise ConfigError(f"crs must be 'EPSG:3857' or 'utm', got {crs!r}")
     (x,), (y,) = transform(CRS.from_epsg(4326), dst, [lon], [lat])

@@ -1,20 +1,20 @@
 """Predicting a GeoTIFF scene (any CRS, uint8/uint16, any band count) into slippy-map mask tiles.
 
-Each web-mercator tile at the chosen zoom, grown by its context border, is read through a warped
-view (rasterio.vrt.WarpedVRT) in EPSG:3857 at the tile's exact bounds (mercantile.xy_bounds), so
-masks line up with the tile grid whatever the scene's projection. Only that window is read, so
-memory follows the tile size, not the scene size. Pixels outside the scene or flagged as no data
-(nodata value, mask or alpha band) become palette index 255 (transparent); a tile without any data
-is not written. The network sees the scene mirrored where a tile hangs over its edge (predict.mirror)
-and the mean colour under the scene's own no data. Tiles whose pixels cannot be read are never written;
-the run then ends with one RasterError naming the file and the unreadable area.
+Each web-mercator tile at the chosen zoom, grown by its context border, is read through `data.warp.warp_tile`,
+the warp `rs-effnet tile` cuts training tiles with: the network sees the pixels of the tiles `tile` would cut
+(same grid, resampling and GDAL options; its border those of the neighbouring tiles), and masks line up with
+the tile grid whatever the scene's projection. Only that window is read, so memory follows the tile size,
+not the scene size. Pixels outside the scene or flagged as no data (nodata value, mask or alpha band) become
+palette index 255 (transparent); a tile without any data is not written. The network sees the scene mirrored
+where a tile hangs over its edge (predict.mirror) and the mean colour under the scene's own no data. Tiles whose
+pixels cannot be read are never written; the run then ends with one RasterError naming the file and the
+unreadable area.
 
     result = predict_geotiff("best.pth", "scene.tif", "masks/", zoom=18)
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,16 +26,13 @@ import torch
 from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through unwrapped
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.transform import Affine, from_bounds
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform as warp_transform
+from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
 from torch.utils.data import Dataset
 
 from robosat_effnet.data.raster import (
-    alpha_band,
     choose_bands,
     footprint_tiles,
     gdal_env,
@@ -43,6 +40,14 @@ from robosat_effnet.data.raster import (
     unreadable_error,
 )
 from robosat_effnet.data.transforms import fill_nodata, to_tensor
+from robosat_effnet.data.warp import (
+    DEFAULT_RESAMPLING,
+    resampling_method,
+    resampling_scale,
+    tile_transform,
+    warp_tile,
+    warp_window,
+)
 from robosat_effnet.errors import RasterError
 from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
@@ -58,37 +63,7 @@ from robosat_effnet.predict.mirror import mirror_sources
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
 from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
-
-MERCATOR = "EPSG:3857"
-
-
-def tile_transform(tile: mercantile.Tile, size: int, border: int) -> tuple:
-    """(affine transform, side in px) of `tile` grown by `border` px, at `size` px per tile, in EPSG:3857."""
-    left, bottom, right, top = mercantile.xy_bounds(tile)
-    res = (right - left) / size
-    side = size + 2 * border
-    bounds = (left - border * res, bottom - border * res, right + border * res, top + border * res)
-    return from_bounds(*bounds, side, side), side
-
-
-def resampling_scale(src: rasterio.DatasetReader, transform, side: int) -> dict[str, float]:
-    """GDAL warp options XSCALE/YSCALE (tile px per scene px) at the tile's centre.
-
-    GDAL otherwise estimates the resampling kernel's width per processing chunk from the source
-    window it reads, which shrinks where a tile hangs over the scene's edge: the same pixels would
-    then be resampled differently in different tiles (and in a cropped copy of the scene).
-    """
-    cx, cy = _apply(transform, side / 2, side / 2)
-    try:
-        (sx,), (sy,) = warp_transform(MERCATOR, src.crs, [cx], [cy])
-        t = src.transform
-        xs, ys = warp_transform(src.crs, MERCATOR, [sx, sx + t.a, sx + t.b], [sy, sy + t.d, sy + t.e])
-    except (RasterioError, CPLE_BaseError, ValueError):
-        return {}
-    res = abs(transform.a)
-    scales = {"XSCALE": math.hypot(xs[1] - xs[0], ys[1] - ys[0]) / res,
-              "YSCALE": math.hypot(xs[2] - xs[0], ys[2] - ys[0]) / res}
-    return scales if all(math.isfinite(v) and v > 0 for v in scales.values()) else {}
+from robosat_effnet.tiles import WEB_MERCATOR
 
 
 class WarpedTiles(Dataset):
@@ -98,13 +73,13 @@ class WarpedTiles(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, tiles: Sequence[mercantile.Tile], tile_size: int, border: int,
-                 bands: Sequence[int], spec: ModelSpec, resampling: Resampling = Resampling.bilinear):
+                 bands: Sequence[int], spec: ModelSpec, resampling: Resampling | None = None):
         self.path = str(path)
         self.tiles = list(tiles)
         self.tile_size, self.border, self.bands = tile_size, border, list(bands)
         self.mean, self.std = spec.mean, spec.std
         self.max_value = getattr(spec, "max_value", None)
-        self.resampling = resampling
+        self.resampling = resampling_method(DEFAULT_RESAMPLING) if resampling is None else resampling
         self._src: rasterio.DatasetReader | None = None
         self._pid: int | None = None
 
@@ -118,20 +93,8 @@ class WarpedTiles(Dataset):
 
     def read(self, tile: mercantile.Tile) -> tuple[np.ndarray, np.ndarray]:
         """(C x H x W pixels of the chosen bands, H x W bool validity) of `tile` with its border."""
-        src = self.source()
-        transform, side = tile_transform(tile, self.tile_size, self.border)
-        return self._warp(src, transform, side, side, resampling_scale(src, transform, side))
-
-    def _warp(self, src: rasterio.DatasetReader, transform, width: int, height: int,
-              scale: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """(pixels, validity) of the scene warped onto a `width` x `height` px EPSG:3857 grid at `transform`."""
-        alpha = alpha_band(src)
-        # Without an alpha band, ask the warper for one: it marks both nodata and outside-the-scene pixels.
-        with gdal_env(), WarpedVRT(src, crs=MERCATOR, transform=transform, width=width, height=height,
-                                   resampling=self.resampling, add_alpha=alpha is None, **scale) as vrt:
-            alpha_index = alpha if alpha is not None else vrt.count
-            data = vrt.read(self.bands + [alpha_index])
-        return data[:-1], data[-1] > 0
+        with gdal_env():
+            return warp_tile(self.source(), tile, self.tile_size, self.bands, self.resampling, self.border)
 
     def mirror(self, tile: mercantile.Tile, pixels: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(pixels, validity) of the network's input: past the scene's edge, the scene mirrored across it.
@@ -143,7 +106,7 @@ class WarpedTiles(Dataset):
         pixels inside the scene, mirrored ones included, still get the mean colour.
         """
         src = self.source()
-        transform, side = tile_transform(tile, self.tile_size, self.border)
+        transform, side = tile_transform(tile, self.tile_size, self.border), self.tile_size + 2 * self.border
         found = mirror_sources(src, transform, ~valid)
         if found is None:
             return pixels, valid
@@ -157,8 +120,9 @@ class WarpedTiles(Dataset):
             moved = Affine(transform.a, 0.0, transform.c + x0 * transform.a, 0.0, transform.e,
                            transform.f + y0 * transform.e)  # the tile grid, x0 px right and y0 px down
             try:
-                source, source_valid = self._warp(src, moved, x1 - x0, y1 - y0,
-                                                  resampling_scale(src, transform, side))
+                with gdal_env():
+                    source, source_valid = warp_window(src, moved, x1 - x0, y1 - y0, self.bands, self.resampling,
+                                                       resampling_scale(src, tile.z, self.tile_size))
             except (RasterioError, CPLE_BaseError):  # damage beside the tile: the tiles reading it report it
                 return pixels, valid
         pixels, context = pixels.copy(), valid.copy()
@@ -186,7 +150,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
                     tile_size: int | None = None, border: int = 32, bands: Sequence[int] | None = None,
                     probs: bool = False, tta: bool = False, max_tiles: int = 100_000, batch_size: int = 8,
                     workers: int = 0, device: str | torch.device | None = None, overwrite: bool = False,
-                    shard: tuple[int, int] | None = None, resampling: str = "bilinear",
+                    shard: tuple[int, int] | None = None, resampling: str = DEFAULT_RESAMPLING,
                     precision: str | None = None, progress: bool = True,
                     threshold: float = MASK_THRESHOLD) -> PredictResult:
     """Predict the slippy-map tiles at `zoom` covering `scene` into `output_dir`/z/x/y.png.
@@ -197,8 +161,8 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         border: px of real context read around each tile (tile_size + 2 x border: a multiple of 32).
         bands: 1-based scene bands (default: the checkpoint's, else all but alpha).
         max_tiles: refuse zooms making more tiles than this (TooManyTilesError, nothing written).
-        resampling: how scene pixels are warped onto the tile grid (a rasterio Resampling name); use
-            what the training tiles were cut with (`rs-effnet tile --resampling`, bilinear by default).
+        resampling: how scene pixels are warped onto the tile grid (a rasterio Resampling name): the warp
+            and default of `rs-effnet tile`, so tiles cut with the same --resampling are what the network sees.
         probs: probability tiles as in `predict_tiles`; there, no-data pixels get probability 0.
         Others (precision, threshold too) as in `predict_tiles`.
     Raises RasterError (after writing every readable tile) when some of the scene cannot be read, and
@@ -212,8 +176,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     tile_size = tile_size or spec.tile_size
     if tile_size < 1 or border < 0:
         raise RasterError(f"tile size {tile_size} must be positive and border {border} 0 or more px")
-    if resampling not in Resampling.__members__:
-        raise RasterError(f"unknown resampling {resampling!r}; use one of {', '.join(Resampling.__members__)}")
+    method = resampling_method(resampling)
     with open_scene(scene) as src:
         chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
         tiles = footprint_tiles(src, zoom, max_tiles)
@@ -227,7 +190,7 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
     result.tiles = len(share)
     todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
     result.skipped = len(share) - len(todo)
-    dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec, Resampling[resampling])
+    dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec, method)
     run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result,
         threshold)
     if result.failed:
@@ -241,11 +204,11 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
 
 def _source_window(src: rasterio.DatasetReader, tile: mercantile.Tile, tile_size: int, border: int):
     """The scene's pixel window that a tile with its border is read from."""
-    transform, side = tile_transform(tile, tile_size, border)
+    transform, side = tile_transform(tile, tile_size, border), tile_size + 2 * border
     left, top = _apply(transform, 0, 0)
     right, bottom = _apply(transform, side, side)
     try:
-        bounds = transform_bounds(MERCATOR, src.crs, left, bottom, right, top, densify_pts=21)
+        bounds = transform_bounds(WEB_MERCATOR, src.crs, left, bottom, right, top, densify_pts=21)
         return window_from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
     except (RasterioError, CPLE_BaseError, ValueError):  # e.g. a rotated grid: look everywhere instead
         return Window(0, 0, src.width, src.height)

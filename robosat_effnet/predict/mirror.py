@@ -19,7 +19,7 @@ from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through 
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
-MERCATOR = "EPSG:3857"
+from robosat_effnet.tiles import WEB_MERCATOR
 
 
 def reflect(coord: np.ndarray, size: int) -> np.ndarray:
@@ -56,8 +56,8 @@ def mirror_sources(src: rasterio.DatasetReader, transform, invalid: np.ndarray
         col, row = reflect(col[outside], src.width), reflect(row[outside], src.height)
         t = src.transform
         xs, ys = t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
-        if src.crs != MERCATOR:
-            xs, ys = (np.asarray(v) for v in warp_transform(src.crs, MERCATOR, xs, ys))
+        if src.crs != WEB_MERCATOR:
+            xs, ys = (np.asarray(v) for v in warp_transform(src.crs, WEB_MERCATOR, xs, ys))
     except (RasterioError, CPLE_BaseError, ValueError):
         return None
     u, v = (xs - transform.c) / transform.a, (ys - transform.f) / transform.e
@@ -68,8 +68,8 @@ def mirror_sources(src: rasterio.DatasetReader, transform, invalid: np.ndarray
 
 def _to_scene_pixels(src: rasterio.DatasetReader, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """EPSG:3857 points as continuous (column, row) in the scene's pixel grid."""
-    if src.crs != MERCATOR:
-        x, y = (np.asarray(v) for v in warp_transform(MERCATOR, src.crs, x, y))
+    if src.crs != WEB_MERCATOR:
+        x, y = (np.asarray(v) for v in warp_transform(WEB_MERCATOR, src.crs, x, y))
     inv = ~src.transform
     col, row = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
     if not (np.isfinite(col).all() and np.isfinite(row).all()):

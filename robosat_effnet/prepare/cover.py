@@ -19,14 +19,8 @@ import numpy as np
 from robosat_effnet.data.geojson import POLYGONAL, check_finite, check_lonlat, geojson_crs, polygon_shape, read_geojson
 from robosat_effnet.errors import ConfigError, DatasetError, TooManyTilesError
 from robosat_effnet.limits import MAX_ZOOM
-from robosat_effnet.prepare.tile import (
-    DEFAULT_MAX_TILES,
-    MAX_LATITUDE,
-    count_tiles,
-    open_raster,
-    read_tile,
-    scene_bounds,
-)
+from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, read_tile
+from robosat_effnet.tiles import MAX_LATITUDE, count_tiles
 
 GEOJSON = (".geojson", ".json")
 MAX_BUFFER = 64  # rings of context tiles: each costs (2N + 1)^2 tiles per tile at worst
@@ -131,14 +125,16 @@ def polygon_tiles(area, zoom: int, max_tiles: int = DEFAULT_MAX_TILES) -> set[me
 def scene_tiles(scene: str | os.PathLike, zoom: int, max_tiles: int = DEFAULT_MAX_TILES) -> set[mercantile.Tile]:
     """The tiles `rs-effnet tile SCENE --zoom Z` writes (default size and resampling): its footprint's tiles that
     hold any data, tested through the same warped read."""
-    from rasterio.enums import Resampling
+    from robosat_effnet.data.raster import open_scene, scene_bounds
+    from robosat_effnet.data.warp import DEFAULT_RESAMPLING, resampling_method
 
-    with open_raster(scene) as src:
+    with open_scene(scene) as src:
         bounds = scene_bounds(src)
         check_count(count_tiles(bounds, zoom), zoom, max_tiles, str(scene))
         # Only the validity band is read (no pixel bands): the warper's alpha is what `tile` tests too.
+        resampling = resampling_method(DEFAULT_RESAMPLING)
         return {tile for tile in mercantile.tiles(*bounds, zooms=[zoom])
-                if read_tile(src, tile, COVER_SIZE, [], Resampling.bilinear)[1].any()}
+                if read_tile(src, tile, COVER_SIZE, [], resampling)[1].any()}
 
 
 def buffered(tiles: set[mercantile.Tile], rings: int) -> set[mercantile.Tile]:

@@ -20,9 +20,7 @@ from robosat_effnet.io import write_mask
 from robosat_effnet.limits import MAX_TOUCHING_PX
 from robosat_effnet.outputs import writing
 from robosat_effnet.text import ascii_int
-from robosat_effnet.tiles import tile_path
-
-WEB_MERCATOR = "EPSG:3857"
+from robosat_effnet.tiles import MAX_LATITUDE, WEB_MERCATOR, tile_path
 
 
 @dataclass
@@ -106,7 +104,7 @@ def load_label_shapes(
     geometries = shapely.make_valid(geometries, method="structure", keep_collapsed=False)
     if crs.to_epsg() == 4326:
         # Web mercator stops short of the poles; clamp so the transform stays finite.
-        geometries = shapely.clip_by_rect(geometries, -180, -85.0511287798066, 180, 85.0511287798066)
+        geometries = shapely.clip_by_rect(geometries, -180, -MAX_LATITUDE, 180, MAX_LATITUDE)
     transformer = Transformer.from_crs(crs, WEB_MERCATOR, always_xy=True)
     geometries = shapely.transform(geometries, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
     return LabelShapes(geometries, np.asarray(indices, dtype=np.uint8), path, skipped)
@@ -145,7 +143,7 @@ def burn_tile(shapes: LabelShapes, indices: np.ndarray, tile: mercantile.Tile, s
     """The label array of one tile: class indices of the polygons `indices` burnt on background 0."""
     from rasterio.features import rasterize
 
-    from robosat_effnet.prepare.tile import tile_transform
+    from robosat_effnet.data.warp import tile_transform
 
     height, width = size
     mask = np.zeros((height, width), dtype=np.uint8)
@@ -153,7 +151,7 @@ def burn_tile(shapes: LabelShapes, indices: np.ndarray, tile: mercantile.Tile, s
         return mask
     # Higher class indices are burnt last so they win where classes overlap; stable keeps file order within a class.
     order = indices[np.argsort(shapes.classes[indices], kind="stable")]
-    transform = tile_transform(tile, width, height)
+    transform = tile_transform(tile, width, height=height)
     pairs = ((shapes.geometries[i], int(shapes.classes[i])) for i in order)
     return rasterize(pairs, out=mask, transform=transform, dtype=np.uint8)
 

@@ -1,9 +1,10 @@
 """Cut a GeoTIFF of any CRS into slippy-map image tiles `OUT/z/x/y.{png,webp,tif}`.
 
-Each tile is read through its own warped web-mercator view whose grid *is* the tile
-(`mercantile.xy_bounds` -> affine), so pixels line up exactly with the slippy-map grid,
-resampling happens once, and GDAL reads only the source blocks under that tile: memory
-is bounded by the tile size, not the scene size.
+Each tile is read through `data.warp.warp_tile`, the warp `predict` reads a scene's tiles through too (same
+grid, resampling and GDAL options), so the tiles a model is trained on are the pixels it is later shown when it
+predicts the scene. The grid *is* the tile (`mercantile.xy_bounds` -> affine), so pixels line up exactly with
+the slippy map, resampling happens once, and GDAL reads only the source blocks under that tile: memory is
+bounded by the tile size, not the scene size.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from pathlib import Path
 import mercantile
 import numpy as np
 
-from robosat_effnet.data.remote import open_url
-from robosat_effnet.errors import ConfigError, RasterError, TooManyTilesError
+from robosat_effnet.data.warp import DEFAULT_RESAMPLING, resampling_method, tile_transform, warp_tile
+from robosat_effnet.errors import ConfigError, RasterError
 from robosat_effnet.io import atomic_path, write_image
 from robosat_effnet.limits import MAX_TILE_SIZE, MAX_ZOOM
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles, writing
 from robosat_effnet.text import is_url
-from robosat_effnet.tiles import tile_path, write_tiles_csv
+from robosat_effnet.tiles import WEB_MERCATOR, tile_path, write_tiles_csv
 
-WEB_MERCATOR = "EPSG:3857"
-MAX_LATITUDE = 85.0511287798066  # web mercator's square world stops here
 DEFAULT_MAX_TILES = 100_000
 FORMATS = ("png", "webp", "tif")
 PARTIAL_CSV = "partial.csv"
@@ -53,29 +52,6 @@ class TileReport:
             self.partial.append(tile)
 
 
-def scene_bounds(src) -> tuple[float, float, float, float]:
-    """A dataset's footprint as (west, south, east, north) in lon/lat, clipped to web mercator's latitudes."""
-    from rasterio.warp import transform_bounds
-
-    if src.crs is None:
-        raise RasterError(f"{src.name} has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:32636`) and retry")
-    # Densify so curved edges of the reprojected footprint are not cut off.
-    west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
-    return west, max(south, -MAX_LATITUDE), east, min(north, MAX_LATITUDE)
-
-
-def count_tiles(bounds: tuple[float, float, float, float], zoom: int) -> int:
-    """How many tiles of `zoom` cover a lon/lat bounding box, without enumerating them."""
-    west, south, east, north = bounds
-    if west > east:  # crosses the antimeridian
-        return count_tiles((west, south, 180.0, north), zoom) + count_tiles((-180.0, south, east, north), zoom)
-    upper_left = mercantile.tile(west, north, zoom)
-    # Nudge the far corner inwards so a bound lying exactly on a tile edge does not add a row of empty tiles.
-    eps = 1e-9
-    lower_right = mercantile.tile(max(west, east - eps), min(north, south + eps), zoom)
-    return (lower_right.x - upper_left.x + 1) * (lower_right.y - upper_left.y + 1)
-
-
 def output_format(dtype: str, count: int, requested: str | None) -> str:
     """The tile format for a band count and dtype: png/webp hold 1 or 3 uint8 bands; anything else needs tif."""
     fits_8bit = dtype == "uint8" and count in (1, 3)
@@ -98,7 +74,7 @@ def tile_geotiff(
     size: int = 256,
     bands: list[int] | None = None,
     fmt: str | None = None,
-    resampling: str = "bilinear",
+    resampling: str = DEFAULT_RESAMPLING,
     max_tiles: int = DEFAULT_MAX_TILES,
     workers: int | None = None,
     progress: bool = True,
@@ -116,28 +92,19 @@ def tile_geotiff(
     (`outputs.claim_folder`); `overwrite` replaces another run's tiles. Else OutputError, before writing.
     """
     import rasterio
-    from rasterio.enums import ColorInterp, Resampling
+
+    from robosat_effnet.data.raster import default_bands, footprint_tiles, open_scene
 
     path, out = (path if is_url(path) else Path(path)), Path(out)  # a URL: a COG read by range requests
     check_separate([out], [path])
-    try:
-        resampling_method = Resampling[resampling]
-    except KeyError:
-        raise ConfigError(f"unknown resampling {resampling!r}; use e.g. nearest, bilinear, cubic, lanczos") from None
+    resampling_method(resampling)  # an unknown name fails before the scene is opened
     if not 0 < size <= MAX_TILE_SIZE or not 0 <= zoom <= MAX_ZOOM:
         raise ConfigError(f"tile size {size} / zoom {zoom} out of range; use a size of 1..{MAX_TILE_SIZE} px and a "
                           f"zoom in 0..{MAX_ZOOM}")
-    src = open_raster(path)
-    with src:
-        bounds = scene_bounds(src)
-        n_tiles = count_tiles(bounds, zoom)
-        if n_tiles > max_tiles:
-            raise TooManyTilesError(
-                f"zoom {zoom} cuts {path} into {n_tiles:,} tiles, more than the maximum {max_tiles:,}; "
-                "use a lower --zoom or raise --max-tiles"
-            )
+    with open_scene(path) as src:
+        tiles = footprint_tiles(src, zoom, max_tiles)
         if bands is None:
-            bands = [i + 1 for i, ci in enumerate(src.colorinterp) if ci != ColorInterp.alpha] or [1]
+            bands = default_bands(src)
         bad = [b for b in bands if not 1 <= b <= src.count]
         if bad:
             raise ConfigError(f"band(s) {bad} not in {path}, which has bands 1..{src.count}; fix --bands")
@@ -148,12 +115,11 @@ def tile_geotiff(
         report = TileReport(format=output_format(dtype, len(bands), fmt))
         settings = {"zoom": zoom, "size": size, "bands": bands, "format": report.format, "resampling": resampling}
         claim_folder(out, make_record("tile", path, settings), overwrite=overwrite, clear=remove_tiles)
-        tiles = mercantile.tiles(*bounds, zooms=[zoom])
         if progress:
             from tqdm import tqdm
 
-            tiles = tqdm(tiles, total=n_tiles, desc="tile", unit="tile")
-        cutter = _Cutter(path, out, size, bands, resampling_method, report.format, src.nodata)
+            tiles = tqdm(tiles, desc="tile", unit="tile")
+        cutter = _Cutter(path, out, size, bands, resampling_method(resampling), report.format, src.nodata)
         workers = workers or min(4, os.cpu_count() or 1)
         pending: deque = deque()
         try:
@@ -175,18 +141,6 @@ def tile_geotiff(
         with writing(report.partial_csv):
             write_tiles_csv(report.partial_csv, report.partial)
     return report
-
-
-def open_raster(path: str | os.PathLike):
-    """A GeoTIFF by path or http(s) URL, opened for reading; RasterError, one line, when it cannot be."""
-    import rasterio
-
-    if is_url(path):
-        return open_url(str(path))
-    try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as e:
-        raise RasterError(f"cannot open {path} as a raster: {e}; pass a GeoTIFF") from None
 
 
 def _done(pending: deque) -> tuple[mercantile.Tile, str]:
@@ -232,28 +186,13 @@ class _Cutter:
             src.close()
 
 
-def tile_transform(tile: mercantile.Tile, width: int, height: int):
-    """The affine transform from a tile's pixels to web-mercator metres (north up)."""
-    from affine import Affine
-
-    west, south, east, north = mercantile.xy_bounds(tile)
-    return Affine((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north)
-
-
 def read_tile(src, tile: mercantile.Tile, size: int, bands: list[int], resampling) -> tuple[np.ndarray, np.ndarray]:
-    """One tile of `src` warped into web mercator: (bands x size x size array, size x size bool valid mask)."""
+    """One tile of `src` warped into web mercator by `data.warp.warp_tile`: (bands x size x size array,
+    size x size bool valid mask); a read that fails is a RasterError naming the tile's place."""
     import rasterio
-    from rasterio.enums import ColorInterp
-    from rasterio.vrt import WarpedVRT
 
-    # The warper computes validity (nodata, alpha, internal masks, outside the scene) into an alpha band in
-    # the same pass as the pixels: one read instead of a second warp for dataset_mask().
-    has_alpha = ColorInterp.alpha in src.colorinterp
     try:
-        with WarpedVRT(src, crs=WEB_MERCATOR, transform=tile_transform(tile, size, size), width=size, height=size,
-                       resampling=resampling, add_alpha=not has_alpha) as vrt:
-            alpha = vrt.colorinterp.index(ColorInterp.alpha) + 1
-            data = vrt.read(list(bands) + [alpha])
+        return warp_tile(src, tile, size, bands, resampling)
     except rasterio.errors.RasterioError as e:
         west, south, east, north = mercantile.bounds(tile)
         reason = str(e).split(" See previous")[0].rstrip(". ")
@@ -261,7 +200,6 @@ def read_tile(src, tile: mercantile.Tile, size: int, bands: list[int], resamplin
             f"cannot read {src.name} under tile {tile.z}/{tile.x}/{tile.y} (lon {west:.6f}..{east:.6f}, "
             f"lat {south:.6f}..{north:.6f}): {reason}; the file is damaged there (tiles already written are complete)"
         ) from None
-    return data[:-1], data[-1] > 0
 
 
 def _write_geotiff(path: Path, data: np.ndarray, valid: np.ndarray, tile: mercantile.Tile, nodata) -> None:
@@ -271,7 +209,7 @@ def _write_geotiff(path: Path, data: np.ndarray, valid: np.ndarray, tile: mercan
     count, height, width = data.shape
     data = np.where(valid, data, nodata if nodata is not None else 0).astype(data.dtype)
     profile = dict(driver="GTiff", height=height, width=width, count=count, dtype=data.dtype.name,
-                   crs=WEB_MERCATOR, transform=tile_transform(tile, width, height),
+                   crs=WEB_MERCATOR, transform=tile_transform(tile, width, height=height),
                    nodata=nodata, compress="deflate")
     with atomic_path(path) as tmp, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(tmp, "w", **profile) as dst:

@@ -39,12 +39,12 @@ def burn_touching(mask: np.ndarray, geometries: np.ndarray, tile: mercantile.Til
     """
     from rasterio.features import rasterize
 
-    from robosat_effnet.prepare.tile import tile_transform
+    from robosat_effnet.data.warp import tile_transform
 
     if radius <= 0 or len(geometries) < 2:
         return mask
     height, width = mask.shape
-    transform = tile_transform(tile, width, height)
+    transform = tile_transform(tile, width, height=height)
     margin = transform @ transform.translation(-radius, -radius)  # the same grid, shifted by `radius` px
     ids = rasterize(((g, i + 1) for i, g in enumerate(geometries)), out_shape=(height + 2 * radius,
                     width + 2 * radius), transform=margin, dtype=np.int32)

@@ -22,7 +22,7 @@ import numpy as np
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import atomic_path, read_label
 from robosat_effnet.outputs import mark
-from robosat_effnet.tiles import tile_files
+from robosat_effnet.tiles import WEB_MERCATOR, tile_files
 
 log = logging.getLogger("robosat_effnet")
 
@@ -169,7 +169,7 @@ def mask_features(
         log.warning(
             "%s holds mask tiles of zooms %s; their polygons are merged (use --zoom to take one)", masks,
             ", ".join(map(str, zooms)))
-    to_lonlat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    to_lonlat = Transformer.from_crs(WEB_MERCATOR, "EPSG:4326", always_xy=True)
     geod = Geod(ellps="WGS84")
     report = FeaturesReport(tiles=len(tiles))
     classes = {i: n for i, n in classes.items() if i != touching}
@@ -222,13 +222,13 @@ def polygon_scores(geometries: list, folder: str | os.PathLike, tiles: set[merca
     from rasterio.features import rasterize
 
     from robosat_effnet.data.probabilities import read_probability
-    from robosat_effnet.prepare.tile import tile_transform
+    from robosat_effnet.data.warp import tile_transform
 
     found = {t: p for t, p in tile_files(folder, {".png"}).items() if t in tiles}
     if geometries and not found:
         raise DatasetError(f"no probability tiles in {folder} for the mask tiles; pass the folder `rs-effnet predict "
                            "--probs` wrote for the same tiles")
-    to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
+    to_mercator = Transformer.from_crs("EPSG:4326", WEB_MERCATOR, always_xy=True)
     mercator = shapely.transform(np.array(geometries, dtype=object),
                                  lambda xy: np.column_stack(to_mercator.transform(xy[:, 0], xy[:, 1])))
     sums, counts = np.zeros(len(geometries) + 1), np.zeros(len(geometries) + 1)
@@ -240,7 +240,7 @@ def polygon_scores(geometries: list, folder: str | os.PathLike, tiles: set[merca
         probability = read_probability(path)
         height, width = probability.shape
         ids = rasterize(((mercator[i], int(i) + 1) for i in hits), out_shape=(height, width),
-                        transform=tile_transform(tile, width, height), dtype=np.int32)
+                        transform=tile_transform(tile, width, height=height), dtype=np.int32)
         sums += np.bincount(ids.ravel(), weights=probability.ravel(), minlength=len(sums))
         counts += np.bincount(ids.ravel(), minlength=len(counts))
     return [float(s / c) if c else None for s, c in zip(sums[1:], counts[1:], strict=True)]
