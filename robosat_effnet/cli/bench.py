@@ -67,8 +67,8 @@ def cli(models, checkpoint, tiles_dir, size, batch_size, train_batch_size, train
     from robosat_effnet import bench
     from robosat_effnet.bench.calibration import flush_denormal_enabled
     from robosat_effnet.errors import ConfigError, OutputError
+    from robosat_effnet.models.device import resolve_device
     from robosat_effnet.outputs import claim_output
-    from robosat_effnet.predict.engine import resolve_device
 
     # Every argument is checked before the first timing: a bad one is a usage error, not minutes lost.
     device = str(resolve_device(device))  # checked when parsed (device_option); None: cuda when available
