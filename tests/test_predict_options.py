@@ -131,3 +131,36 @@ def test_one_predict_reads_the_checkpoint_file_once(tmp_path, random_checkpoint,
     assert result.exit_code == 0, result.output
     assert len(tile_files(tmp_path / "masks")) == 1 and (tmp_path / "mask.tif").is_file()
     assert reads == ["open", "torch.load(bytes)"]
+
+
+def test_an_exported_model_is_read_once_too(tmp_path, tiles, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    from robosat_effnet.deploy.export import export_onnx
+
+    torch.manual_seed(0)
+    onnx_file = export_onnx((torch.nn.Conv2d(3, 2, 1), ModelSpec(tile_size=64)), tmp_path / "model.onnx")
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if isinstance(file, (str, Path)) and Path(file).resolve() == onnx_file.resolve():
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    sessions: list[type] = []
+    real_session = ort.InferenceSession
+
+    def session(source, *args, **kwargs):  # given a path, onnxruntime reads the file itself (in C++)
+        sessions.append(type(source))
+        return real_session(source, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    result = predict_tiles(onnx_file, tiles, tmp_path / "masks", border=0, progress=False)
+    # one read, ours: onnxruntime runs the bytes read for the checks, and the record's digest is theirs
+    assert result.written == 2 and len(opened) == 1 and sessions == [bytes]
+    import hashlib
+    import json
+
+    record = json.loads((tmp_path / "masks" / ".rs-effnet.json").read_text())
+    assert record["checkpoint_sha256"] == hashlib.sha256(onnx_file.read_bytes()).hexdigest()
