@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import mercantile
@@ -92,8 +94,6 @@ def test_keywords_are_a_front_for_the_options(tmp_path, tiles, random_checkpoint
 def test_a_checkpoint_is_opened_once_into_one_type(random_checkpoint):
     loaded = open_model(random_checkpoint, torch.device("cpu"))
     assert (loaded.kind, loaded.path, loaded.spec.tile_size) == ("checkpoint", random_checkpoint, 64)
-    import hashlib
-
     assert loaded.sha256 == hashlib.sha256(random_checkpoint.read_bytes()).hexdigest()
     assert open_model(loaded, torch.device("cpu")) is loaded  # opened already: nothing is read again
     network = torch.nn.Conv2d(4, 3, 1)
@@ -104,10 +104,13 @@ def test_a_checkpoint_is_opened_once_into_one_type(random_checkpoint):
     assert isinstance(pair, LoadedModel) and pair.spec.tile_size == 32 and pair.kind == "module"
 
 
-def test_one_predict_reads_the_checkpoint_file_once(tmp_path, random_checkpoint, monkeypatch):
-    """Tiles and the scene mask of one run: the .pth is opened once, loaded once, and its digest (the output
-    record's) comes from those bytes, not from reading it again."""
+@pytest.mark.parametrize("source", ["scene", "tiles"])
+def test_one_predict_reads_the_checkpoint_file_once(tmp_path, tiles, random_checkpoint, monkeypatch, source):
+    """Tiles and the scene mask of one run, or a tile folder: the .pth is opened once, loaded once, and its digest
+    (the output record's) comes from those bytes, not from reading it again."""
     tif = scene(tmp_path / "scene.tif")
+    args = ["--zoom", "18", "--geotiff", str(tmp_path / "mask.tif"), "--window", "64", "--overlap", "0"] \
+        if source == "scene" else []
     checkpoint = tmp_path / "model.pth"
     checkpoint.write_bytes(random_checkpoint.read_bytes())
     reads: list[str] = []
@@ -125,12 +128,14 @@ def test_one_predict_reads_the_checkpoint_file_once(tmp_path, random_checkpoint,
 
     monkeypatch.setattr(builtins, "open", counting_open)
     monkeypatch.setattr(torch, "load", counting_load)
-    result = CliRunner().invoke(main, ["predict", str(tif), str(tmp_path / "masks"), "--checkpoint", str(checkpoint),
-                                       "--zoom", "18", "--geotiff", str(tmp_path / "mask.tif"), "--window", "64",
-                                       "--overlap", "0", "--border", "0", "--quiet"])
+    result = CliRunner().invoke(main, ["predict", str(tif if source == "scene" else tiles), str(tmp_path / "masks"),
+                                       "--checkpoint", str(checkpoint), *args, "--border", "0", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert len(tile_files(tmp_path / "masks")) == 1 and (tmp_path / "mask.tif").is_file()
+    assert len(tile_files(tmp_path / "masks")) == (1 if source == "scene" else 2)
+    assert (tmp_path / "mask.tif").is_file() == (source == "scene")
     assert reads == ["open", "torch.load(bytes)"]
+    record = json.loads((tmp_path / "masks" / ".rs-effnet.json").read_text())
+    assert record["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
 
 
 def test_an_exported_model_is_read_once_too(tmp_path, tiles, monkeypatch):
@@ -159,8 +164,5 @@ def test_an_exported_model_is_read_once_too(tmp_path, tiles, monkeypatch):
     result = predict_tiles(onnx_file, tiles, tmp_path / "masks", border=0, progress=False)
     # one read, ours: onnxruntime runs the bytes read for the checks, and the record's digest is theirs
     assert result.written == 2 and len(opened) == 1 and sessions == [bytes]
-    import hashlib
-    import json
-
     record = json.loads((tmp_path / "masks" / ".rs-effnet.json").read_text())
     assert record["checkpoint_sha256"] == hashlib.sha256(onnx_file.read_bytes()).hexdigest()
