@@ -27,6 +27,7 @@ from robosat_effnet.data.warp import DEFAULT_RESAMPLING, RESAMPLINGS
 from robosat_effnet.io import read_alpha
 from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.predict import predict_geotiff, predict_tiles
+from robosat_effnet.predict.options import PredictOptions
 from robosat_effnet.prepare.tile import tile_geotiff
 from robosat_effnet.tiles import tile_files
 
@@ -163,5 +164,5 @@ def test_tile_and_predict_share_one_resampling_default_and_choice():
     for command in (tile_cli, predict_cli):
         [option] = [p for p in command.params if p.name == "resampling"]
         assert option.default == DEFAULT_RESAMPLING and tuple(option.type.choices) == RESAMPLINGS, command.name
-    for function in (tile_geotiff, predict_geotiff):
-        assert inspect.signature(function).parameters["resampling"].default == DEFAULT_RESAMPLING, function
+    assert inspect.signature(tile_geotiff).parameters["resampling"].default == DEFAULT_RESAMPLING
+    assert PredictOptions().resampling == DEFAULT_RESAMPLING  # predict_geotiff's options

@@ -19,14 +19,17 @@ import numpy as np
 import torch
 
 from robosat_effnet.bench.timing import synchronize
+from robosat_effnet.models.device import resolve_device
+from robosat_effnet.models.loaded import ModelSource, open_model
 from robosat_effnet.outputs import temp_folder
 from robosat_effnet.predict.context import crop
-from robosat_effnet.predict.engine import ModelLike, Predictor, resolve_device, resolve_model
+from robosat_effnet.predict.engine import Predictor
+from robosat_effnet.predict.options import PredictOptions
 from robosat_effnet.predict.tiles import BufferedTiles, predict_tiles
 from robosat_effnet.tiles import tile_files
 
 
-def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_size: int = 8, workers: int = 0,
+def predict_throughput(model: ModelSource, tiles_dir: str | os.PathLike, *, batch_size: int = 8, workers: int = 0,
                        device: str | torch.device | None = None, border: int = 32, tta: bool = False,
                        repeats: int = 3) -> dict:
     """Tiles/s of `predict_tiles` from files to written masks, next to the model alone on the same tiles.
@@ -38,12 +41,13 @@ def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_
     "device", "overhead"} where overhead = model-only / end-to-end (1.0: I/O fully hidden).
     """
     device = resolve_device(device)
-    network, spec = resolve_model(model, device)
+    loaded = open_model(model, device)  # once: every timed run below reuses it
+    spec = loaded.spec
     files = tile_files(tiles_dir)
     tiles = list(files)
     dataset = BufferedTiles(files, tiles, border, spec)
     images = [dataset[i]["image"] for i in range(len(tiles))]
-    predictor = Predictor(network, device=device, tta=tta)
+    predictor = Predictor(loaded.network, device=device, tta=tta)
     batches = [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     if device.type == "cuda":
         batches = [batch.pin_memory() for batch in batches]
@@ -57,8 +61,9 @@ def predict_throughput(model: ModelLike, tiles_dir: str | os.PathLike, *, batch_
 
     def end_to_end(out: Path) -> float:
         start = time.perf_counter()
-        predict_tiles((network, spec), tiles_dir, out, border=border, tta=tta, batch_size=batch_size,
-                      workers=workers, device=device, overwrite=True, progress=False)
+        predict_tiles(loaded, tiles_dir, out, PredictOptions(border=border, tta=tta, batch_size=batch_size,
+                                                             workers=workers, device=device, overwrite=True,
+                                                             progress=False))
         return time.perf_counter() - start
 
     model_only()  # warm-up: allocator, cudnn autotuning
@@ -173,7 +178,7 @@ def large_scene_peak_rss(size: int = 20480, baseline_size: int = 8192, *, zoom: 
     return row
 
 
-def throughput_rows(model: ModelLike | None = None, device: str | torch.device | None = None, tiles: int = 16,
+def throughput_rows(model: ModelSource | None = None, device: str | torch.device | None = None, tiles: int = 16,
                     size: int = 512, batch_size: int = 8, repeats: int = 3,
                     tiles_dir: str | os.PathLike | None = None, onnx: bool = True) -> list[dict]:
     """`predict_throughput` on JPEG tiles of real imagery (see calibration.sample_images), for `rs-effnet bench`:
@@ -204,9 +209,8 @@ def throughput_rows(model: ModelLike | None = None, device: str | torch.device |
         if onnx and importlib.util.find_spec("onnxruntime") and \
                 importlib.util.find_spec("robosat_effnet.deploy.export"):
             from robosat_effnet.deploy.export import export_onnx
-            from robosat_effnet.predict.engine import resolve_model
-
-            onnx_file = export_onnx(resolve_model(model, torch.device("cpu")), Path(tmp) / "model.onnx")
+            loaded = open_model(model, torch.device("cpu"))
+            onnx_file = export_onnx((loaded.network, loaded.spec), Path(tmp) / "model.onnx")
             runs.append(("onnxruntime", onnx_file, 0))
         for engine, runner, workers in runs:
             numbers = predict_throughput(runner, Path(tmp) / "tiles", batch_size=batch_size,

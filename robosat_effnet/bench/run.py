@@ -27,7 +27,7 @@ from robosat_effnet.bench.timing import machine, markdown_table
 from robosat_effnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.models.checkpoint import ModelSpec, load_model
-from robosat_effnet.predict.engine import resolve_device
+from robosat_effnet.models.device import resolve_device
 
 Rows = list[dict]
 

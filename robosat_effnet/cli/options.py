@@ -95,7 +95,7 @@ def checked_by(check: Callable[[str], object]) -> Callable:
 
 
 def _device(value: str) -> object:
-    from robosat_effnet.predict.engine import resolve_device
+    from robosat_effnet.models.device import resolve_device
 
     return resolve_device(value)  # unknown names, and CUDA where there is none
 

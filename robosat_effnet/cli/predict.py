@@ -104,8 +104,10 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     """
     from robosat_effnet.data.remote import source_name
     from robosat_effnet.errors import DatasetError, OutputError, RasterError
+    from robosat_effnet.models.device import resolve_device
+    from robosat_effnet.models.loaded import open_model
     from robosat_effnet.outputs import check_separate, check_writable
-    from robosat_effnet.predict import predict_geotiff, predict_mask_geotiff, predict_tiles
+    from robosat_effnet.predict import PredictOptions, predict_geotiff, predict_mask_geotiff, predict_tiles
     from robosat_effnet.predict.mosaic import check_mask_output, check_windows
     from robosat_effnet.text import is_url
 
@@ -129,39 +131,39 @@ def cli(source, output, checkpoint, model_config, zoom, tile_size, bands, resamp
     out = Path(output) if output else beside / f"{name}-{'masks' if masks else 'probs'}"
     # Every output against every input before anything is written (--overwrite or not).
     check_separate([out if not is_scene or zoom is not None else None, geotiff_out], [source, checkpoint])
+    existing = False  # whether --geotiff names a mask of SOURCE made before
     if geotiff_out:  # written last: a read-only or full disk, or a link there, must fail before the tiles are made
         try:  # a link, a folder, a device there: a usage error; a file that is no mask of SOURCE: our error
-            check_mask_output(geotiff_out, source)  # only a mask of this scene is ever replaced
+            existing = check_mask_output(geotiff_out, source)  # only a mask of this scene is ever replaced
         except OutputError as e:
             raise click.BadParameter(str(e), param_hint="--geotiff") from None
         check_writable(Path(geotiff_out).parent, create=False)
-    common = dict(bands=bands, tta=tta, batch_size=batch_size or 8, device=device, precision=precision,
-                  progress=not quiet, threshold=threshold,
-                  workers=default_workers() if workers is None else workers)
+    options = PredictOptions(border=border, probs=not masks, tta=tta, threshold=threshold, bands=bands,
+                             batch_size=batch_size, workers=default_workers() if workers is None else workers,
+                             device=device, precision=precision, overwrite=overwrite, shard=shard,
+                             progress=not quiet, tile_size=tile_size, resampling=resampling, max_tiles=max_tiles,
+                             window=window, overlap=overlap)
+    # The single mask is not split: one writer (the first shard / rank 0) makes it.
+    first = (shard is None or shard[0] == 0) and int(os.environ.get("RANK", 0)) == 0
+    kept = existing and not overwrite  # the mask is kept as it is: nothing to predict for it
+    # The checkpoint is read once, here, for every product below (none when only a kept mask is asked for).
+    needed = not is_scene or zoom is not None or (geotiff_out and first and not kept)
+    model = open_model(checkpoint, resolve_device(device)) if needed else checkpoint
     kind = "mask" if masks else "probability"
     if not is_scene:
-        result = predict_tiles(checkpoint, source, out, border=border, probs=not masks, overwrite=overwrite,
-                               shard=shard, **common)
+        result = predict_tiles(model, source, out, options)
         _report(result, kind)
         if result.failed:
             raise DatasetError(f"{len(result.failed)} tile(s) could not be read and were not predicted, "
                                f"e.g. {result.failed[0]}")
         return
     if zoom is not None:
-        result = predict_geotiff(checkpoint, source, out, zoom, tile_size=tile_size, border=border,
-                                 probs=not masks, max_tiles=max_tiles, overwrite=overwrite, shard=shard,
-                                 resampling=resampling, **common)
-        _report(result, kind)
-    # The single mask is not split: one writer (the first shard / rank 0) makes it.
-    first = (shard is None or shard[0] == 0) and int(os.environ.get("RANK", 0)) == 0
+        _report(predict_geotiff(model, source, out, zoom, options), kind)
     if geotiff_out and not first:
         click.echo(f"{geotiff_out} is left to the first shard (--shard 0/n, rank 0)")
     elif geotiff_out:
-        common["batch_size"] = batch_size or 4
-        existed = Path(geotiff_out).exists() and not overwrite
-        path = predict_mask_geotiff(checkpoint, source, geotiff_out, window=window, overlap=overlap,
-                                    overwrite=overwrite, **common)
-        click.echo(f"kept the mask of {source} already in {path} (--overwrite to redo)" if existed
+        path = predict_mask_geotiff(model, source, geotiff_out, options)
+        click.echo(f"kept the mask of {source} already in {path} (--overwrite to redo)" if kept
                    else f"wrote the mask of {source} on its own grid to {path}")
 
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.errors import DatasetError
 from robosat_effnet.io import read_label
+from robosat_effnet.models.loaded import ModelSource
 from robosat_effnet.outputs import warn_other_classes
 from robosat_effnet.scoring.pixels import confusion_matrix, scores
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
@@ -28,7 +29,7 @@ EXAMPLES = 3  # tiles an error message names
 
 
 def evaluate(
-    checkpoint: str | os.PathLike,
+    checkpoint: ModelSource,
     images: str | os.PathLike,
     labels: str | os.PathLike,
     batch_size: int = 8,
@@ -43,7 +44,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Per-class IoU, precision, recall, F1 and one-vs-rest MCC of a checkpoint on image/label tiles.
 
-    `checkpoint` is a .pth from `rs-effnet train` or a .onnx from `rs-effnet export` (run by onnxruntime).
+    `checkpoint` is a .pth from `rs-effnet train` or a .onnx from `rs-effnet export` (run by onnxruntime), or
+    anything else `models.loaded.open_model` takes (a LoadedModel, a (network, spec) pair).
     `precision` is None (the device's default), "fp32" or "bf16", as for `Predictor`.
 
     Only tiles present in both folders are scored (`tiles` in the result; `unlabelled` counts image
@@ -58,8 +60,10 @@ def evaluate(
     probability reaches `threshold` (`predict.threshold`), recorded as "mask_threshold"; pixel metrics too.
     """
     from robosat_effnet.evaluation.buildings import BuildingMasks
+    from robosat_effnet.models.device import resolve_device
+    from robosat_effnet.models.loaded import open_model
     from robosat_effnet.predict.context import crop
-    from robosat_effnet.predict.engine import Predictor, check_precision, resolve_device, resolve_model
+    from robosat_effnet.predict.engine import Predictor, check_precision
     from robosat_effnet.predict.tiles import BufferedTiles
 
     check_precision(precision)
@@ -72,11 +76,12 @@ def evaluate(
         raise DatasetError(f"none of the {len(image_files)} image tiles in {images} has a label in {labels} "
                            f"(e.g. {missing}); pass the label folder made for these images (`rs-effnet rasterize`)")
     device = resolve_device(device)
-    network, spec = resolve_model(checkpoint, device)
-    name = f"checkpoint {checkpoint}" if isinstance(checkpoint, (str, os.PathLike)) else "the model"
+    loaded = open_model(checkpoint, device)
+    spec = loaded.spec
+    name = f"checkpoint {loaded.path}" if loaded.path is not None else "the model"
     warn_other_classes(labels, spec.classes, name, "labels", "the scores compare class indices, which mean other "
                        "things there: score labels rasterized with the classes the model was trained on")
-    predictor = Predictor(network, device=device, precision=precision)
+    predictor = Predictor(loaded.network, device=device, precision=precision)
     # All image tiles stay available as neighbour context, even those without labels.
     dataset = BufferedTiles(image_files, common, border, spec)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list)

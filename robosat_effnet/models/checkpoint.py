@@ -10,6 +10,8 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import math
 import os
 import warnings
@@ -135,10 +137,16 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
 
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """`torch.load` with weights_only=True (no code runs); CheckpointError with `load_failure`'s reason."""
+    return _safe_load(path, path, map_location)
+
+
+def _safe_load(source: str | os.PathLike | io.BytesIO, path: str | os.PathLike,
+               map_location: str | torch.device) -> Any:
+    """`safe_load` of `source` (the file `path`, or its bytes already read); errors name `path`."""
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": noise for a file we refuse anyway
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(source, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many kinds for corrupt or unsafe files
         raise CheckpointError(f"{path} is not a robosat_effnet checkpoint: {load_failure(path, e)}; {EXPECTED}") \
             from None
@@ -146,12 +154,23 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint written by this package (safely: weights_only=True)."""
+    return read_checkpoint(path, map_location)[0]
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], str]:
+    """(`load_checkpoint`'s contents, the sha256 of the file) from one read of the file: the digest that output
+    records name the checkpoint by (`outputs.make_record`) comes from the very bytes that were loaded."""
     path = Path(path)
     problem = file_problem(path)
     if problem:
         raise CheckpointError(f"checkpoint {path} {problem}; give the path of a .pth file written by "
                               "`rs-effnet train` (e.g. checkpoints/last.pth)")
-    data = safe_load(path, map_location)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:  # unreadable (permissions, a disk error): one line, as a damaged file gets
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror or e}); {EXPECTED}") from None
+    data = _safe_load(io.BytesIO(raw), path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         keys = list(data) if isinstance(data, dict) else []
         if any(str(k).startswith("module.") for k in keys) or "state_dict" in keys:
@@ -179,7 +198,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path} is a damaged robosat_effnet checkpoint: {e}; use another checkpoint "
                               "(e.g. last.pth) or retrain") from None
-    return data
+    return data, hashlib.sha256(raw).hexdigest()
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelSpec]:

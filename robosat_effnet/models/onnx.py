@@ -22,6 +22,7 @@ folder is refused with one line, before onnxruntime sees it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -76,7 +77,7 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     path = Path(path)
     ort = require("onnxruntime")
-    proto, spec = _read(path)  # metadata checked against the graph
+    proto, spec, raw = _read(path)  # metadata checked against the graph; raw: the file's bytes, read once
     metadata = _metadata(proto)
     divisor = _divisor(metadata, path)
     graph = metadata.get(GRAPH_KEY, "network")
@@ -92,12 +93,15 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     device = torch.device(device)
     try:
-        source = any_size(path) if graph == "deepness" else str(path)
+        # onnxruntime gets the bytes already read, unless tensors live in files beside it (it reads those itself)
+        source = any_size(path) if graph == "deepness" else str(path) if _external(proto) else raw
         session = ort.InferenceSession(source, options, providers=providers_for(device, ort))
     except Exception as e:  # onnxruntime raises its own classes for invalid graphs
         raise CheckpointError(f"onnxruntime cannot load {path}: {_first_line(e)}; re-export it with "
                               "`rs-effnet export`") from None
-    return OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32"), graph), spec
+    runner = OnnxModel(session, spec, divisor, path, metadata.get(PRECISION_KEY, "fp32"), graph)
+    runner.sha256 = hashlib.sha256(raw).hexdigest()  # of the bytes that were checked and run
+    return runner, spec
 
 
 def providers_for(device: torch.device, ort: ModuleType | None = None) -> list:
@@ -126,6 +130,7 @@ class OnnxModel(nn.Module):
         super().__init__()
         self.session, self.spec, self.divisor, self.path, self.precision = session, spec, divisor, path, precision
         self.graph = graph
+        self.sha256: str | None = None  # of the file it was loaded from (`load_onnx`)
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
 
@@ -172,13 +177,15 @@ def to_pixels(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     return (x * std + mean)[:, raster_order(spec)]
 
 
-def _read(path: Path) -> tuple[Any, ModelSpec]:
-    """(ModelProto without external data, spec), refusing what is not ours, corrupt or unsafe."""
+def _read(path: Path) -> tuple[Any, ModelSpec, bytes]:
+    """(ModelProto without external data, spec, the file's bytes), refusing what is not ours, corrupt or unsafe."""
     if not path.is_file():
         raise CheckpointError(f"model {path} does not exist; give a .onnx file written by `rs-effnet export`")
     onnx = require("onnx")
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        with open(path, "rb") as f:
+            raw = f.read()
+        proto = onnx.load_from_string(raw)  # external data is not loaded: its locations are checked first
     except Exception as e:  # protobuf's DecodeError and friends for damaged files
         raise CheckpointError(f"cannot read {path} as an ONNX model ({_first_line(e)}); the file is corrupt or "
                               "not ONNX: re-export it with `rs-effnet export`") from None
@@ -201,7 +208,14 @@ def _read(path: Path) -> tuple[Any, ModelSpec]:
         onnx.checker.check_model(str(path) if external else proto)
     except Exception as e:  # onnx.checker.ValidationError and file errors for missing external data
         raise CheckpointError(f"{path} is not a valid ONNX model: {_first_line(e)}; re-export it") from None
-    return proto, spec
+    return proto, spec, raw
+
+
+def _external(proto: Any) -> bool:
+    """Whether any tensor of the (already checked) model is stored in a file beside it."""
+    from onnx import TensorProto
+
+    return any(tensor.data_location == TensorProto.EXTERNAL for tensor in _tensors(proto))
 
 
 def _divisor(metadata: dict[str, str], path: Path) -> int:

@@ -29,14 +29,15 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def make_record(command: str, source: str | os.PathLike, settings: dict[str, Any],
-                checkpoint: Any = None) -> dict[str, Any]:
+                checkpoint: str | os.PathLike | None = None, digest: str | None = None) -> dict[str, Any]:
     """What wrote an output folder: the command, its source, its checkpoint (path and sha256) and the
-    settings that change the result."""
+    settings that change the result. `digest` is the checkpoint's sha256 when the caller already has it (from
+    the bytes it loaded: `models.loaded`); else the file is read for it."""
     where = str(source) if is_url(source) else str(Path(source).resolve())  # a URL names itself wherever we run
     record: dict[str, Any] = {"command": command, "source": where, "settings": settings}
-    if isinstance(checkpoint, (str, os.PathLike)) and Path(checkpoint).is_file():
+    if checkpoint is not None and Path(checkpoint).is_file():
         record["checkpoint"] = str(Path(checkpoint).resolve())
-        record["checkpoint_sha256"] = file_digest(checkpoint)
+        record["checkpoint_sha256"] = digest or file_digest(checkpoint)
     return json.loads(json.dumps(record, default=str))  # lists, not tuples: compares equal to a read record
 
 

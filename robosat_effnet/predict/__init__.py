@@ -7,20 +7,28 @@
     predict_mask_geotiff("checkpoints/best.pth", "scene.tif", "mask.tif")      # one mask on the scene's grid
     predict_tiles("model.onnx", "tiles/", "masks/")        # an exported model: the same, run by onnxruntime
 
-Modules: `context` (tiles with neighbour/mirrored borders), `engine` (batched inference, TTA,
-AMP/channels_last on CUDA), `onnx` (exported models run by onnxruntime), `writer` (mask/probability
-tiles, background writing), `runner` (the shared loop: shards, resume, progress), `tiles`, `geotiff`,
-`raster` (scene checks) and `mosaic`.
+    options = PredictOptions(tta=True, threshold=0.4)   # every setting as one value, passed whole to the loop
+    predict_tiles("best.pth", "tiles/", "masks/", options)
+
+Modules: `options` (PredictOptions), `context` (tiles with neighbour/mirrored borders), `engine` (batched
+inference, TTA, AMP/channels_last on CUDA), `writer` (mask/probability tiles, background writing), `runner`
+(the shared loop: shards, resume, progress), `tiles`, `geotiff`, `mirror` and `mosaic`. A checkpoint is opened
+once into a `LoadedModel` (`robosat_effnet.models.loaded.open_model`), exported models are run by onnxruntime
+(`robosat_effnet.models.onnx`).
 """
 
-from robosat_effnet.predict.engine import Predictor, resolve_model
+from robosat_effnet.models.loaded import LoadedModel, open_model
+from robosat_effnet.predict.engine import Predictor
 from robosat_effnet.predict.geotiff import predict_geotiff
 from robosat_effnet.predict.mosaic import predict_mask_geotiff
+from robosat_effnet.predict.options import PredictOptions
 from robosat_effnet.predict.runner import PredictResult, parse_shard, take_share
 from robosat_effnet.predict.tiles import predict_tiles
 from robosat_effnet.predict.writer import dequantize, probability_dirs, quantize, read_probability
 
 __all__ = [
+    "LoadedModel",
+    "PredictOptions",
     "PredictResult",
     "Predictor",
     "dequantize",
@@ -30,7 +38,7 @@ __all__ = [
     "predict_tiles",
     "probability_dirs",
     "quantize",
+    "open_model",
     "read_probability",
-    "resolve_model",
     "take_share",
 ]

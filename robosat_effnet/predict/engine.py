@@ -13,9 +13,6 @@ then runs the file's own precision and layout, so autocast and channels_last are
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,12 +20,8 @@ from torch import nn
 from robosat_effnet.config import PRECISIONS  # what callers may ask for; None keeps the device's default
 from robosat_effnet.data.transforms import DIHEDRAL, dihedral
 from robosat_effnet.errors import ConfigError
-from robosat_effnet.models.checkpoint import ModelSpec, load_model
-from robosat_effnet.models.onnx import OnnxModel, load_onnx
-
-# checkpoint path (.pth, or .onnx run by onnxruntime), model, or (model, ModelSpec)
-ModelLike = str | os.PathLike | nn.Module | tuple
-
+from robosat_effnet.models.device import resolve_device
+from robosat_effnet.models.onnx import OnnxModel
 
 
 def check_precision(precision: str | None) -> str | None:
@@ -45,52 +38,6 @@ def precision_settings(precision: str | None, device: torch.device) -> dict[str,
     default (before the option existed, too) resume as they did, and another precision counts as a change."""
     default = "fp16" if device.type == "cuda" else "fp32"
     return {"precision": precision} if check_precision(precision) not in (None, default) else {}
-
-
-def default_device() -> torch.device:
-    """cuda (this process's LOCAL_RANK device under torchrun) when available, else cpu."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """A torch.device from a name or None (see `default_device`); a clear error for unknown names."""
-    if device is None:
-        return default_device()
-    try:
-        device = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device} asked for but CUDA is not available; use --device cpu")
-    return device
-
-
-def resolve_model(model: ModelLike, device: torch.device) -> tuple[nn.Module, ModelSpec]:
-    """(model in eval mode on `device`, spec) from a checkpoint path, a (model, spec) pair, or a bare model.
-
-    A `.onnx` path (from `rs-effnet export`) gives an onnxruntime runner called like the network.
-    A bare model gets a default ModelSpec (3 bands, ImageNet mean/std) with as many classes as it outputs.
-    """
-    if isinstance(model, (str, os.PathLike, Path)):
-        if Path(model).suffix.lower() == ".onnx":
-            return load_onnx(model, device=device)
-        module, spec = load_model(model, map_location=device)
-        return module, spec
-    if isinstance(model, tuple):
-        module, spec = model
-    else:
-        module, spec = model, (model.spec if isinstance(model, OnnxModel) else None)
-    module = module.to(device).eval()
-    if spec is None:
-        in_channels = next((m.in_channels for m in module.modules() if isinstance(m, nn.Conv2d)), 3)
-        with torch.inference_mode():
-            classes = module(torch.zeros(1, in_channels, 32, 32, device=device)).shape[1]
-        spec = ModelSpec(classes=[f"class{i}" for i in range(classes)],
-                         colors=["denim", "orange", "green", "purple", "cyan", "yellow", "red", "pink"][:classes],
-                         in_channels=in_channels)
-    return module, spec
 
 
 class Predictor:

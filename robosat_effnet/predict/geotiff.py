@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mercantile
 import numpy as np
@@ -50,19 +51,15 @@ from robosat_effnet.data.warp import (
 )
 from robosat_effnet.errors import RasterError
 from robosat_effnet.models.checkpoint import ModelSpec
+from robosat_effnet.models.device import resolve_device
+from robosat_effnet.models.loaded import ModelSource, open_model
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
-from robosat_effnet.predict.engine import (
-    ModelLike,
-    Predictor,
-    check_precision,
-    precision_settings,
-    resolve_device,
-    resolve_model,
-)
+from robosat_effnet.predict.engine import Predictor, check_precision, precision_settings
 from robosat_effnet.predict.mirror import mirror_sources
+from robosat_effnet.predict.options import PredictOptions, predict_options
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
-from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
+from robosat_effnet.threshold import threshold_settings
 from robosat_effnet.tiles import WEB_MERCATOR
 
 
@@ -146,17 +143,14 @@ class WarpedTiles(Dataset):
                 "error": None}
 
 
-def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str | os.PathLike, zoom: int, *,
-                    tile_size: int | None = None, border: int = 32, bands: Sequence[int] | None = None,
-                    probs: bool = False, tta: bool = False, max_tiles: int = 100_000, batch_size: int = 8,
-                    workers: int = 0, device: str | torch.device | None = None, overwrite: bool = False,
-                    shard: tuple[int, int] | None = None, resampling: str = DEFAULT_RESAMPLING,
-                    precision: str | None = None, progress: bool = True,
-                    threshold: float = MASK_THRESHOLD) -> PredictResult:
+def predict_geotiff(model: ModelSource, scene: str | os.PathLike, output_dir: str | os.PathLike, zoom: int,
+                    options: PredictOptions | None = None, **overrides: Any) -> PredictResult:
     """Predict the slippy-map tiles at `zoom` covering `scene` into `output_dir`/z/x/y.png.
 
     Args:
-        model: checkpoint path, (model, ModelSpec) pair, or a bare model.
+        model: as in `predict_tiles`: a checkpoint path, (model, ModelSpec) pair, bare model or LoadedModel.
+        options: a PredictOptions (None: the defaults), `overrides` change fields of it by keyword. Besides
+            those of `predict_tiles` (border, probs, tta, threshold, precision, bands, shard, ...) it reads:
         tile_size: output px per tile (default: the checkpoint's tile_size).
         border: px of real context read around each tile (tile_size + 2 x border: a multiple of 32).
         bands: 1-based scene bands (default: the checkpoint's, else all but alpha).
@@ -164,35 +158,39 @@ def predict_geotiff(model: ModelLike, scene: str | os.PathLike, output_dir: str 
         resampling: how scene pixels are warped onto the tile grid (a rasterio Resampling name): the warp
             and default of `rs-effnet tile`, so tiles cut with the same --resampling are what the network sees.
         probs: probability tiles as in `predict_tiles`; there, no-data pixels get probability 0.
-        Others (precision, threshold too) as in `predict_tiles`.
     Raises RasterError (after writing every readable tile) when some of the scene cannot be read, and
     OutputError (before writing) for an output that overlaps the inputs or holds another run's tiles.
     """
-    check_separate([output_dir], [scene, model if isinstance(model, (str, os.PathLike)) else None])
-    check_precision(precision)
-    device = resolve_device(device)
-    network, spec = resolve_model(model, device)
-    predictor = Predictor(network, device=device, tta=tta, precision=precision)  # bf16 with .onnx fails here
-    tile_size = tile_size or spec.tile_size
+    options = predict_options(options, overrides, "predict_geotiff")
+    check_separate([output_dir], [scene])
+    check_precision(options.precision)
+    device = resolve_device(options.device)
+    loaded = open_model(model, device)
+    check_separate([output_dir], [loaded.path])  # never into the checkpoint's file (links resolved)
+    spec, border = loaded.spec, options.border
+    # bf16 with an .onnx model fails here
+    predictor = Predictor(loaded.network, device=device, tta=options.tta, precision=options.precision)
+    tile_size = options.tile_size or spec.tile_size
     if tile_size < 1 or border < 0:
         raise RasterError(f"tile size {tile_size} must be positive and border {border} 0 or more px")
-    method = resampling_method(resampling)
+    method = resampling_method(options.resampling)
     with open_scene(scene) as src:
-        chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
-        tiles = footprint_tiles(src, zoom, max_tiles)
+        chosen = choose_bands(src, options.bands_list(), spec.bands, spec.in_channels)
+        tiles = footprint_tiles(src, zoom, options.max_tiles)
     output = Path(output_dir)
-    settings = {"kind": "probabilities" if probs else "masks", "zoom": zoom, "tile_size": tile_size,
-                "border": border, "bands": chosen, "resampling": resampling, "tta": tta, "classes": spec.classes,
-                **precision_settings(precision, device), **threshold_settings(threshold, probs)}
-    claim_folder(output, make_record("predict", scene, settings, model), overwrite=overwrite, clear=remove_tiles)
+    settings = {"kind": "probabilities" if options.probs else "masks", "zoom": zoom, "tile_size": tile_size,
+                "border": border, "bands": chosen, "resampling": options.resampling, "tta": options.tta,
+                "classes": spec.classes, **precision_settings(options.precision, device),
+                **threshold_settings(options.threshold, options.probs)}
+    claim_folder(output, make_record("predict", scene, settings, loaded.path, loaded.sha256),
+                 overwrite=options.overwrite, clear=remove_tiles)
     result = PredictResult(output=output)
-    share = take_share(tiles, shard)
+    share = take_share(tiles, options.shard)
     result.tiles = len(share)
-    todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
+    todo = [t for t in share if options.overwrite or not is_done(output, t, spec.classes, options.probs)]
     result.skipped = len(share) - len(todo)
     dataset = WarpedTiles(scene, todo, tile_size, border, chosen, spec, method)
-    run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict", result,
-        threshold)
+    run(dataset, todo, predictor, spec, output, options, result)
     if result.failed:
         with open_scene(scene) as src:
             failed = [t for t in todo if any(line.startswith(f"tile {t}:") for line in result.failed)]

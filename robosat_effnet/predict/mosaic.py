@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -32,8 +33,11 @@ from robosat_effnet.data.transforms import fill_nodata, to_tensor
 from robosat_effnet.errors import RasterError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.models.checkpoint import ModelSpec
+from robosat_effnet.models.device import resolve_device
+from robosat_effnet.models.loaded import ModelSource, open_model
 from robosat_effnet.outputs import check_separate, check_writable, plain_file, sweep_temp, writing
-from robosat_effnet.predict.engine import ModelLike, Predictor, check_precision, resolve_device, resolve_model
+from robosat_effnet.predict.engine import Predictor, check_precision
+from robosat_effnet.predict.options import WINDOWS_BATCH, PredictOptions, predict_options
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes_numpy
 
 
@@ -111,42 +115,46 @@ def check_windows(window: int, overlap: int) -> None:
         raise RasterError(f"--overlap {overlap} is negative; use 0 (no blending) or more")
 
 
-def predict_mask_geotiff(model: ModelLike, scene: str | os.PathLike, output: str | os.PathLike, *,
-                         window: int = 512, overlap: int = 64, bands: Sequence[int] | None = None, tta: bool = False,
-                         batch_size: int = 4, workers: int = 0, device: str | torch.device | None = None,
-                         overwrite: bool = False, precision: str | None = None, progress: bool = True,
-                         threshold: float = MASK_THRESHOLD) -> Path:
+def predict_mask_geotiff(model: ModelSource, scene: str | os.PathLike, output: str | os.PathLike,
+                         options: PredictOptions | None = None, **overrides: Any) -> Path:
     """Write the class mask of `scene` as a GeoTIFF on the scene's grid (see the module docstring).
 
-    `window` must be a multiple of 32 and `overlap` at most half of it. An existing mask of this scene at
-    `output` is kept unless `overwrite` (another file there is an error). `precision` as in `predict_tiles`
-    (an existing mask is not checked for it), `threshold` as in `predict_tiles`. Raises RasterError naming the
-    unreadable area if the scene is damaged (nothing is written then).
+    `model` as in `predict_tiles`; `options` a PredictOptions (None: the defaults), `overrides` change fields of it
+    by keyword. It reads window, overlap, bands, tta, threshold, precision, batch_size (default 4), workers,
+    device, overwrite and progress. `window` must be a multiple of 32 and `overlap` at most half of it. An
+    existing mask of this scene at `output` is kept unless `overwrite` (another file there is an error); the
+    model is not even opened then. `precision` as in `predict_tiles` (an existing mask is not checked for it),
+    `threshold` as in `predict_tiles`. Raises RasterError naming the unreadable area if the scene is damaged
+    (nothing is written then).
     """
+    options = predict_options(options, overrides, "predict_mask_geotiff")
     output = Path(output)
-    check_separate([output], [scene, model if isinstance(model, (str, os.PathLike)) else None])
-    check_precision(precision)
-    if check_mask_output(output, scene) and not overwrite:
+    check_separate([output], [scene])
+    check_precision(options.precision)
+    if check_mask_output(output, scene) and not options.overwrite:
         return output
+    window, overlap, threshold = options.window, options.overlap, options.threshold
     check_windows(window, overlap)
-    device = resolve_device(device)
-    network, spec = resolve_model(model, device)
-    predictor = Predictor(network, device=device, tta=tta, precision=precision)
+    device = resolve_device(options.device)
+    loaded = open_model(model, device)
+    check_separate([output], [loaded.path])  # never onto the checkpoint's file (links resolved)
+    spec = loaded.spec
+    predictor = Predictor(loaded.network, device=device, tta=options.tta, precision=options.precision)
     # A read-only or full disk fails now, not after the last window; a killed run's temp file goes.
     sweep_temp(check_writable(output.parent), target=output)
     with open_scene(scene) as src, gdal_env():
-        chosen = choose_bands(src, bands, spec.bands, spec.in_channels)
+        chosen = choose_bands(src, options.bands_list(), spec.bands, spec.in_channels)
         stride = window - overlap
         rows, cols = window_offsets(src.height, window, stride), window_offsets(src.width, window, stride)
         dataset = SceneWindows(scene, rows, cols, window, chosen, spec)
         profile = dict(driver="GTiff", width=src.width, height=src.height, count=1, dtype="uint8", crs=src.crs,
                        transform=src.transform, nodata=NODATA_INDEX, tiled=True, blockxsize=256, blockysize=256,
                        compress="deflate")
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=list,
-                            pin_memory=device.type == "cuda")
+        loader = DataLoader(dataset, batch_size=options.batch(WINDOWS_BATCH), num_workers=options.workers,
+                            collate_fn=list, pin_memory=device.type == "cuda")
         with writing(output, (RasterioError, CPLE_BaseError)), atomic_path(output) as tmp, \
                 rasterio.open(tmp, "w", **profile) as dst, \
-                tqdm(total=len(dataset), desc="mask", unit="window", disable=not progress) as bar:
+                tqdm(total=len(dataset), desc="mask", unit="window", disable=not options.progress) as bar:
             dst.write_colormap(1, {**{i: (*to_rgb(c), 255) for i, c in enumerate(spec.colors)},
                                    NODATA_INDEX: (0, 0, 0, 0)})
             blender = _Blender(dst, len(rows), len(cols), window, overlap, spec.num_classes, threshold)

@@ -29,6 +29,7 @@ from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.outputs import write_error
 from robosat_effnet.predict.context import crop
 from robosat_effnet.predict.engine import Predictor
+from robosat_effnet.predict.options import TILES_BATCH, PredictOptions
 from robosat_effnet.predict.writer import BackgroundWriter, probability_dirs, quantize, write_tile
 from robosat_effnet.text import ascii_int
 from robosat_effnet.threshold import MASK_THRESHOLD, to_classes
@@ -80,17 +81,18 @@ def take_share(tiles: Sequence[mercantile.Tile], shard: tuple[int, int] | None =
 
 
 def run(dataset: Dataset, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
-        border: int, probs: bool, batch_size: int, workers: int, progress: bool, desc: str,
-        result: PredictResult, threshold: float = MASK_THRESHOLD) -> PredictResult:
-    """Predict every tile of `dataset` (item i is tiles[i]) and write its outputs under `output`; masks keep a
-    foreground class only where its probability reaches `threshold` (`threshold.to_classes`)."""
+        options: PredictOptions, result: PredictResult, desc: str = "predict") -> PredictResult:
+    """Predict every tile of `dataset` (item i is tiles[i]) and write its outputs under `output`, as `options`
+    say (border, probs, batch size, workers, progress, threshold: masks keep a foreground class only where its
+    probability reaches it, `threshold.to_classes`)."""
     cuda = predictor.device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate, pin_memory=cuda,
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
-    classes = [index for index, _ in probability_dirs(output, spec.classes)] if probs else None
+    workers = options.workers
+    loader = DataLoader(dataset, batch_size=options.batch(TILES_BATCH), num_workers=workers, collate_fn=collate,
+                        pin_memory=cuda, persistent_workers=False, prefetch_factor=4 if workers else None)
+    classes = [index for index, _ in probability_dirs(output, spec.classes)] if options.probs else None
     start = time.perf_counter()
     try:
-        _loop(loader, tiles, predictor, spec, output, border, probs, classes, progress, desc, result, threshold)
+        _loop(loader, tiles, predictor, spec, output, options, classes, result, desc)
     except OSError as e:  # a full disk or a read-only folder: say where, without a traceback
         raise write_error(output, e) from None
     result.seconds = time.perf_counter() - start
@@ -121,18 +123,17 @@ def collate(items: list[dict]) -> dict:
 
 
 def _loop(loader: DataLoader, tiles: list[mercantile.Tile], predictor: Predictor, spec: ModelSpec, output: Path,
-          border: int, probs: bool, classes: list[int] | None, progress: bool, desc: str,
-          result: PredictResult, threshold: float) -> None:
+          options: PredictOptions, classes: list[int] | None, result: PredictResult, desc: str) -> None:
     batches = iter(loader)  # start (fork) the DataLoader workers before the writer threads exist
-    with BackgroundWriter() as writer, tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress,
+    with BackgroundWriter() as writer, tqdm(total=len(tiles), desc=desc, unit="tile", disable=not options.progress,
                                             dynamic_ncols=True) as bar:
         for batch in batches:
             result.failed += batch["failed"]
             result.empty += batch["empty"]
             for group in batch["groups"]:
-                outputs = _infer(predictor, group, border, classes, threshold)
+                outputs = _infer(predictor, group, options.border, classes, options.threshold)
                 for index, array in zip(group["index"], outputs, strict=True):
-                    writer.submit(write_tile, output, tiles[index], array, spec.classes, spec.colors, probs)
+                    writer.submit(write_tile, output, tiles[index], array, spec.classes, spec.colors, options.probs)
                 result.written += len(outputs)
             bar.update(batch["count"])
 

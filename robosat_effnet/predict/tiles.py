@@ -9,6 +9,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mercantile
 import numpy as np
@@ -19,19 +20,15 @@ from robosat_effnet.data.transforms import fill_nodata, select_bands, to_tensor
 from robosat_effnet.errors import ConfigError, DatasetError, RobosatEffnetError
 from robosat_effnet.io import read_alpha, read_image
 from robosat_effnet.models.checkpoint import ModelSpec
+from robosat_effnet.models.device import resolve_device
+from robosat_effnet.models.loaded import ModelSource, open_model
 from robosat_effnet.outputs import check_separate, claim_folder, make_record, remove_tiles
 from robosat_effnet.predict.context import buffer_tile
-from robosat_effnet.predict.engine import (
-    ModelLike,
-    Predictor,
-    check_precision,
-    precision_settings,
-    resolve_device,
-    resolve_model,
-)
+from robosat_effnet.predict.engine import Predictor, check_precision, precision_settings
+from robosat_effnet.predict.options import PredictOptions, predict_options
 from robosat_effnet.predict.runner import PredictResult, run, take_share
 from robosat_effnet.predict.writer import is_done
-from robosat_effnet.threshold import MASK_THRESHOLD, threshold_settings
+from robosat_effnet.threshold import threshold_settings
 from robosat_effnet.tiles import neighbours, tile_files
 
 ALPHA_EXTENSIONS = {".png", ".webp"}
@@ -117,15 +114,15 @@ class BufferedTiles(Dataset):
         return {"index": index, "image": image, "valid": valid, "error": None}
 
 
-def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
-                  border: int = 32, probs: bool = False, tta: bool = False, bands: Sequence[int] | None = None,
-                  batch_size: int = 8, workers: int = 0, device: str | torch.device | None = None,
-                  overwrite: bool = False, shard: tuple[int, int] | None = None, precision: str | None = None,
-                  progress: bool = True, threshold: float = MASK_THRESHOLD) -> PredictResult:
+def predict_tiles(model: ModelSource, input_dir: str | os.PathLike, output_dir: str | os.PathLike,
+                  options: PredictOptions | None = None, **overrides: Any) -> PredictResult:
     """Predict every tile of the slippy-map folder `input_dir` into `output_dir`/z/x/y.png.
 
     Args:
-        model: checkpoint path, (model, ModelSpec) pair, or a bare model (default spec).
+        model: checkpoint path (.pth, or .onnx run by onnxruntime), (model, ModelSpec) pair, a bare model
+            (default spec), or a LoadedModel (`models.loaded.open_model`).
+        options: a PredictOptions (None: the defaults); `overrides` change fields of it by keyword, e.g.
+            `predict_tiles(m, "tiles", "masks", tta=True)`. The fields this function reads:
         border: px of context on each side, from the 8 neighbours or mirrored; tile + 2 x border
             should be a multiple of 32 (e.g. 512 + 2 x 32) so the network's grid matches the tiles'.
         probs: write probability tiles (robosat's format, see `predict.writer`) instead of masks.
@@ -137,32 +134,36 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
         bands: 1-based channels to use (default: the checkpoint's, else all).
         overwrite: redo tiles whose outputs exist (default: skip them, so reruns resume).
         shard: (i, n) to predict only the i-th of n disjoint shares (also see RANK/WORLD_SIZE).
+        batch_size (default 8), workers, device, progress.
     Tiles that cannot be read are listed in `result.failed` (others are still written).
     `output_dir` may not overlap `input_dir` or the checkpoint, and is only continued when the same kind
     of run wrote it (`outputs.claim_folder`): otherwise OutputError, before anything is written.
     """
-    if border < 0:
-        raise DatasetError(f"border {border} must be 0 or more px")
-    check_separate([output_dir], [input_dir, model if isinstance(model, (str, os.PathLike)) else None])
-    check_precision(precision)
+    options = predict_options(options, overrides, "predict_tiles")
+    if options.border < 0:
+        raise DatasetError(f"border {options.border} must be 0 or more px")
+    check_separate([output_dir], [input_dir])
+    check_precision(options.precision)
     files = tile_files(input_dir)
     if not files:
         raise DatasetError(f"no image tiles in {input_dir}; expected a slippy-map folder z/x/y.<png|jpg|webp|tif>")
-    device = resolve_device(device)
-    network, spec = resolve_model(model, device)
+    device = resolve_device(options.device)
+    loaded = open_model(model, device)
+    check_separate([output_dir], [loaded.path])  # never into the checkpoint's file (links resolved)
+    spec, bands = loaded.spec, options.bands_list()
     output = Path(output_dir)
-    settings = {"kind": "probabilities" if probs else "masks", "border": border, "tta": tta,
-                "bands": list(bands) if bands else spec.bands, "classes": spec.classes,
-                **precision_settings(precision, device), **threshold_settings(threshold, probs)}
-    claim = make_record("predict", input_dir, settings, model)
+    settings = {"kind": "probabilities" if options.probs else "masks", "border": options.border, "tta": options.tta,
+                "bands": bands or spec.bands, "classes": spec.classes,
+                **precision_settings(options.precision, device), **threshold_settings(options.threshold, options.probs)}
+    claim = make_record("predict", input_dir, settings, loaded.path, loaded.sha256)
     result = PredictResult(output=output)
-    share = take_share(list(files), shard)
+    share = take_share(list(files), options.shard)
     result.tiles = len(share)
-    todo = [t for t in share if overwrite or not is_done(output, t, spec.classes, probs)]
+    todo = [t for t in share if options.overwrite or not is_done(output, t, spec.classes, options.probs)]
     result.skipped = len(share) - len(todo)
     # Columns in blocks of 8, rows inside: a tile's neighbours are read close together (cache hits).
     todo.sort(key=lambda t: (t.z, t.x // 8, t.y, t.x))
-    dataset = BufferedTiles(files, todo, border, spec, bands, bands_option="--bands")
+    dataset = BufferedTiles(files, todo, options.border, spec, bands, bands_option="--bands")
     for tile in todo[:8]:  # a wrong band count fails here, before anything is written
         try:
             dataset.read(files[tile])
@@ -171,7 +172,7 @@ def predict_tiles(model: ModelLike, input_dir: str | os.PathLike, output_dir: st
             raise
         except DatasetError:  # unreadable: reported with the others after the run
             continue
-    predictor = Predictor(network, device=device, tta=tta, precision=precision)  # bf16 with .onnx fails here
-    claim_folder(output, claim, overwrite=overwrite, clear=remove_tiles)  # after the checks: a typo claims nothing
-    return run(dataset, todo, predictor, spec, output, border, probs, batch_size, workers, progress, "predict",
-               result, threshold)
+    # bf16 with an .onnx model fails here
+    predictor = Predictor(loaded.network, device=device, tta=options.tta, precision=options.precision)
+    claim_folder(output, claim, overwrite=options.overwrite, clear=remove_tiles)  # after the checks: a typo claims none
+    return run(dataset, todo, predictor, spec, output, options, result)

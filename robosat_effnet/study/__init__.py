@@ -24,6 +24,7 @@ from tqdm import tqdm
 from robosat_effnet.config import DatasetConfig, ModelConfig, apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
+from robosat_effnet.models.device import resolve_device
 from robosat_effnet.models.fitting import check_fits
 from robosat_effnet.outputs import plain_folder, sweep_temp
 from robosat_effnet.study import report
@@ -31,7 +32,6 @@ from robosat_effnet.study.recipe import RunKey, check_or_create, fresh_name, pla
 from robosat_effnet.study.runs import RUN_FILE, building_scores, evaluate_run, run_config, train_run
 from robosat_effnet.study.speed import measure
 from robosat_effnet.threshold import MASK_THRESHOLD
-from robosat_effnet.training.loop import resolve_device
 
 __all__ = ["run_study"]
 

@@ -145,7 +145,7 @@ def _record(key: RunKey, cfg: ModelConfig, best_epoch: int, best_miou: float, hi
 
 
 def _device_name(device: str | None, cuda: bool | None) -> str:
-    from robosat_effnet.training.loop import resolve_device
+    from robosat_effnet.models.device import resolve_device
 
     return str(resolve_device(device, cuda))
 

@@ -33,6 +33,7 @@ from robosat_effnet.config import DatasetConfig, ModelConfig, load_dataset_confi
 from robosat_effnet.config.model import canonical_loss
 from robosat_effnet.errors import CheckpointError, ConfigError
 from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from robosat_effnet.models.device import resolve_device
 from robosat_effnet.outputs import check_separate, claim_run_folder, start_run_folder, writing
 from robosat_effnet.scoring.pixels import scores
 from robosat_effnet.training.datasets import SPLITS, Sample, SegmentationTiles, check_dataset, check_samples
@@ -100,24 +101,6 @@ def train(dataset_cfg: DatasetConfig | str | os.PathLike, model_cfg: ModelConfig
         return result
     finally:
         shutdown(info)
-
-
-def resolve_device(requested: str | torch.device | None, cuda: bool | None,
-                   source: str | os.PathLike | None = None) -> torch.device:
-    """The device to train on: `requested` if given, else CUDA when allowed and present, else CPU."""
-    if requested is not None:
-        try:
-            device = torch.device(requested)
-        except RuntimeError:
-            raise ConfigError(f"unknown device {requested!r}; use cpu, cuda or cuda:<index>") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {requested} asked for, but no CUDA GPU is available; use --device cpu")
-        return device
-    if torch.cuda.is_available() and cuda is not False:
-        return torch.device("cuda")
-    if cuda:
-        log.warning("%s says cuda = true but no CUDA GPU is available: training on CPU", source or "model.toml")
-    return torch.device("cpu")
 
 
 class _Run:
