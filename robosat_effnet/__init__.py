@@ -9,9 +9,8 @@ import torch.
 
 from __future__ import annotations
 
-import importlib
-
 from robosat_effnet._version import __version__
+from robosat_effnet.lazy import lazy_names
 
 # public name -> the module that defines it
 _LAZY = {
@@ -26,13 +25,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # the next lookup is an ordinary attribute
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)

@@ -537,6 +537,13 @@ MUTANTS = [
            ("tests/test_device.py::test_cuda_without_a_gpu_is_one_config_error",
             "tests/test_device.py::test_prediction_refuses_cuda_without_a_gpu",
             "tests/test_device.py::test_training_refuses_cuda_without_a_gpu_before_writing")),
+    Mutant("once: predict spells the zoom bound out (30, equal to MAX_ZOOM today)", "robosat_effnet/cli/predict.py",
+           "type=click.IntRange(0, MAX_ZOOM)", "type=click.IntRange(0, 30)",
+           ("tests/test_cli_limits.py::test_every_zoom_option_follows_max_zoom_itself",)),
+    Mutant("lazy root: the package imports its models (torch) when imported", "robosat_effnet/__init__.py",
+           "__getattr__, __dir__ = lazy_names(globals(), _LAZY)",
+           "__getattr__, __dir__ = lazy_names(globals(), _LAZY)\nfrom robosat_effnet.models import build_model",
+           ("tests/test_cli_help.py::test_the_package_root_loads_its_names_on_first_use",)),
 ]
 
 

@@ -60,3 +60,18 @@ def test_an_import_of_torch_is_seen():
     done = subprocess.run([sys.executable, "-c", "import robosat_effnet.data.transforms\n" + SCRIPT, "--version"],
                           capture_output=True, text=True, env=env, timeout=120, check=True)
     assert done.stdout.splitlines()[2].split() == ["torch"]
+
+
+def test_the_package_root_loads_its_names_on_first_use():
+    """`import robosat_effnet` costs no torch; its public names are there the moment they are used."""
+    script = ("import sys, robosat_effnet as r\n"
+              "before = 'torch' in sys.modules\n"
+              "names = set(dir(r))\n"
+              "model = r.build_model('b0', num_classes=2)\n"
+              "print(before, 'build_model' in names, 'torch' in sys.modules, type(model).__name__, r.__version__)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                          check=True)
+    from robosat_effnet import __version__
+
+    assert done.stdout.split() == ["False", "True", "True", "SegmentationModel", __version__]

@@ -6,6 +6,9 @@ The option lists are read from the commands themselves, so a new int option is c
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -52,6 +55,22 @@ def test_every_zoom_option_takes_the_slippy_map_zooms_of_the_library():
     zooms = {name: (param.type.min, param.type.max) for name, param in int_options() if param.name == "zoom"}
     assert {"tile", "cover", "rasterize", "features", "blocks", "predict"} <= set(zooms)
     assert set(zooms.values()) == {(0, MAX_ZOOM)}, zooms
+
+
+def test_every_zoom_option_follows_max_zoom_itself():
+    """No command spells the bound out: with limits.MAX_ZOOM changed before the commands load, every --zoom follows."""
+    code = (
+        "import importlib, robosat_effnet.limits as limits; limits.MAX_ZOOM = 29\n"
+        "from robosat_effnet.cli import COMMANDS\n"
+        "for module in COMMANDS.values():\n"
+        "    command = importlib.import_module(f'robosat_effnet.cli.{module}').cli\n"
+        "    for param in command.params:\n"
+        "        if param.name == 'zoom':\n"
+        "            print(module, param.type.max)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    maxima = dict(line.split() for line in out if line)
+    assert len(maxima) >= 6 and set(maxima.values()) == {"29"}, maxima
 
 
 @pytest.mark.parametrize("command, option", BOUNDED, ids=[f"{c} {o}" for c, o in BOUNDED])

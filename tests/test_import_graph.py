@@ -80,7 +80,8 @@ STAGES = [
     # the base every stage stands on: exceptions, maxima, atomic I/O, slippy-map files, palettes, output checks
     ["robosat_effnet", "robosat_effnet._version", "robosat_effnet.errors", "robosat_effnet.io",
      "robosat_effnet.tiles", "robosat_effnet.limits", "robosat_effnet.colors", "robosat_effnet.outputs",
-     "robosat_effnet.threshold", "robosat_effnet.text", "robosat_effnet.extras", "robosat_effnet.precision"],
+     "robosat_effnet.threshold", "robosat_effnet.text", "robosat_effnet.extras", "robosat_effnet.precision",
+     "robosat_effnet.lazy"],
     ["robosat_effnet.data"],  # scenes, the one scene-to-tile warp, transforms, GeoJSON, probabilities, synthetic
     ["robosat_effnet.scoring"],  # pixels (one confusion matrix) and objects (SpaceNet matching)
     ["robosat_effnet.models"],  # networks, weights, the checkpoint spec, the ONNX runtime

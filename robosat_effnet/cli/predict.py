@@ -21,7 +21,7 @@ from robosat_effnet.cli.options import (
     workers_option,
 )
 from robosat_effnet.data.warp import DEFAULT_RESAMPLING, RESAMPLINGS
-from robosat_effnet.limits import MAX_BORDER, MAX_TILE_SIZE, MAX_WINDOW
+from robosat_effnet.limits import MAX_BORDER, MAX_TILE_SIZE, MAX_WINDOW, MAX_ZOOM
 
 GEOTIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -61,7 +61,7 @@ def default_workers() -> int:
 @checkpoint_option
 @click.option("--model", "model_config", default="model.toml", show_default=True, type=click.Path(dir_okay=False),
               help="robosat model config whose checkpoint folder holds best.pth (used without --checkpoint).")
-@click.option("--zoom", type=click.IntRange(0, 30), help="GeoTIFF: zoom level of the slippy-map tiles to write.")
+@click.option("--zoom", type=click.IntRange(0, MAX_ZOOM), help="GeoTIFF: zoom level of the slippy-map tiles to write.")
 @click.option("--tile-size", type=click.IntRange(1, MAX_TILE_SIZE),
               help="GeoTIFF: px per tile. Default: the checkpoint's.")
 @click.option("--bands", callback=parse_bands, help="1-based bands to use, e.g. 1,2,3. Default: the checkpoint's, "
