@@ -22,8 +22,8 @@ ROWS = [  # label, grid folder pattern, subset, (threshold, min area)
     ("smp fine-tuned on a quarter (rest tiles, 0.5 / 2 m2)", "smp-ft-{f}-s{s}", "all", None),
     ("ours fine-tuned on a quarter (rest tiles, 0.5 / 5 m2)", "post-{f}-ft-s{s}", "rest", ("0.5", "5")),
     ("+ self-training (rest tiles, 0.5 / 5 m2)", "post-{f}-st-s{s}", "rest", ("0.5", "5")),
-    ("random blocks + self-training (tiles neither choice labelled)", "post-{f}-st-common", "rest", ("0.5", "5")),
-    ("uncertain blocks + self-training, the recipe (same tiles)", "post-{f}-ust-common", "rest", ("0.5", "5")),
+    ("random blocks + self-training (tiles neither choice labelled)", "post-{f}-st-common-s{s}", "rest", ("0.5", "5")),
+    ("uncertain blocks + self-training, the recipe (same tiles)", "post-{f}-ust-common-s{s}", "rest", ("0.5", "5")),
 ]
 SEEDS = (0, 1, 2)
 
