@@ -5,10 +5,9 @@
 # as many steps with the pseudo-labelled tiles added); exp_post.py, adabn.py beside it.
 set -x
 F=$1 R=$2 S=${3:-0}
-DATA=${DATA:-../shared/data/buildings-oam}
+export DATA=${DATA:-../shared/data/buildings-oam}
 C=final-$F/efficientnet-lite0-imagenet-s$S/last.pth
 EP=ft.toml; [ $F = c ] && EP=ft-c.toml
-copy() { while IFS=, read x y z; do mkdir -p $3/$z/$x && cp $2/$z/$x/$y.png $3/$z/$x/$y.png; done < $1; }
 # 1. the cross-region model: object-level grid, then AdaBN (BatchNorm statistics of the rest tiles' images)
 [ -f post-$F-cross-s$S/grid.csv ] || python exp_post.py $C data-$F post-$F-cross-s$S --split blocks-$F
 [ -f adabn-$F-s$S.pth ] || python adabn.py $C data-$F-ft/validation/images adabn-$F-s$S.pth
@@ -22,14 +21,7 @@ copy() { while IFS=, read x y z; do mkdir -p $3/$z/$x && cp $2/$z/$x/$y.png $3/$
 [ -f post-$F-st-s$S/grid.csv ] || python exp_post.py st-$F-s$S/last.pth data-$F post-$F-st-s$S --split blocks-$F
 # 4. label where it matters: the blocks the cross-region model is least sure of, same number of tiles
 if [ ! -f uft-$F-s$S/last.pth ]; then
-  rm -rf blocks-$F-unc-s$S data-$F-uft-s$S
-  rs-effnet blocks $DATA/$R/images blocks-$F-unc-s$S --zoom 20 --fraction 0.25 --probs post-$F-cross-s$S/probs
-  d=data-$F-uft-s$S
-  copy blocks-$F-unc-s$S/rest.csv data-$F/validation/images $d/validation/images
-  copy blocks-$F-unc-s$S/rest.csv data-$F/validation/labels $d/validation/labels
-  copy blocks-$F-unc-s$S/local.csv data-$F/validation/images $d/training/images
-  copy blocks-$F-unc-s$S/local.csv data-$F/validation/labels $d/training/labels
-  sed "s/dataset = \"data-$F\"/dataset = \"$d\"/" dataset-$F.toml > dataset-$F-uft-s$S.toml
+  ./uncertain-blocks.sh $F $R $S
   rs-effnet train --dataset dataset-$F-uft-s$S.toml --model $EP --weights $C --checkpoint-dir uft-$F-s$S -q
 fi
 [ -f post-$F-uft-s$S/grid.csv ] || python exp_post.py uft-$F-s$S/last.pth data-$F post-$F-uft-s$S --split blocks-$F-unc-s$S

@@ -6,19 +6,11 @@ set -x
 F=$1 R=$2 S=$3
 export OMP_NUM_THREADS=1
 RS="python -m robosat_effnet.cli"
-DATA=${DATA:-../shared/data/buildings-oam}
+export DATA=${DATA:-../shared/data/buildings-oam}
 C=final-$F-s$S/efficientnet-lite0-imagenet-s$S/last.pth
 EP=ft-s$S.toml; [ $F = c ] && EP=ft-c-s$S.toml
-copy() { while IFS=, read x y z; do mkdir -p $3/$z/$x && cp $2/$z/$x/$y.png $3/$z/$x/$y.png; done < $1; }
 if [ ! -f uft-$F-s$S/last.pth ]; then
-  rm -rf blocks-$F-unc-s$S data-$F-uft-s$S
-  $RS blocks $DATA/$R/images blocks-$F-unc-s$S --zoom 20 --fraction 0.25 --probs post-$F-cross-s$S/probs || exit 1
-  d=data-$F-uft-s$S
-  copy blocks-$F-unc-s$S/rest.csv data-$F/validation/images $d/validation/images
-  copy blocks-$F-unc-s$S/rest.csv data-$F/validation/labels $d/validation/labels
-  copy blocks-$F-unc-s$S/local.csv data-$F/validation/images $d/training/images
-  copy blocks-$F-unc-s$S/local.csv data-$F/validation/labels $d/training/labels
-  sed "s/dataset = \"data-$F\"/dataset = \"$d\"/" dataset-$F.toml > dataset-$F-uft-s$S.toml
+  ./uncertain-blocks.sh $F $R $S || exit 1
   $RS train --dataset dataset-$F-uft-s$S.toml --model $EP --weights $C --checkpoint-dir uft-$F-s$S -q || exit 1
 fi
 [ -f ust-$F-s$S/last.pth ] || $RS train --dataset dataset-$F-uft-s$S.toml --model st-$F-s$S.toml \
