@@ -62,6 +62,12 @@ def tile_transform(tile: mercantile.Tile, size: int, border: int = 0, *, height:
     return Affine(x_res, 0.0, left - border * x_res, 0.0, -y_res, top + border * y_res)
 
 
+def apply_affine(t, col, row):
+    """(x, y) of pixel (col, row) through the affine transform `t`; numbers or numpy arrays (spelled out:
+    affine 3 deprecates `t * (x, y)`, and arrays go through at once)."""
+    return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
+
+
 def resampling_scale(src, zoom: int, size: int) -> dict[str, float]:
     """GDAL warp options XSCALE/YSCALE: tile px per scene px (along the scene's columns and rows) at the
     scene's centre, for `size` px tiles of `zoom`; empty where the centre cannot be projected."""
@@ -70,8 +76,7 @@ def resampling_scale(src, zoom: int, size: int) -> dict[str, float]:
     from rasterio.warp import transform as warp_transform
 
     t = src.transform
-    col, row = src.width / 2, src.height / 2
-    cx, cy = t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
+    cx, cy = apply_affine(t, src.width / 2, src.height / 2)
     try:
         xs, ys = warp_transform(src.crs, WEB_MERCATOR, [cx, cx + t.a, cx + t.b], [cy, cy + t.d, cy + t.e])
     except (RasterioError, CPLE_BaseError, ValueError):

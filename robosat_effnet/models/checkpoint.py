@@ -134,7 +134,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, spec: Model
     return Path(path)
 
 
-
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
     """`torch.load` with weights_only=True (no code runs); CheckpointError with `load_failure`'s reason."""
     return _safe_load(path, path, map_location)

@@ -43,6 +43,7 @@ from robosat_effnet.data.raster import (
 from robosat_effnet.data.transforms import fill_nodata, to_tensor
 from robosat_effnet.data.warp import (
     DEFAULT_RESAMPLING,
+    apply_affine,
     resampling_method,
     resampling_scale,
     tile_transform,
@@ -203,15 +204,10 @@ def predict_geotiff(model: ModelSource, scene: str | os.PathLike, output_dir: st
 def _source_window(src: rasterio.DatasetReader, tile: mercantile.Tile, tile_size: int, border: int):
     """The scene's pixel window that a tile with its border is read from."""
     transform, side = tile_transform(tile, tile_size, border), tile_size + 2 * border
-    left, top = _apply(transform, 0, 0)
-    right, bottom = _apply(transform, side, side)
+    left, top = apply_affine(transform, 0, 0)
+    right, bottom = apply_affine(transform, side, side)
     try:
         bounds = transform_bounds(WEB_MERCATOR, src.crs, left, bottom, right, top, densify_pts=21)
         return window_from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
     except (RasterioError, CPLE_BaseError, ValueError):  # e.g. a rotated grid: look everywhere instead
         return Window(0, 0, src.width, src.height)
-
-
-def _apply(t, col: float, row: float) -> tuple[float, float]:
-    """Map pixel (col, row) through affine transform `t` (spelled out: affine 3 deprecates `t * (x, y)`)."""
-    return t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f

@@ -19,6 +19,7 @@ from rasterio._err import CPLE_BaseError  # GDAL errors rasterio passes through 
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
 
+from robosat_effnet.data.warp import apply_affine
 from robosat_effnet.tiles import WEB_MERCATOR
 
 
@@ -54,8 +55,7 @@ def mirror_sources(src: rasterio.DatasetReader, transform, invalid: np.ndarray
         if not outside.any():
             return None
         col, row = reflect(col[outside], src.width), reflect(row[outside], src.height)
-        t = src.transform
-        xs, ys = t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f
+        xs, ys = apply_affine(src.transform, col, row)
         if src.crs != WEB_MERCATOR:
             xs, ys = (np.asarray(v) for v in warp_transform(src.crs, WEB_MERCATOR, xs, ys))
     except (RasterioError, CPLE_BaseError, ValueError):
@@ -70,8 +70,7 @@ def _to_scene_pixels(src: rasterio.DatasetReader, x: np.ndarray, y: np.ndarray) 
     """EPSG:3857 points as continuous (column, row) in the scene's pixel grid."""
     if src.crs != WEB_MERCATOR:
         x, y = (np.asarray(v) for v in warp_transform(WEB_MERCATOR, src.crs, x, y))
-    inv = ~src.transform
-    col, row = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
+    col, row = apply_affine(~src.transform, x, y)
     if not (np.isfinite(col).all() and np.isfinite(row).all()):
         raise ValueError("points outside the scene's projection")
     return col, row

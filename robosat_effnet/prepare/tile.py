@@ -97,7 +97,7 @@ def tile_geotiff(
 
     path, out = (path if is_url(path) else Path(path)), Path(out)  # a URL: a COG read by range requests
     check_separate([out], [path])
-    resampling_method(resampling)  # an unknown name fails before the scene is opened
+    method = resampling_method(resampling)  # an unknown name fails before the scene is opened
     if not 0 < size <= MAX_TILE_SIZE or not 0 <= zoom <= MAX_ZOOM:
         raise ConfigError(f"tile size {size} / zoom {zoom} out of range; use a size of 1..{MAX_TILE_SIZE} px and a "
                           f"zoom in 0..{MAX_ZOOM}")
@@ -119,7 +119,7 @@ def tile_geotiff(
             from tqdm import tqdm
 
             tiles = tqdm(tiles, desc="tile", unit="tile")
-        cutter = _Cutter(path, out, size, bands, resampling_method(resampling), report.format, src.nodata)
+        cutter = _Cutter(path, out, size, bands, method, report.format, src.nodata)
         workers = workers or min(4, os.cpu_count() or 1)
         pending: deque = deque()
         try:
