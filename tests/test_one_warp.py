@@ -166,3 +166,18 @@ def test_tile_and_predict_share_one_resampling_default_and_choice():
         assert option.default == DEFAULT_RESAMPLING and tuple(option.type.choices) == RESAMPLINGS, command.name
     assert inspect.signature(tile_geotiff).parameters["resampling"].default == DEFAULT_RESAMPLING
     assert PredictOptions().resampling == DEFAULT_RESAMPLING  # predict_geotiff's options
+
+
+@pytest.mark.parametrize("cut", ["tile", "predict"])
+def test_an_unknown_resampling_is_one_error_listing_the_choices_before_anything_is_written(tmp_path, cut):
+    from robosat_effnet.errors import ConfigError
+
+    scene = utm_scene(tmp_path / "scene.tif", 10.0, 200, 150)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="unknown resampling 'bogus'; use one of nearest, bilinear, cubic"):
+        if cut == "tile":
+            tile_geotiff(scene, out, 16, size=SIZE, resampling="bogus", progress=False)
+        else:
+            predict_geotiff((Recorder(), ModelSpec(tile_size=SIZE)), scene, out, 16, resampling="bogus",
+                            device="cpu", progress=False)
+    assert not out.exists()
