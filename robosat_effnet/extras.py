@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 from robosat_effnet.errors import MissingDependencyError
 
 FOOTPRINTS_EXTRA = "pip install robosat_effnet[footprints]"
+ONNX_EXTRA = "pip install 'robosat_effnet[onnx]'"
+
+
+def require_onnx(module: str, purpose: str = "running .onnx models") -> ModuleType:
+    """Import `module` (onnx or onnxruntime), or say in one line which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(f"{purpose} needs the {module} package, which is not installed: "
+                                     f"{ONNX_EXTRA}") from None
 
 
 def require_footprints(what: str):

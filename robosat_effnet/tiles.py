@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mercantile
 
-from robosat_effnet.errors import DatasetError
+from robosat_effnet.errors import DatasetError, TooManyTilesError
 from robosat_effnet.io import IMAGE_EXTENSIONS
 from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.text import TEXT_ENCODING, ascii_int, shown
@@ -72,6 +72,15 @@ def count_tiles(bounds: tuple[float, float, float, float], zoom: int) -> int:
     eps = 1e-9
     lower_right = mercantile.tile(max(west, east - eps), min(north, south + eps), zoom)
     return (lower_right.x - upper_left.x + 1) * (lower_right.y - upper_left.y + 1)
+
+
+def check_count(count: int, zoom: int, max_tiles: int, what: str,
+                remedy: str = "use a lower --zoom or raise --max-tiles") -> None:
+    """TooManyTilesError when `count` tiles of `zoom` (what cutting `what` gives) exceed `max_tiles`; the one
+    message of `tile`, `predict scene.tif` and `cover`."""
+    if count > max_tiles:
+        raise TooManyTilesError(f"zoom {zoom} cuts {what} into {count:,} tiles, more than the maximum "
+                                f"{max_tiles:,}; {remedy}")
 
 
 def impossible(x: int, y: int, z: int) -> str | None:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from robosat_effnet.adapt import PSEUDO_SUFFIX, pseudo_labels, self_train
 from robosat_effnet.cli import main
+from robosat_effnet.config.model import apply_overrides, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import read_label
 from robosat_effnet.tiles import tile_files
@@ -43,7 +44,8 @@ def test_train_with_unlabelled_tiles_trains_on_them_too(trained_run, tmp_path):
     assert (out / "last.pth").is_file()
     pseudo = tmp_path / f"st{PSEUDO_SUFFIX}"
     assert sorted(tile_files(pseudo)) == sorted(tile_files(unlabelled))
-    summary = self_train(data.dataset_toml, data.model_toml, unlabelled, weights=trained_run["checkpoint"],
+    one_epoch = apply_overrides(load_model_config(data.model_toml), epochs=1)
+    summary = self_train(data.dataset_toml, one_epoch, unlabelled, weights=trained_run["checkpoint"],
                          checkpoint_dir=tmp_path / "again", device="cpu", progress=False)
     labelled = len(tile_files(data.root / "training" / "images"))
     assert summary["training_tiles"] == labelled + len(tile_files(unlabelled))

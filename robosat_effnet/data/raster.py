@@ -23,7 +23,7 @@ from robosat_effnet.data.remote import open_url
 from robosat_effnet.errors import RasterError, TooManyTilesError
 from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.text import is_url
-from robosat_effnet.tiles import MAX_LATITUDE, count_tiles
+from robosat_effnet.tiles import MAX_LATITUDE, check_count, count_tiles
 
 # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps memory bounded on any machine
 # (used only when the user has not set GDAL_CACHEMAX).
@@ -110,10 +110,7 @@ def footprint_tiles(src: rasterio.DatasetReader, zoom: int, max_tiles: int) -> l
     if not 0 <= zoom <= MAX_ZOOM:
         raise TooManyTilesError(f"zoom {zoom} is out of range; use 0..{MAX_ZOOM}")
     bounds = scene_bounds(src)
-    count = count_tiles(bounds, zoom)
-    if count > max_tiles:
-        raise TooManyTilesError(f"zoom {zoom} cuts {src.name} into {count:,} tiles, more than {max_tiles} tiles "
-                                "(the maximum); use a lower --zoom or raise --max-tiles")
+    check_count(count_tiles(bounds, zoom), zoom, max_tiles, src.name)
     return list(mercantile.tiles(*bounds, zooms=[zoom]))
 
 

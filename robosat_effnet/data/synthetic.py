@@ -24,6 +24,7 @@ from rasterio.warp import transform
 from shapely import LineString, Polygon
 from shapely.geometry import mapping
 
+from robosat_effnet.data.warp import apply_affine
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import atomic_path
 from robosat_effnet.outputs import claim_folder, make_record, writing
@@ -298,9 +299,8 @@ def _tif_bytes(bands: np.ndarray, crs: CRS, tf: Affine) -> bytes:
 def _geojson_bytes(polygons: list[Polygon], crs: CRS, tf: Affine) -> bytes:
     """Footprints as an RFC 7946 FeatureCollection: pixel -> scene CRS (by `tf`) -> lon/lat."""
     to_lonlat = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
-    linear, offset = np.array([[tf.a, tf.d], [tf.b, tf.e]]), np.array([tf.c, tf.f])  # the affine, for row vectors
     # One vectorised call for all vertices; RFC 7946 wants counter-clockwise outer rings.
-    scene = shapely.transform(np.array(polygons, dtype=object), lambda xy: xy @ linear + offset)
+    scene = shapely.transform(np.array(polygons, dtype=object), lambda xy: np.column_stack(apply_affine(tf, *xy.T)))
     lonlat = shapely.orient_polygons(shapely.transform(scene, lambda xy: np.column_stack(to_lonlat.transform(*xy.T))))
     features = [{"type": "Feature", "properties": {"class": "building"}, "geometry": mapping(g)} for g in lonlat]
     return json.dumps({"type": "FeatureCollection", "features": features}).encode()

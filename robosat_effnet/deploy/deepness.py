@@ -31,10 +31,11 @@ import torch
 from torch import nn
 
 from robosat_effnet.errors import ConfigError, RobosatEffnetError
+from robosat_effnet.extras import require_onnx
 from robosat_effnet.io import read_image
 from robosat_effnet.limits import MAX_AREA_M2, MAX_RESOLUTION_CM, MAX_TILE_SIZE, MIN_RESOLUTION_CM
 from robosat_effnet.models.checkpoint import ModelSpec
-from robosat_effnet.models.onnx import DEEPNESS_KEY, GRAPH_KEY, require
+from robosat_effnet.models.onnx import DEEPNESS_KEY, GRAPH_KEY
 from robosat_effnet.threshold import MASK_THRESHOLD
 from robosat_effnet.tiles import tile_files
 
@@ -160,7 +161,7 @@ def fix_tile_size(proto: Any, size: int) -> None:
 
 def describe(path: str | Path) -> str:
     """The settings an exported file gives Deepness, in one line (for `rs-effnet export`'s report)."""
-    onnx = require("onnx")
+    onnx = require_onnx("onnx")
     meta = {entry.key: entry.value for entry in onnx.load(str(path), load_external_data=False).metadata_props}
     values = {key: json.loads(meta[key]) for key in ("tile_size", "tiles_overlap", "seg_thresh", "seg_small_segment")}
     ours = json.loads(meta[DEEPNESS_KEY])

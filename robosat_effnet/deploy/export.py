@@ -33,6 +33,7 @@ from robosat_effnet.deploy.deepness import (
     fix_tile_size,
 )
 from robosat_effnet.errors import ConfigError
+from robosat_effnet.extras import require_onnx
 from robosat_effnet.io import atomic_path
 from robosat_effnet.models.checkpoint import FORMAT, ModelSpec, load_checkpoint, model_from_checkpoint
 from robosat_effnet.models.onnx import (
@@ -44,7 +45,6 @@ from robosat_effnet.models.onnx import (
     SPEC_KEY,
     load_onnx,
     read_spec,
-    require,
     to_pixels,
 )
 from robosat_effnet.models.onnx_kind import check_kind
@@ -78,7 +78,7 @@ def export_onnx(checkpoint: str | os.PathLike | tuple[nn.Module, ModelSpec], out
     32), output "logits" N x K x H x W. For Deepness: input "image" N x 3 x S x S, raster bands 1-3 / 255
     (S: deepness.tile_size, else the checkpoint's tile size), output "probabilities" N x K x S x S (softmax).
     """
-    onnx = require("onnx", "exporting to ONNX")
+    onnx = require_onnx("onnx", "exporting to ONNX")
     output = Path(output)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"opset {opset} is not supported: use {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")

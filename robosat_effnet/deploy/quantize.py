@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from robosat_effnet.errors import ConfigError, DatasetError
+from robosat_effnet.extras import require_onnx
 from robosat_effnet.io import atomic_path
 from robosat_effnet.models.checkpoint import ModelSpec
-from robosat_effnet.models.onnx import INPUT, PRECISION_KEY, require
+from robosat_effnet.models.onnx import INPUT, PRECISION_KEY
 from robosat_effnet.outputs import temp_folder, temp_inside, writing
 from robosat_effnet.tiles import tile_files
 
@@ -69,7 +70,7 @@ def calibration_batches(tiles_dir: str | os.PathLike, spec: ModelSpec, count: in
 def quantize_int8(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], output: str | os.PathLike) -> Path:
     """Write `fp32` (an exported .onnx file) statically quantised to int8 (`quantize`) as `output`, atomically;
     return its path."""
-    onnx = require("onnx", "int8 quantisation")
+    onnx = require_onnx("onnx", "int8 quantisation")
     proto = quantize(fp32, batches)
     output = Path(output)
     with writing(output), atomic_path(output) as tmp_path:  # a full or read-only disk: one line, nothing half-written
@@ -88,8 +89,8 @@ def quantize(fp32: str | os.PathLike, batches: Sequence[torch.Tensor], keep_floa
     `keep_float` stay float (a Deepness graph's closing Softmax: probabilities in 1/255 steps would tie where
     float ones do not).
     """
-    onnx = require("onnx", "int8 quantisation")
-    require("onnxruntime", "int8 quantisation")
+    onnx = require_onnx("onnx", "int8 quantisation")
+    require_onnx("onnxruntime", "int8 quantisation")
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

@@ -23,7 +23,6 @@ folder is refused with one line, before onnxruntime sees it.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -35,7 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robosat_effnet.errors import CheckpointError, ConfigError, MissingDependencyError
+from robosat_effnet.errors import CheckpointError, ConfigError
+from robosat_effnet.extras import require_onnx
 from robosat_effnet.models.checkpoint import FORMAT, ModelSpec
 from robosat_effnet.models.onnx_kind import any_size, check_kind
 from robosat_effnet.models.segmentation import check_size
@@ -47,16 +47,6 @@ PRECISION_KEY = "robosat_effnet.precision"
 GRAPH_KEY, DEEPNESS_KEY = "robosat_effnet.graph", "robosat_effnet.deepness"
 GRAPHS = ("network", "deepness")  # what the graph takes and gives: see the module's docstring
 INPUT, OUTPUT = "image", "logits"
-INSTALL = "pip install 'robosat_effnet[onnx]'"
-
-
-def require(module: str, purpose: str = "running .onnx models") -> ModuleType:
-    """Import `module` (onnx or onnxruntime), or say in one line which extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(f"{purpose} needs the {module} package, which is not installed: "
-                                     f"{INSTALL}") from None
 
 
 def read_spec(path: str | os.PathLike) -> ModelSpec:
@@ -76,7 +66,7 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
             `torch.set_num_threads(n)` governs both engines alike.
     """
     path = Path(path)
-    ort = require("onnxruntime")
+    ort = require_onnx("onnxruntime")
     proto, spec, raw = _read(path)  # metadata checked against the graph; raw: the file's bytes, read once
     metadata = _metadata(proto)
     divisor = _divisor(metadata, path)
@@ -106,7 +96,7 @@ def load_onnx(path: str | os.PathLike, device: str | torch.device = "cpu",
 
 def providers_for(device: torch.device, ort: ModuleType | None = None) -> list:
     """onnxruntime execution providers for a torch device: CUDA (then CPU) for cuda where present, else CPU."""
-    ort = ort or require("onnxruntime")
+    ort = ort or require_onnx("onnxruntime")
     if device.type == "cuda":
         if "CUDAExecutionProvider" in ort.get_available_providers():
             return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
@@ -181,7 +171,7 @@ def _read(path: Path) -> tuple[Any, ModelSpec, bytes]:
     """(ModelProto without external data, spec, the file's bytes), refusing what is not ours, corrupt or unsafe."""
     if not path.is_file():
         raise CheckpointError(f"model {path} does not exist; give a .onnx file written by `rs-effnet export`")
-    onnx = require("onnx")
+    onnx = require_onnx("onnx")
     try:
         with open(path, "rb") as f:
             raw = f.read()

@@ -17,14 +17,16 @@ import mercantile
 import numpy as np
 
 from robosat_effnet.data.geojson import POLYGONAL, check_finite, check_lonlat, geojson_crs, polygon_shape, read_geojson
-from robosat_effnet.errors import ConfigError, DatasetError, TooManyTilesError
+from robosat_effnet.errors import ConfigError, DatasetError
 from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.prepare.tile import DEFAULT_MAX_TILES, read_tile
-from robosat_effnet.tiles import MAX_LATITUDE, count_tiles
+from robosat_effnet.tiles import MAX_LATITUDE, check_count, count_tiles
 
 GEOJSON = (".geojson", ".json")
 MAX_BUFFER = 64  # rings of context tiles: each costs (2N + 1)^2 tiles per tile at worst
 COVER_SIZE = 256  # px: the tile size `tile` cuts by default; the data test below warps at it, as `tile` does
+
+SMALLER = "use a lower --zoom, a smaller area or raise --max-tiles"
 
 
 def parse_bbox(text: str):
@@ -112,7 +114,7 @@ def polygon_tiles(area, zoom: int, max_tiles: int = DEFAULT_MAX_TILES) -> set[me
     area = shapely.clip_by_rect(area, -180, -MAX_LATITUDE, 180, MAX_LATITUDE)  # web mercator's world
     parts = list(getattr(area, "geoms", [area]))
     boxes = [part.bounds for part in parts if not part.is_empty]
-    check_count(sum(count_tiles(box, zoom) for box in boxes), zoom, max_tiles, "the area's bounding box")
+    check_count(sum(count_tiles(box, zoom) for box in boxes), zoom, max_tiles, "the area's bounding box", SMALLER)
     candidates = sorted({tile for box in boxes for tile in mercantile.tiles(*box, zooms=[zoom])})
     if not candidates:
         return set()
@@ -130,7 +132,7 @@ def scene_tiles(scene: str | os.PathLike, zoom: int, max_tiles: int = DEFAULT_MA
 
     with open_scene(scene) as src:
         bounds = scene_bounds(src)
-        check_count(count_tiles(bounds, zoom), zoom, max_tiles, str(scene))
+        check_count(count_tiles(bounds, zoom), zoom, max_tiles, str(scene), SMALLER)
         # Only the validity band is read (no pixel bands): the warper's alpha is what `tile` tests too.
         resampling = resampling_method(DEFAULT_RESAMPLING)
         return {tile for tile in mercantile.tiles(*bounds, zooms=[zoom])
@@ -152,13 +154,6 @@ def buffered(tiles: set[mercantile.Tile], rings: int) -> set[mercantile.Tile]:
     return grown
 
 
-def check_count(count: int, zoom: int, max_tiles: int, what: str) -> None:
-    """TooManyTilesError when `count` tiles exceed `max_tiles`."""
-    if count > max_tiles:
-        raise TooManyTilesError(f"zoom {zoom} cuts {what} into {count:,} tiles, more than the maximum "
-                                f"{max_tiles:,}; use a lower --zoom, a smaller area or raise --max-tiles")
-
-
 def cover(zoom: int, *, area=None, scene: str | os.PathLike | None = None, buffer: int = 0,
           max_tiles: int = DEFAULT_MAX_TILES) -> list[mercantile.Tile]:
     """The sorted tiles of `zoom` an area needs: a lon/lat shapely `area` (see `read_area`, `parse_bbox`) or
@@ -178,7 +173,7 @@ def cover(zoom: int, *, area=None, scene: str | os.PathLike | None = None, buffe
         what = f"{scene} holds no data" if scene is not None else "the area covers no tile"
         raise DatasetError(f"{what} at zoom {zoom}; check the input and its CRS")
     tiles = buffered(tiles, buffer)
-    check_count(len(tiles), zoom, max_tiles, f"the area with {buffer} ring(s) of buffer")
+    check_count(len(tiles), zoom, max_tiles, f"the area with {buffer} ring(s) of buffer", SMALLER)
     return sorted(tiles, key=lambda t: (t.z, t.x, t.y))
 
 
