@@ -75,3 +75,20 @@ def test_the_package_root_loads_its_names_on_first_use():
     from robosat_effnet import __version__
 
     assert done.stdout.split() == ["False", "True", "True", "SegmentationModel", __version__]
+
+
+
+# The stages that never run a network: a mapper's tile, rasterize, cover, blocks, features, score, conflate and the
+# dataset config they read load in a fraction of a second without torch.
+WITHOUT_TORCH = ["robosat_effnet.config.dataset", "robosat_effnet.prepare.tile", "robosat_effnet.prepare.rasterize",
+                 "robosat_effnet.prepare.cover", "robosat_effnet.prepare.blocks", "robosat_effnet.vectorize.features",
+                 "robosat_effnet.vectorize.conflate", "robosat_effnet.scoring.objects",
+                 "robosat_effnet.evaluation.buildings"]
+
+
+@pytest.mark.parametrize("module", WITHOUT_TORCH)
+def test_the_stages_without_a_network_import_no_torch(module):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", f"import sys, {module}; print('torch' in sys.modules)"],
+                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    assert done.stdout.split() == ["False"], module

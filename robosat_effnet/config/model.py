@@ -8,14 +8,16 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robosat_effnet.config.dataset import DatasetConfig
 from robosat_effnet.config.domains import MODEL_DOMAINS
 from robosat_effnet.config.reading import is_number, read_toml, resolve_path
 from robosat_effnet.errors import ConfigError, UnknownNameError
-from robosat_effnet.models.checkpoint import ModelSpec
 from robosat_effnet.precision import PRECISIONS
+
+if TYPE_CHECKING:  # a checkpoint's spec needs torch; reading a dataset.toml does not
+    from robosat_effnet.models.checkpoint import ModelSpec
 
 log = logging.getLogger("robosat_effnet")
 
@@ -150,6 +152,7 @@ def validate_model_config(config: ModelConfig) -> None:
 def spec_from_configs(dataset_cfg: DatasetConfig, model_cfg: ModelConfig) -> ModelSpec:
     """The checkpoint's model description for this dataset and model configuration."""
     from robosat_effnet.models import canonical_backbone
+    from robosat_effnet.models.checkpoint import ModelSpec
     from robosat_effnet.models.weights import normalisation
 
     backbone = canonical_backbone(model_cfg.backbone)
