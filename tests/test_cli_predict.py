@@ -104,7 +104,7 @@ def test_geotiff_scenes_on_the_command_line(tmp_path, random_checkpoint):
     assert "corrupt.tif is damaged: cannot read pixel rows 512-1023, columns 512-1023" in corrupt.output
     limit = invoke(DATA / "geotiff" / "RGB.byte.tif", tmp_path / "big", "--checkpoint", random_checkpoint,
                    "--zoom", "16", "--max-tiles", "1000")
-    assert limit.exit_code == 1 and "more than 1000 tiles" in limit.output and not (tmp_path / "big").exists()
+    assert limit.exit_code == 1 and "more than the maximum 1,000;" in limit.output and not (tmp_path / "big").exists()
 
 
 @pytest.mark.parametrize("args, words", [
