@@ -57,8 +57,8 @@ for i, (label, pattern, subset, setting) in enumerate(ROWS):
         if len(values) > 1:
             ax.errorbar(x, median, yerr=[[median - values[0]], [values[-1] - median]], color="black", linewidth=0.8,
                         capsize=2)
-        ax.text(x, values[-1] + 0.012, f"{median:.2f}" + (f"\nn={len(values)}" if len(values) > 1 else ""),
-                ha="center", fontsize=6)
+        ax.text(x, values[-1] + 0.012, f"{median:.3f}" + (f"\nn={len(values)}" if len(values) > 1 else ""),
+                ha="center", fontsize=5.5)
 ax.axhline(0.7, color="black", linestyle=":", linewidth=1)
 ax.text(-0.45, 0.71, "goal 0.7", fontsize=8, ha="left")
 ax.set_xticks(range(len(REGIONS)), list(REGIONS.values()))
