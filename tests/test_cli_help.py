@@ -77,7 +77,6 @@ def test_the_package_root_loads_its_names_on_first_use():
     assert done.stdout.split() == ["False", "True", "True", "SegmentationModel", __version__]
 
 
-
 # The stages that never run a network: a mapper's tile, rasterize, cover, blocks, features, score, conflate and the
 # dataset config they read load in a fraction of a second without torch.
 WITHOUT_TORCH = ["robosat_effnet.config.dataset", "robosat_effnet.prepare.tile", "robosat_effnet.prepare.rasterize",

@@ -129,12 +129,16 @@ def test_a_non_finite_checkpoint_is_refused_by_predict_too(files):
         load_checkpoint(files["ours one nan weight"])
 
 
+ENTRIES = ("epoch", "best_epoch", "best_miou", "history", "optimizer", "scheduler", "scaler", "rng")
+DAMAGES = {"missing": None, "list": [1, 2], "str": "x", "nan": math.nan}  # what each entry is turned into
+
+
 def training_states(good: dict) -> dict[str, dict]:
     """A real last.pth's training state with one entry wrong: each entry missing, of another kind, or of the
-    wrong shape."""
+    wrong shape. Named "ENTRY DAMAGE" for each of ENTRIES and DAMAGES, then the four shapes loading finds."""
     cases = {}
-    for key in ("epoch", "best_epoch", "best_miou", "history", "optimizer", "scheduler", "scaler", "rng"):
-        for kind, value in {"missing": None, "list": [1, 2], "str": "x", "nan": math.nan}.items():
+    for key in ENTRIES:
+        for kind, value in DAMAGES.items():
             state = dict(good)
             if kind == "missing":
                 del state[key]
@@ -160,22 +164,18 @@ def test_every_damaged_training_state_is_one_line_on_resume(tmp_path):
     assert first.exit_code == 0, first.output
     good = torch.load(tmp_path / "first" / "last.pth", weights_only=True)
     cases = training_states(good)
-    kinds = ("missing", "list", "str", "nan")
-    through_cli = {}
-    for i, key in enumerate(("epoch", "best_epoch", "best_miou", "history", "optimizer", "scheduler", "scaler", "rng")):
-        for kind in kinds:
-            name = f"{key} {kind}"
+    for key in ENTRIES:
+        for kind in DAMAGES:
             if key in ("epoch", "optimizer") and kind == "missing":
                 pattern = "holds weights only"
             else:
                 pattern = f"damaged robosat_effnet checkpoint: its {key} is"
             with pytest.raises(CheckpointError, match=pattern):
-                check_training_state(cases[name], "x.pth")
-        rotated = f"{key} {kinds[i % len(kinds)]}"
-        through_cli[rotated] = cases.pop(rotated)
-        for kind in kinds:
-            cases.pop(f"{key} {kind}", None)
-    through_cli |= cases  # the damage no entry's kind shows
+                check_training_state(cases[f"{key} {kind}"], "x.pth")
+    kinds = list(DAMAGES)
+    rotated = {f"{key} {kinds[i % len(kinds)]}" for i, key in enumerate(ENTRIES)}
+    per_entry = {f"{key} {kind}" for key in ENTRIES for kind in kinds}
+    through_cli = {name: state for name, state in cases.items() if name in rotated or name not in per_entry}
     assert len(through_cli) == 12
     for name, state in through_cli.items():
         path = tmp_path / f"{name.replace(' ', '_')}.pth"

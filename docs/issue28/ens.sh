@@ -21,6 +21,6 @@ for S in 1 2; do
 done
 [ -f post-$F-ust-common-ens/probs.done ] || python $D/ensemble.py post-$F-ust-common-ens post-$F-ust-common-s0/probs \
     post-$F-ust-common-f1/probs post-$F-ust-common-f2/probs || exit 1
-[ -f post-$F-ust-common-ens/grid.csv ] || python $D/exp_post.py - data-$F post-$F-ust-common-ens --split blocks-$F-common
+[ -f post-$F-ust-common-ens/grid.csv ] || python $D/exp_post.py - data-$F post-$F-ust-common-ens --split blocks-$F-common || exit 1
 [ -f soup-$F.pth ] || python $D/soup.py soup-$F.pth ust-$F-s0/last.pth ust-$F-s0-f1/last.pth ust-$F-s0-f2/last.pth || exit 1
 [ -f post-$F-ust-common-soup/grid.csv ] || python $D/exp_post.py soup-$F.pth data-$F post-$F-ust-common-soup --split blocks-$F-common

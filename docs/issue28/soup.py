@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from robosat_effnet.models.checkpoint import ModelSpec, load_checkpoint, model_from_checkpoint, save_checkpoint
+from robosat_effnet.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
 out, paths = sys.argv[1], sys.argv[2:]
 states = [load_checkpoint(p) for p in paths]
@@ -18,5 +18,5 @@ model, spec = model_from_checkpoint(states[0], paths[0])
 mean = {k: (torch.stack([s["model"][k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
         for k, v in states[0]["model"].items()}
 model.load_state_dict(mean)
-save_checkpoint(out, model, ModelSpec.from_dict(states[0]["spec"]))
+save_checkpoint(out, model, spec)
 print(f"{out}: the mean of {len(paths)} checkpoints' weights")
