@@ -14,7 +14,8 @@ from pyproj import Transformer
 from rasterio.transform import Affine
 
 from robosat_effnet.cli import main
-from robosat_effnet.errors import TooManyTilesError
+from robosat_effnet.data.raster import footprint_tiles
+from robosat_effnet.errors import ConfigError, TooManyTilesError
 from robosat_effnet.io import read_alpha, read_image
 from robosat_effnet.prepare.tile import tile_geotiff
 from robosat_effnet.tiles import check_count, count_tiles, tile_files
@@ -162,6 +163,17 @@ def test_the_tile_limit_is_inclusive_and_says_how_many():
     check_count(1000, 18, 1000, "x")  # exactly the maximum is allowed
     with pytest.raises(TooManyTilesError, match=r"zoom 18 cuts x into 1,001 tiles, more than the maximum 1,000; use"):
         check_count(1001, 18, 1000, "x")
+
+
+def test_a_zoom_out_of_range_is_a_setting_error_not_too_many_tiles(tmp_path):
+    scene = tmp_path / "scene.tif"
+    write_scene(scene)
+    with rasterio.open(scene) as src:
+        assert len(footprint_tiles(src, 0, 1)) == 1
+        for zoom in (-1, 31):
+            with pytest.raises(ConfigError, match=f"zoom {zoom} is out of range; use 0..") as caught:
+                footprint_tiles(src, zoom, 10**9)
+            assert not isinstance(caught.value, TooManyTilesError)
 
 
 def test_png_for_uint16_is_a_clear_error(tmp_path):

@@ -20,7 +20,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from robosat_effnet.data.remote import open_url
-from robosat_effnet.errors import RasterError, TooManyTilesError
+from robosat_effnet.errors import ConfigError, RasterError
 from robosat_effnet.limits import MAX_ZOOM
 from robosat_effnet.text import is_url
 from robosat_effnet.tiles import MAX_LATITUDE, check_count, count_tiles
@@ -106,9 +106,10 @@ def scene_bounds(src: rasterio.DatasetReader) -> tuple[float, float, float, floa
 
 def footprint_tiles(src: rasterio.DatasetReader, zoom: int, max_tiles: int) -> list[mercantile.Tile]:
     """The web-mercator tiles at `zoom` that intersect the scene's bounding box (`scene_bounds`), the tiles
-    `tile` and `predict` read. More than `max_tiles`: TooManyTilesError, before any is listed."""
+    `tile` and `predict` read. More than `max_tiles`: TooManyTilesError, before any is listed; a zoom out of
+    0..30: ConfigError."""
     if not 0 <= zoom <= MAX_ZOOM:
-        raise TooManyTilesError(f"zoom {zoom} is out of range; use 0..{MAX_ZOOM}")
+        raise ConfigError(f"zoom {zoom} is out of range; use 0..{MAX_ZOOM}")
     bounds = scene_bounds(src)
     check_count(count_tiles(bounds, zoom), zoom, max_tiles, src.name)
     return list(mercantile.tiles(*bounds, zooms=[zoom]))
