@@ -12,6 +12,7 @@ from robosat_effnet.cli import main
 from robosat_effnet.config.model import apply_overrides, load_model_config
 from robosat_effnet.errors import ConfigError
 from robosat_effnet.io import read_label
+from robosat_effnet.outputs import read_record
 from robosat_effnet.tiles import tile_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,11 +45,17 @@ def test_train_with_unlabelled_tiles_trains_on_them_too(trained_run, tmp_path):
     assert (out / "last.pth").is_file()
     pseudo = tmp_path / f"st{PSEUDO_SUFFIX}"
     assert sorted(tile_files(pseudo)) == sorted(tile_files(unlabelled))
+    # the recipe's second round, from Python: the first round's model labels the same tiles again
     one_epoch = apply_overrides(load_model_config(data.model_toml), epochs=1)
-    summary = self_train(data.dataset_toml, one_epoch, unlabelled, weights=trained_run["checkpoint"],
-                         checkpoint_dir=tmp_path / "again", device="cpu", progress=False)
+    summary = self_train(data.dataset_toml, one_epoch, unlabelled, weights=out / "last.pth",
+                         checkpoint_dir=tmp_path / "st2", device="cpu", progress=False)
     labelled = len(tile_files(data.root / "training" / "images"))
     assert summary["training_tiles"] == labelled + len(tile_files(unlabelled))
+    assert (tmp_path / "st2" / "last.pth").is_file()
+    first, second = (read_record(tmp_path / f"{name}{PSEUDO_SUFFIX}") for name in ("st", "st2"))
+    assert first["checkpoint"] == str(trained_run["checkpoint"].resolve())
+    assert second["checkpoint"] == str((out / "last.pth").resolve())  # labels of the first round's model
+    assert second["checkpoint_sha256"] != first["checkpoint_sha256"]
 
 
 def test_without_a_trained_model_it_says_what_to_pass(trained_run, tmp_path):
