@@ -41,6 +41,39 @@ def read_csv(path: Path) -> set:
     return {mercantile.Tile(int(x), int(y), int(z)) for x, y, z in csv.reader(path.open())}
 
 
+def predict_once(checkpoint: str, data: str, out: str, tta: bool = False) -> tuple[Path, dict, Path]:
+    """OUT, DATA's validation label tiles and OUT/probs: the checkpoint's probabilities of DATA's validation
+    images, predicted on the first run only (OUT/probs.done)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = tile_files(Path(data) / "validation" / "labels", {".png"})
+    probs = out / "probs"
+    if not (out / "probs.done").exists():
+        predict_tiles(checkpoint, Path(data) / "validation" / "images", probs, probs=True, tta=tta, progress=False)
+        (out / "probs.done").touch()
+    return out, labels, probs
+
+
+def tile_subsets(labels: dict, split: str | None) -> dict[str, set]:
+    """{"all": every label tile} and, with a blocks folder, its "local" and "rest" tiles among them."""
+    subsets = {"all": set(labels)}
+    if split:
+        subsets["local"] = read_csv(Path(split) / "local.csv") & set(labels)
+        subsets["rest"] = read_csv(Path(split) / "rest.csv") & set(labels)
+    return subsets
+
+
+def truth_polygons(out: Path, name: str, tiles: set, labels: dict) -> list:
+    """The label tiles' building polygons of `tiles` at 2 m2 (as the study), from a copy in OUT/truth-NAME."""
+    truth_dir = out / f"truth-{name}"
+    if not truth_dir.exists():
+        for t in tiles:
+            dest = tile_path(truth_dir, t, "png")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(labels[t], dest)
+    return mask_polygons(truth_dir, {1: "building"}, min_area=2.0)["building"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("checkpoint")
@@ -49,30 +82,12 @@ def main() -> None:
     p.add_argument("--split", default=None, help="blocks folder with local.csv and rest.csv")
     p.add_argument("--tta", action="store_true")
     args = p.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    images = Path(args.data) / "validation" / "images"
-    labels = tile_files(Path(args.data) / "validation" / "labels", {".png"})
-    probs = out / "probs"
-    if not (out / "probs.done").exists():
-        predict_tiles(args.checkpoint, images, probs, probs=True, tta=args.tta, progress=False)
-        (out / "probs.done").touch()
+    out, labels, probs = predict_once(args.checkpoint, args.data, args.out, args.tta)
     folder = probs  # two classes: the building's probabilities are the folder itself
     prob_tiles = tile_files(folder, {".png"})
-    subsets = {"all": set(labels)}
-    if args.split:
-        subsets["local"] = read_csv(Path(args.split) / "local.csv") & set(labels)
-        subsets["rest"] = read_csv(Path(args.split) / "rest.csv") & set(labels)
-
     rows = []
-    for name, tiles in subsets.items():
-        truth_dir = out / f"truth-{name}"
-        if not truth_dir.exists():
-            for t in tiles:
-                dest = tile_path(truth_dir, t, "png")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(labels[t], dest)
-        truth = mask_polygons(truth_dir, {1: "building"}, min_area=2.0)["building"]
+    for name, tiles in tile_subsets(labels, args.split).items():
+        truth = truth_polygons(out, name, tiles, labels)
         for threshold, closing in itertools.product(THRESHOLDS, CLOSINGS):
             masks = out / f"masks-{name}-{threshold}-{closing}"
             if masks.exists():

@@ -1,5 +1,6 @@
-"""Draw docs/outlines-issue28.png from the grids of docs/issue28/pipeline.sh, seeds.sh, ust.sh and the smp runs:
-each bar is the median over the seeds run (s0, s1, s2), its whisker the lowest and highest seed, n the seeds.
+"""Draw docs/outlines-issue28.png from the grids of docs/issue28/pipeline.sh, seeds.sh, ust.sh, ust-round.sh and
+the smp runs (smp_baseline.py, score_masks.py --json): each bar is the median over the seeds run (s0, s1, s2), its
+whisker the lowest and highest seed, n the seeds.
 
     python docs/issue28/plot.py ../study-runs docs/outlines-issue28.png
 """
@@ -23,15 +24,18 @@ ROWS = [  # label, grid folder pattern, subset, (threshold, min area)
     ("ours fine-tuned on a quarter (rest tiles, 0.5 / 5 m2)", "post-{f}-ft-s{s}", "rest", ("0.5", "5")),
     ("+ self-training (rest tiles, 0.5 / 5 m2)", "post-{f}-st-s{s}", "rest", ("0.5", "5")),
     ("random blocks + self-training (tiles neither choice labelled)", "post-{f}-st-common-s{s}", "rest", ("0.5", "5")),
-    ("uncertain blocks + self-training, the recipe (same tiles)", "post-{f}-ust-common-s{s}", "rest", ("0.5", "5")),
+    ("uncertain blocks + self-training (same tiles)", "post-{f}-ust-common-s{s}", "rest", ("0.5", "5")),
+    ("+ a second round of self-training, the recipe now (same tiles)", "post-{f}-ust2-common-s{s}", "rest",
+     ("0.5", "5")),
+    ("smp fine-tuned on the same uncertain blocks (same tiles)", "smp-uft-{f}-s{s}", "rest", "common.json"),
 ]
 SEEDS = (0, 1, 2)
 
 
 def f1(runs: Path, pattern: str, fold: str, seed: int, subset: str, setting) -> float | None:
     folder = runs / pattern.format(f=fold, s=seed)
-    if setting is None:
-        path = folder / "result.json"
+    if setting is None or isinstance(setting, str):  # smp_baseline.py's result.json, or score_masks.py --json
+        path = folder / (setting or "result.json")
         return json.loads(path.read_text())["f1"] if path.is_file() else None
     if not (folder / "grid.csv").is_file():
         return None
@@ -45,7 +49,7 @@ def f1(runs: Path, pattern: str, fold: str, seed: int, subset: str, setting) -> 
 runs, out = Path(sys.argv[1]), sys.argv[2]
 fig, ax = plt.subplots(figsize=(11, 6))
 width = 0.8 / len(ROWS)
-colors = ["#999999", "#9ecae1", "#4292c6", "#cccccc", "#fdae6b", "#e6550d", "#a1d99b", "#238b45"]
+colors = ["#999999", "#9ecae1", "#4292c6", "#cccccc", "#fdae6b", "#e6550d", "#a1d99b", "#74c476", "#00441b", "#666666"]
 for i, (label, pattern, subset, setting) in enumerate(ROWS):
     for j, fold in enumerate(REGIONS):
         seeds = SEEDS if "{s}" in pattern else SEEDS[:1]

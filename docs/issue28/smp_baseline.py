@@ -89,7 +89,10 @@ def main() -> None:
         order = list(range(len(train)))
         random.shuffle(order)
         losses = []
-        for i in range(0, len(order) - args.batch + 1, args.batch):  # drop_last, as our loader
+        # drop_last as our loader: only when there is a whole batch (4 local tiles and batch 8 are one batch of 4;
+        # before this fix they were none, and the Philippines' fine-tune never took a step)
+        last = len(order) - args.batch + 1 if len(order) >= args.batch else 1
+        for i in range(0, last, args.batch):
             batch = [augment(to_tensor(train[j][1]), torch.from_numpy(train[j][2].astype(np.int64)))
                      for j in order[i:i + args.batch]]
             x = torch.stack([b[0] for b in batch])
