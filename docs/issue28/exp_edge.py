@@ -40,6 +40,9 @@ def main() -> None:
     out, labels, probs = predict_once(args.checkpoint, args.data, args.out)
     background, roof = tile_files(probs / "background", {".png"}), tile_files(probs / "building", {".png"})
     rim = tile_files(probs / "touching", {".png"})
+    # each tile's label and probabilities, read once for the whole grid
+    tiles_read = {t: (np.array(Image.open(labels[t])), read_probability(background[t]), read_probability(roof[t]),
+                      read_probability(rim[t])) for t in labels}
     rows = []
     for name, tiles in tile_subsets(labels, args.split).items():
         truth = truth_polygons(out, name, tiles, labels)
@@ -48,13 +51,12 @@ def main() -> None:
             if masks.exists():
                 shutil.rmtree(masks)
             for t in tiles:
-                label = np.array(Image.open(labels[t]))
-                p_bg, p_roof = read_probability(background[t]), read_probability(roof[t])
+                label, p_bg, p_roof, p_rim = tiles_read[t]
                 building = 1 - p_bg >= threshold
                 if seed == "none":
                     mask = building.astype(np.uint8)
                 else:
-                    core = p_roof >= read_probability(rim[t]) if seed == "argmax" else p_roof >= seed
+                    core = p_roof >= p_rim if seed == "argmax" else p_roof >= seed
                     mask = np.where(building, np.where(core, 1, 2), 0).astype(np.uint8)
                 mask = np.where(label == NODATA_INDEX, NODATA_INDEX, mask).astype(np.uint8)
                 write_mask(tile_path(masks, t, "png"), mask, ["#000000", "#ffffff", "#ff0000"])

@@ -63,14 +63,21 @@ def tile_subsets(labels: dict, split: str | None) -> dict[str, set]:
     return subsets
 
 
+def copy_tiles(files: dict, tiles, out: Path) -> Path:
+    """Copy `files` {tile: path} of `tiles` (None: all) into the slippy-map folder `out`; returns `out`."""
+    for t, path in files.items():
+        if tiles is None or t in tiles:
+            dest = tile_path(out, t, "png")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, dest)
+    return out
+
+
 def truth_polygons(out: Path, name: str, tiles: set, labels: dict) -> list:
     """The label tiles' building polygons of `tiles` at 2 m2 (as the study), from a copy in OUT/truth-NAME."""
     truth_dir = out / f"truth-{name}"
     if not truth_dir.exists():
-        for t in tiles:
-            dest = tile_path(truth_dir, t, "png")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(labels[t], dest)
+        copy_tiles(labels, tiles, truth_dir)
     return mask_polygons(truth_dir, {1: "building"}, min_area=2.0)["building"]
 
 

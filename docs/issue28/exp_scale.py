@@ -43,11 +43,12 @@ def main() -> None:
     predict_tiles(args.checkpoint, up, probs21, probs=True, progress=False)
     small = tile_files(probs21, {".png"})
     for tile in images:
-        size = 256
+        quarters = {child: read_probability(small[child]) for child in mercantile.children(tile)}
+        size = next(iter(quarters.values())).shape[0]  # the z20 tile's side: each child covers a quarter at 2x
         mosaic = np.zeros((2 * size, 2 * size), np.float32)
-        for child in mercantile.children(tile):
+        for child, prob in quarters.items():
             dx, dy = (child.x - 2 * tile.x) * size, (child.y - 2 * tile.y) * size
-            mosaic[dy:dy + size, dx:dx + size] = read_probability(small[child])
+            mosaic[dy:dy + size, dx:dx + size] = prob
         prob = mosaic.reshape(size, 2, size, 2).mean(axis=(1, 3))
         if args.other:
             prob = (prob + read_probability(tile_path(Path(args.other), tile, "png"))) / 2
