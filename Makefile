@@ -17,12 +17,15 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# One test process per core, at most 4 (each trains the session's shared models once): 2 on CI's two cores.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS)
 
 # Also the tests too slow for every run (minutes each: QGIS Deepness on a real scene with a model trained for it).
 test-slow: $(STAMP) browser
-	RS_EFFNET_SLOW=1 $(BIN)/python -m pytest -q
+	RS_EFFNET_SLOW=1 $(BIN)/python -m pytest -q -n $(JOBS)
 
 # Break features on purpose in a copy of the project and check the tests notice (minutes; not part of test).
 mutants: $(STAMP)

@@ -16,6 +16,7 @@ grey-white) on textured dark noise. Tiles are real slippy-map neighbours at zoom
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +31,9 @@ from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
 from robosat_effnet.tiles import tile_path
 
 ZOOM, X0, Y0, COLUMNS = 18, 70760, 104110, 4
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs a worker per core: one thread each, no oversubscription
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
 CLASS_RGB = [(0, 0, 0), (235, 232, 220), (40, 90, 230), (230, 60, 40), (250, 220, 40)]  # index 0 unused
 CLASS_NAMES = ["background", "building", "water", "road", "field"]
 CLASS_COLORS = ["denim", "orange", "blue", "red", "yellow"]

@@ -25,6 +25,7 @@ from robosat_effnet.models.efficientnet_v2 import (
     variant_for,
 )
 from robosat_effnet.models.fpn import FPNDecoder
+from robosat_effnet.models.materialise import on_meta
 from robosat_effnet.models.resnet import ResNetEncoder
 from robosat_effnet.models.scaling import VARIANTS, compound_scaling, scaling_for
 from robosat_effnet.models.segmentation import SegmentationModel
@@ -148,13 +149,16 @@ def efficientnet(variant: str | None = None, num_classes: int = 1000, weights: W
     if (variant is None) == (phi is None):
         raise UnknownNameError("give exactly one of variant ('b0'..'b8', 'l2', 'lite0'..'lite4', 'v2-s'..) or phi "
                                "(a compound coefficient)")
-    if variant is not None and v2_key(variant):
-        model = EfficientNetV2(variant_for(variant), num_classes, in_channels)
-    else:
-        model = EfficientNet(scaling_for(variant) if variant is not None else compound_scaling(phi), num_classes,
-                             in_channels)
-    if weights is not None:
-        name = canonical_backbone(variant) if variant is not None else "efficientnet-phi"
-        state = _weights.load_state_dict(weights, name)
-        _fitting.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
+    def build() -> EfficientNet | EfficientNetV2:
+        if variant is not None and v2_key(variant):
+            return EfficientNetV2(variant_for(variant), num_classes, in_channels)
+        return EfficientNet(scaling_for(variant) if variant is not None else compound_scaling(phi), num_classes,
+                            in_channels)
+
+    if weights is None:
+        return build()
+    name = canonical_backbone(variant) if variant is not None else "efficientnet-phi"
+    state = _weights.load_state_dict(weights, name)
+    model = on_meta(build)  # every weight comes from the file: none drawn at random
+    _fitting.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
     return model

@@ -26,6 +26,7 @@ from robosat_effnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import CheckpointError, WeightsError
 from robosat_effnet.io import atomic_path, file_problem, load_failure
 from robosat_effnet.limits import MAX_DECODER_CHANNELS, MAX_TILE_SIZE, normalisation_problem
+from robosat_effnet.models.materialise import load_assigned, on_meta
 from robosat_effnet.models.state_dicts import tensors
 from robosat_effnet.outputs import writing
 
@@ -210,9 +211,9 @@ def model_from_checkpoint(data: dict[str, Any], path: str | os.PathLike,
     """`load_model` for a checkpoint already loaded (`load_checkpoint(path)`), whose other entries the caller
     also reads (e.g. `rs-effnet export --deepness` its dataset_config)."""
     spec = ModelSpec.from_dict(data["spec"])
-    model = build_from_spec(spec)
+    model = on_meta(lambda: build_from_spec(spec))  # every weight comes from the file: none drawn at random
     try:
-        model.load_state_dict(data["model"])
+        load_assigned(model, data["model"])
     except RuntimeError:
         raise CheckpointError(f"checkpoint {path} does not match its own model description "
                               f"({_mismatch(model.state_dict(), data['model'])}); use another checkpoint (e.g. "

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from robosat_effnet.errors import WeightsError
+from robosat_effnet.models.materialise import load_assigned
 from robosat_effnet.models.state_dicts import tensors
 from robosat_effnet.models.weights import (
     _TOP,
@@ -45,13 +46,14 @@ def check_fits(weights: str | os.PathLike, backbone: str, in_channels: int = 3) 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights",
               backbone: str | None = None) -> None:
-    """Map `state` onto `model` (our EfficientNet/encoder or the ResNet encoder) and load it.
+    """Map `state` onto `model` (our EfficientNet/encoder or the ResNet encoder, built for real or on the meta
+    device) and load it.
 
     Every parameter of `model` must be found; extra entries (a classifier, the head conv when loading an
     encoder) are ignored. `backbone` (the model's name) lets the message for weights of another architecture
     say which backbone they are for, when it can tell.
     """
-    model.load_state_dict(map_state(model, state, stem_key, source, backbone))
+    load_assigned(model, map_state(model, state, stem_key, source, backbone))
 
 
 def map_state(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights",

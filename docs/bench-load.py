@@ -1,0 +1,65 @@
+"""Time loading a model whole, in a fresh process per measurement: a classifier from its weights file
+(`efficientnet(variant, weights=FILE)`) and a U-Net from a checkpoint (`load_model`), one thread.
+
+    OMP_NUM_THREADS=1 .venv/bin/python docs/bench-load.py ROOT [ROOT ...]   # a checkout of each tree to compare
+
+The files are written once (random weights: only the time of reading and building is measured) into a temporary
+folder; each tree loads each file in turn, interleaved, 3 times; the median is printed (BENCHMARKS.md, "Loading
+a model").
+"""
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TIME = """
+import sys, time, torch
+torch.set_num_threads(1)
+t = time.perf_counter()
+if sys.argv[1] == "classifier":
+    from robosat_effnet.models import efficientnet
+    efficientnet(sys.argv[2], weights=sys.argv[3])
+else:
+    from robosat_effnet.models.checkpoint import load_model
+    load_model(sys.argv[3])
+print(time.perf_counter() - t)
+"""
+
+WRITE = """
+import sys, torch
+from robosat_effnet.models import build_model, efficientnet
+from robosat_effnet.models.checkpoint import ModelSpec, save_checkpoint
+out = sys.argv[1]
+for v in ("b0", "b4", "l2"):
+    torch.save(efficientnet(v).state_dict(), f"{out}/{v}.pth")
+for b in ("efficientnet-b0", "efficientnet-lite0"):
+    save_checkpoint(f"{out}/{b}-unet.pth", build_model(b, "unet", 2), ModelSpec(backbone=b, tile_size=256))
+"""
+
+
+def main() -> None:
+    roots = [Path(r).resolve() for r in sys.argv[1:]]
+    python = sys.executable
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([python, "-c", WRITE, tmp], check=True, env={**env, "PYTHONPATH": str(roots[-1])})
+        cases = [("classifier", v, f"{tmp}/{v}.pth") for v in ("b0", "b4", "l2")]
+        cases += [("checkpoint", b, f"{tmp}/{b}-unet.pth") for b in ("efficientnet-b0", "efficientnet-lite0")]
+        times = {(c, r): [] for c in cases for r in roots}
+        for _ in range(3):
+            for case in cases:
+                for root in roots:
+                    out = subprocess.run([python, "-c", TIME, *case], check=True, capture_output=True, text=True,
+                                         env={**env, "PYTHONPATH": str(root)})
+                    times[case, root].append(float(out.stdout))
+        print("| load | " + " | ".join(r.name for r in roots) + " |")
+        print("|---|" + "---|" * len(roots))
+        for case in cases:
+            print(f"| {case[0]} {case[1]} | " + " | ".join(f"{statistics.median(times[case, r]):.2f} s"
+                                                         for r in roots) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Self-training rounds with other pseudo-labels than `train --unlabelled` makes (issue 28): the previous model's
+masks of the unlabelled tiles, optionally predicted with the 8 flips averaged (--tta: a smoother teacher) and
+then cleaned per object (--min-area: buildings under that many m2 dropped, holes filled: no cars, whole roofs),
+before training continues from that model on them and the labelled tiles. Everything else is the recommended
+run's self-training round (`train --unlabelled UNLABELLED --weights PREV`).
+
+    python clean_st.py DATASET.toml ST.toml PREV.pth UNLABELLED OUT [--min-area 5] [--tta] [--threshold 0.7]
+
+Run from the study folder of docs/recipe-buildings.md; score OUT/last.pth with exp_post.py like the rounds.
+"""
+import argparse
+import math
+import shutil
+from pathlib import Path
+
+import mercantile
+import numpy as np
+from PIL import Image
+from scipy.ndimage import binary_fill_holes, label
+
+from robosat_effnet.colors import NODATA_INDEX
+from robosat_effnet.config import apply_overrides, load_model_config
+from robosat_effnet.predict import predict_tiles
+from robosat_effnet.tiles import tile_files
+from robosat_effnet.training.datasets import Sample
+from robosat_effnet.training.loop import train
+
+EARTH = 40075016.686  # m, the equator's length in web mercator
+
+
+def pixel_area(tile: mercantile.Tile, side: int) -> float:
+    """m2 of one pixel of `tile` at its centre latitude (web mercator's scale shrinks with cos(latitude))."""
+    bounds = mercantile.bounds(tile)
+    return (EARTH * math.cos(math.radians((bounds.north + bounds.south) / 2)) / 2 ** tile.z / side) ** 2
+
+
+def clean(mask: np.ndarray, min_px: float) -> np.ndarray:
+    """Buildings (1) of at least min_px pixels, holes filled."""
+    components, n = label(mask == 1)
+    keep = np.bincount(components.ravel(), minlength=n + 1) >= min_px
+    keep[0] = False
+    return binary_fill_holes(keep[components]).astype(np.uint8)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    for name in ("dataset", "model", "prev", "unlabelled", "out"):
+        p.add_argument(name)
+    p.add_argument("--min-area", type=float, default=5.0, help="m2; 0: no cleaning")
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--threshold", type=float, default=0.7)
+    args = p.parse_args()
+    out = Path(args.out)
+    raw, cleaned_dir = out.with_name(out.name + ".pseudo-labels"), out.with_name(out.name + ".clean-labels")
+    predict_tiles(args.prev, args.unlabelled, raw, threshold=args.threshold, tta=args.tta, progress=False)
+    cleaned_dir.mkdir(exist_ok=True)
+    images, samples, before, after = tile_files(args.unlabelled), [], 0, 0
+    for tile, path in sorted(tile_files(raw, {".png"}).items()):
+        with Image.open(path) as image:
+            mask, palette = np.array(image), image.getpalette()
+        mask = np.where(mask == NODATA_INDEX, 0, mask)
+        fixed = clean(mask, args.min_area / pixel_area(tile, mask.shape[1])) if args.min_area > 0 else mask
+        before, after = before + int((mask == 1).sum()), after + int((fixed == 1).sum())
+        target = cleaned_dir / f"{tile.z}-{tile.x}-{tile.y}.png"
+        image = Image.fromarray(fixed.astype(np.uint8), mode="P")
+        image.putpalette(palette)
+        image.save(target.with_suffix(".tmp.png"), format="PNG")
+        shutil.move(target.with_suffix(".tmp.png"), target)
+        samples.append(Sample(tile, (Path(images[tile]),), target))
+    print(f"{len(samples)} pseudo-labels: building pixels {before} -> {after}")
+    if not (out / "last.pth").exists():  # from PREV, as `train --unlabelled --weights PREV` does
+        model = apply_overrides(load_model_config(args.model), weights=args.prev)
+        train(args.dataset, model, checkpoint_dir=out, progress=False, extra_training=samples)
+
+
+if __name__ == "__main__":
+    main()
