@@ -24,7 +24,8 @@ if sys.argv[1] == "classifier":
 else:
     from robosat_effnet.models.checkpoint import load_model
     load_model(sys.argv[3])
-print(time.perf_counter() - t)
+import robosat_effnet
+print(time.perf_counter() - t, robosat_effnet.__file__)
 """
 
 WRITE = """
@@ -44,7 +45,9 @@ def main() -> None:
     python = sys.executable
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([python, "-c", WRITE, tmp], check=True, env={**env, "PYTHONPATH": str(roots[-1])})
+        # `python -c` puts the working folder first on sys.path: run from the temporary one, so that PYTHONPATH
+        # (not the checkout this is started from) decides which tree is imported
+        subprocess.run([python, "-c", WRITE, tmp], check=True, cwd=tmp, env={**env, "PYTHONPATH": str(roots[-1])})
         cases = [("classifier", v, f"{tmp}/{v}.pth") for v in ("b0", "b4", "l2")]
         cases += [("checkpoint", b, f"{tmp}/{b}-unet.pth") for b in ("efficientnet-b0", "efficientnet-lite0")]
         times = {(c, r): [] for c in cases for r in roots}
@@ -52,8 +55,10 @@ def main() -> None:
             for case in cases:
                 for root in roots:
                     out = subprocess.run([python, "-c", TIME, *case], check=True, capture_output=True, text=True,
-                                         env={**env, "PYTHONPATH": str(root)})
-                    times[case, root].append(float(out.stdout))
+                                         cwd=tmp, env={**env, "PYTHONPATH": str(root)})
+                    seconds, module = out.stdout.split()
+                    assert module.startswith(str(root)), (module, root)  # the tree asked for, not another
+                    times[case, root].append(float(seconds))
         print("| load | " + " | ".join(r.name for r in roots) + " |")
         print("|---|" + "---|" * len(roots))
         for case in cases:

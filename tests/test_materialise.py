@@ -1,14 +1,19 @@
 """Models loaded whole (a checkpoint for inference, a classifier from its weights file) are built on the meta
 device and given the file's tensors: no random initialisation (half of L2's load time), no draw from the seeded
-generator, and each file's values checked for nan/inf once."""
+generator, and each file's values checked for nan/inf once.
 
+Also: a state dict torch.save'd from `weights.load_state_dict` loads back with weights_only=True (a plain dict)."""
+
+import math
 import subprocess
 import sys
+from collections import OrderedDict
 
 import pytest
 import torch
 
 from robosat_effnet import models
+from robosat_effnet.errors import WeightsError
 from robosat_effnet.models.checkpoint import (
     ModelSpec,
     load_checkpoint,
@@ -16,8 +21,8 @@ from robosat_effnet.models.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from robosat_effnet.models.fitting import map_state
 from robosat_effnet.models.materialise import load_assigned, on_meta
-from robosat_effnet.models.state_dicts import Checked, tensors
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -101,8 +106,9 @@ def test_each_file_is_checked_for_nan_once(tmp_path, monkeypatch):
     models.efficientnet("b0", weights=path)
     floats = sum(1 for v in torch.load(path, weights_only=True).values() if v.is_floating_point())
     assert len(calls) == floats  # once per tensor: load_state_dict checks, map_state takes its word
-    checked = tensors({"a": torch.zeros(1)}, "x")
-    assert isinstance(checked, Checked) and tensors(checked, "x") is checked
+    calls.clear()
+    with pytest.raises(WeightsError, match="nan or infinite"):  # what is not known to be checked still is
+        map_state(models.efficientnet("b0"), {"stem.conv.weight": torch.full((1,), math.nan)}, "stem.conv.weight")
 
 
 def test_loading_a_checkpoint_imports_no_compiler(tmp_path):
@@ -114,3 +120,14 @@ def test_loading_a_checkpoint_imports_no_compiler(tmp_path):
             "print(sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_loaded_state_dict_is_a_plain_table_that_saves_and_loads_safely(tmp_path):
+    from robosat_effnet.models.weights import load_state_dict
+
+    path = tmp_path / "b0.pth"
+    torch.save(models.efficientnet("b0").state_dict(), path)
+    state = load_state_dict(path, "efficientnet-b0")
+    assert type(state) in (dict, OrderedDict)  # what torch.load gives, no class of ours
+    torch.save(state, tmp_path / "again.pth")
+    assert torch.load(tmp_path / "again.pth", weights_only=True).keys() == state.keys()

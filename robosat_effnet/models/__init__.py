@@ -101,7 +101,7 @@ def build_encoder(backbone: str, in_channels: int = 3, output_stride: int = 32, 
         encoder = BACKBONES[name](in_channels=in_channels, output_stride=output_stride)
     if weights is not None:
         state = _weights.load_state_dict(weights, name)
-        _fitting.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}", backbone=name)
+        _fitting.load_into(encoder, state, _stem_key(encoder), source=f"weights {weights}", backbone=name, checked=True)
     return encoder
 
 
@@ -160,5 +160,5 @@ def efficientnet(variant: str | None = None, num_classes: int = 1000, weights: W
     name = canonical_backbone(variant) if variant is not None else "efficientnet-phi"
     state = _weights.load_state_dict(weights, name)
     model = on_meta(build)  # every weight comes from the file: none drawn at random
-    _fitting.load_into(model, state, "stem.conv.weight", source=f"weights {weights}")
+    _fitting.load_into(model, state, "stem.conv.weight", source=f"weights {weights}", checked=True)
     return model

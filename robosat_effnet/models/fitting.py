@@ -40,28 +40,29 @@ def check_fits(weights: str | os.PathLike, backbone: str, in_channels: int = 3) 
     state = load_state_dict(weights, name)
     with torch.device("meta"):
         encoder = models.build_encoder(name, in_channels)
-    map_state(encoder, state, models._stem_key(encoder), f"weights {weights}", name)
+    map_state(encoder, state, models._stem_key(encoder), f"weights {weights}", name, checked=True)
     normalisation(name, weights)
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights",
-              backbone: str | None = None) -> None:
+              backbone: str | None = None, checked: bool = False) -> None:
     """Map `state` onto `model` (our EfficientNet/encoder or the ResNet encoder, built for real or on the meta
     device) and load it.
 
     Every parameter of `model` must be found; extra entries (a classifier, the head conv when loading an
     encoder) are ignored. `backbone` (the model's name) lets the message for weights of another architecture
-    say which backbone they are for, when it can tell.
+    say which backbone they are for, when it can tell. `checked`: `state` comes from `weights.load_state_dict`,
+    which has already checked every value (L2's 480M take 1.4 s), so it is not checked again.
     """
-    load_assigned(model, map_state(model, state, stem_key, source, backbone))
+    load_assigned(model, map_state(model, state, stem_key, source, backbone, checked=checked))
 
 
 def map_state(model: nn.Module, state: dict[str, torch.Tensor], stem_key: str, source: str = "weights",
-              backbone: str | None = None, explain: bool = True) -> dict[str, torch.Tensor]:
+              backbone: str | None = None, explain: bool = True, checked: bool = False) -> dict[str, torch.Tensor]:
     """`state` renamed to `model`'s own keys (stem fitted to its bands) and checked to fit it; WeightsError
     otherwise, saying which architecture the weights are for when `explain`. Nothing is loaded: a model on the
-    meta device can be checked against a file without allocating it."""
-    original = state = tensors(state, source)
+    meta device can be checked against a file without allocating it. `checked` as for `load_into`."""
+    original = state = state if checked else tensors(state, source)
     layout = detect_layout(state)
     own = model.state_dict()
 
@@ -114,7 +115,7 @@ def identify(state: dict[str, torch.Tensor], layout: str) -> list[str]:
     for name in names:
         try:
             encoder = _meta_encoder(name)
-            map_state(encoder, state, models._stem_key(encoder), explain=False)
+            map_state(encoder, state, models._stem_key(encoder), explain=False, checked=True)
         except Exception:  # noqa: BLE001 - any failure means: not this architecture
             continue
         found.append(name)

@@ -13,20 +13,12 @@ import torch
 from robosat_effnet.errors import WeightsError
 
 
-class Checked(dict):
-    """A state dict `tensors` has passed (or a part of one): checked once, not again on its way to the model
-    (every value is read, and L2's 480M values take 1.4 s)."""
-
-
 def tensors(state: Any, where: str, what: str = "its content") -> dict[str, torch.Tensor]:
     """`state` when it is a non-empty table of named tensors of real numbers, all finite; WeightsError otherwise.
 
     The one check every weights file and checkpoint goes through before its tensors are looked up by name,
     mapped or loaded, so an odd structure is a message, never an AttributeError or KeyError deep inside.
-    Returns a `Checked` dict of the same entries, which later calls return as it is.
     """
-    if isinstance(state, Checked):
-        return state
     fix = ("pass a torchvision, timm or efficientnet_pytorch state dict, or a checkpoint written by "
            "`rs-effnet train`")
     if not isinstance(state, dict) or not state:
@@ -45,7 +37,7 @@ def tensors(state: Any, where: str, what: str = "its content") -> dict[str, torc
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise WeightsError(f"{where}: {what} has nan or infinite values in {key} (weights of a run that "
                                "diverged?); use weights saved before it diverged, or other weights")
-    return Checked(state)
+    return state
 
 
 def _a(noun: str) -> str:

@@ -19,7 +19,7 @@ from robosat_effnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from robosat_effnet.errors import WeightsError
 from robosat_effnet.io import file_problem
 from robosat_effnet.limits import normalisation_problem
-from robosat_effnet.models.state_dicts import Checked, tensors
+from robosat_effnet.models.state_dicts import tensors
 
 log = logging.getLogger("robosat_effnet")
 
@@ -100,8 +100,7 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     data = _read(path)
     if isinstance(data, dict) and data.get("format") == "robosat_effnet":
         model = tensors(data.get("model"), f"{path} (a robosat_effnet checkpoint)", "its 'model' entry")
-        encoder = {k.removeprefix("encoder."): v for k, v in model.items() if k.startswith("encoder.")}
-        return Checked(encoder) if encoder else encoder  # part of a checked table; an empty one is told as such
+        return {k.removeprefix("encoder."): v for k, v in model.items() if k.startswith("encoder.")}
     return tensors(data, str(path))
 
 
