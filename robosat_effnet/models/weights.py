@@ -100,7 +100,8 @@ def load_state_dict(weights: str | os.PathLike, backbone: str) -> dict[str, torc
     data = _read(path)
     if isinstance(data, dict) and data.get("format") == "robosat_effnet":
         model = tensors(data.get("model"), f"{path} (a robosat_effnet checkpoint)", "its 'model' entry")
-        return {k.removeprefix("encoder."): v for k, v in model.items() if k.startswith("encoder.")}
+        encoder = {k.removeprefix("encoder."): v for k, v in model.items() if k.startswith("encoder.")}
+        return encoder or tensors(encoder, f"weights {path}")  # none: the one-line error every empty table gets
     return tensors(data, str(path))
 
 
