@@ -398,7 +398,7 @@ MUTANTS = [
            '        raise TooManyTilesError(f"zoom {zoom} is out of range',
            ("tests/test_geo_tile.py::test_a_zoom_out_of_range_is_a_setting_error_not_too_many_tiles",)),
     Mutant("loaded models initialised at random first", "robosat_effnet/models/materialise.py",
-           '    with torch.device("meta"), _NoRandomFill():\n        model = build()', "    model = build()",
+           "    model = meta_build(build)\n", "    model = build()\n",
            ("tests/test_materialise.py",)),
     Mutant("a loaded model shares the caller's tensors", "robosat_effnet/models/materialise.py",
            "v.to(dtype=own[k].dtype, copy=True)", "v",

@@ -113,13 +113,18 @@ def test_each_file_is_checked_for_nan_once(tmp_path, monkeypatch):
 
 def test_loading_a_checkpoint_imports_no_compiler(tmp_path):
     """torch fills a meta tensor's `normal_` through a decomposition that imports torch._dynamo (1.4 s, more than
-    B0's whole load): the meta build skips random fills, so predicting with a checkpoint never pays for it."""
+    B0's whole load): the meta build skips random fills, so predicting with a checkpoint, or checking a weights
+    file before a study's runs, never pays for it."""
     model = models.build_model("efficientnet-b0", "unet", 2)
     path = save_checkpoint(tmp_path / "m.pth", model, ModelSpec(tile_size=64))
-    code = ("import sys; from robosat_effnet.models.checkpoint import load_model; load_model(sys.argv[1]); "
-            "print(sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    weights = tmp_path / "b0.pth"
+    torch.save(models.efficientnet("b0").state_dict(), weights)
+    shown = "print(sorted(m for m in ('torch._dynamo', 'torchvision') if m in sys.modules))"
+    for load in ("from robosat_effnet.models.checkpoint import load_model; load_model(sys.argv[1])",
+                 "from robosat_effnet.models.fitting import check_fits; check_fits(sys.argv[2], 'efficientnet-b0')"):
+        out = subprocess.run([sys.executable, "-c", f"import sys; {load}; {shown}", str(path), str(weights)],
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "[]", load  # check_fits (every study run) builds on meta too
 
 
 def test_a_loaded_state_dict_is_a_plain_table_that_saves_and_loads_safely(tmp_path):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from robosat_effnet.errors import WeightsError
-from robosat_effnet.models.materialise import load_assigned
+from robosat_effnet.models.materialise import load_assigned, meta_build
 from robosat_effnet.models.state_dicts import tensors
 from robosat_effnet.models.weights import (
     _TOP,
@@ -38,8 +38,7 @@ def check_fits(weights: str | os.PathLike, backbone: str, in_channels: int = 3) 
 
     name = models.canonical_backbone(backbone)
     state = load_state_dict(weights, name)
-    with torch.device("meta"):
-        encoder = models.build_encoder(name, in_channels)
+    encoder = meta_build(lambda: models.build_encoder(name, in_channels))
     map_state(encoder, state, models._stem_key(encoder), f"weights {weights}", name, checked=True)
     normalisation(name, weights)
 
@@ -126,8 +125,7 @@ def identify(state: dict[str, torch.Tensor], layout: str) -> list[str]:
 def _meta_encoder(name: str) -> nn.Module:
     from robosat_effnet.models import build_encoder
 
-    with torch.device("meta"):
-        return build_encoder(name)
+    return meta_build(lambda: build_encoder(name))
 
 
 def _other_architecture(state: dict[str, torch.Tensor] | None, layout: str, source: str, backbone: str | None,

@@ -32,11 +32,16 @@ class _NoRandomFill(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
-    """`build()` on the meta device, or for real when the model has buffers no state dict holds (non-persistent
-    ones: nothing would replace their meta values)."""
+def meta_build(build: Callable[[], nn.Module]) -> nn.Module:
+    """`build()` on the meta device: shapes without memory or initial values (e.g. to check a file against)."""
     with torch.device("meta"), _NoRandomFill():
-        model = build()
+        return build()
+
+
+def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
+    """`meta_build(build)` for a model about to be loaded whole, or built for real when it has buffers no state
+    dict holds (non-persistent ones: nothing would replace their meta values)."""
+    model = meta_build(build)
     if any(module._non_persistent_buffers_set for module in model.modules()):
         return build()
     return model
@@ -46,8 +51,7 @@ def load_assigned(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Load `state` (the model's own names, every entry) into `model`, strictly. A model on the meta device takes
     copies of the tensors in its own dtypes (a copy: the caller's table stays its own); a real one loads them as
     `load_state_dict` does. RuntimeError, as load_state_dict's, when the entries or shapes do not fit."""
-    tensors = list(chain(model.parameters(), model.buffers()))
-    if not any(t.is_meta for t in tensors):
+    if not any(t.is_meta for t in chain(model.parameters(), model.buffers())):
         model.load_state_dict(state)
         return
     own = model.state_dict()
