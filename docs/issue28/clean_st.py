@@ -9,29 +9,20 @@ run's self-training round (`train --unlabelled UNLABELLED --weights PREV`).
 Run from the study folder of docs/recipe-buildings.md; score OUT/last.pth with exp_post.py like the rounds.
 """
 import argparse
-import math
 import shutil
 from pathlib import Path
 
-import mercantile
 import numpy as np
 from PIL import Image
 from scipy.ndimage import binary_fill_holes, label
 
 from robosat_effnet.colors import NODATA_INDEX
 from robosat_effnet.config import apply_overrides, load_model_config
+from robosat_effnet.deploy.deepness import ground_resolution
 from robosat_effnet.predict import predict_tiles
 from robosat_effnet.tiles import tile_files
 from robosat_effnet.training.datasets import Sample
 from robosat_effnet.training.loop import train
-
-EARTH = 40075016.686  # m, the equator's length in web mercator
-
-
-def pixel_area(tile: mercantile.Tile, side: int) -> float:
-    """m2 of one pixel of `tile` at its centre latitude (web mercator's scale shrinks with cos(latitude))."""
-    bounds = mercantile.bounds(tile)
-    return (EARTH * math.cos(math.radians((bounds.north + bounds.south) / 2)) / 2 ** tile.z / side) ** 2
 
 
 def clean(mask: np.ndarray, min_px: float) -> np.ndarray:
@@ -59,7 +50,8 @@ def main() -> None:
         with Image.open(path) as image:
             mask, palette = np.array(image), image.getpalette()
         mask = np.where(mask == NODATA_INDEX, 0, mask)
-        fixed = clean(mask, args.min_area / pixel_area(tile, mask.shape[1])) if args.min_area > 0 else mask
+        pixel_m2 = (ground_resolution(tile, mask.shape[1]) / 100) ** 2  # cm per pixel at the tile's latitude
+        fixed = clean(mask, args.min_area / pixel_m2) if args.min_area > 0 else mask
         before, after = before + int((mask == 1).sum()), after + int((fixed == 1).sum())
         target = cleaned_dir / f"{tile.z}-{tile.x}-{tile.y}.png"
         image = Image.fromarray(fixed.astype(np.uint8), mode="P")
