@@ -1,5 +1,6 @@
 """Time loading a model whole, in a fresh process per measurement: a classifier from its weights file
-(`efficientnet(variant, weights=FILE)`) and a U-Net from a checkpoint (`load_model`), one thread.
+(`efficientnet(variant, weights=FILE)`), a U-Net from a checkpoint (`load_model`), and checking a weights file
+against a backbone without loading it (`check_fits`, built on the meta device), one thread.
 
     OMP_NUM_THREADS=1 .venv/bin/python docs/bench-load.py ROOT [ROOT ...]   # a checkout of each tree to compare
 
@@ -21,6 +22,9 @@ t = time.perf_counter()
 if sys.argv[1] == "classifier":
     from robosat_effnet.models import efficientnet
     efficientnet(sys.argv[2], weights=sys.argv[3])
+elif sys.argv[1] == "check_fits":
+    from robosat_effnet.models.fitting import check_fits
+    check_fits(sys.argv[3], sys.argv[2])
 else:
     from robosat_effnet.models.checkpoint import load_model
     load_model(sys.argv[3])
@@ -50,6 +54,7 @@ def main() -> None:
         subprocess.run([python, "-c", WRITE, tmp], check=True, cwd=tmp, env={**env, "PYTHONPATH": str(roots[-1])})
         cases = [("classifier", v, f"{tmp}/{v}.pth") for v in ("b0", "b4", "l2")]
         cases += [("checkpoint", b, f"{tmp}/{b}-unet.pth") for b in ("efficientnet-b0", "efficientnet-lite0")]
+        cases += [("check_fits", "efficientnet-b0", f"{tmp}/b0.pth")]  # what a study asks of each run's weights
         times = {(c, r): [] for c in cases for r in roots}
         for _ in range(3):
             for case in cases:
