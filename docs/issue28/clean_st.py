@@ -5,6 +5,13 @@ before training continues from that model on them and the labelled tiles. Everyt
 run's self-training round (`train --unlabelled UNLABELLED --weights PREV`).
 
     python clean_st.py DATASET.toml ST.toml PREV.pth UNLABELLED OUT [--min-area 5] [--tta] [--threshold 0.7]
+                       [--repeat-labelled K] [--strong S] [--init CHECKPOINT]
+
+--repeat-labelled K trains on the labelled tiles K times beside the pseudo-labelled ones (epochs scaled down so
+the steps stay those of the recipe's round); --strong S gives the pseudo-labelled tiles a stronger colour noise
+than the labelled ones (each channel's contrast and brightness moved by up to S in the normalised image: a noisy
+student, whose teacher saw the clean image); --init trains a student from another checkpoint (e.g. the
+cross-region model) instead of continuing from PREV, the teacher.
 
 Run from the study folder of docs/recipe-buildings.md; score OUT/last.pth with exp_post.py like the rounds.
 """
@@ -13,15 +20,17 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy.ndimage import binary_fill_holes, label
 
 from robosat_effnet.colors import NODATA_INDEX
-from robosat_effnet.config import apply_overrides, load_model_config
+from robosat_effnet.config import apply_overrides, load_dataset_config, load_model_config
 from robosat_effnet.deploy.deepness import ground_resolution
 from robosat_effnet.predict import predict_tiles
 from robosat_effnet.tiles import tile_files
-from robosat_effnet.training.datasets import Sample
+from robosat_effnet.training import datasets
+from robosat_effnet.training.datasets import Sample, find_samples
 from robosat_effnet.training.loop import train
 
 
@@ -33,6 +42,24 @@ def clean(mask: np.ndarray, min_px: float) -> np.ndarray:
     return binary_fill_holes(keep[components]).astype(np.uint8)
 
 
+def noisy_student(pseudo: set, strength: float) -> None:
+    """Patch this process's training tiles: a pseudo-labelled tile's image gets each channel's contrast and
+    brightness moved by up to `strength`, drawn from its own (seed, epoch, index) generator."""
+    plain = datasets.SegmentationTiles.__getitem__
+
+    def getitem(self, index):
+        image, label = plain(self, index)
+        if not self.augment or str(self.samples[index].label) not in pseudo:
+            return image, label
+        g = datasets.sample_generator(self.seed + 7919, self.epoch, index)
+        gain = 1 + strength * (2 * torch.rand(image.shape[0], 1, 1, generator=g) - 1)
+        shift = strength * (2 * torch.rand(image.shape[0], 1, 1, generator=g) - 1)
+        mean = image.mean(dim=(-2, -1), keepdim=True)
+        return ((image - mean) * gain + mean + shift).contiguous(), label
+
+    datasets.SegmentationTiles.__getitem__ = getitem
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     for name in ("dataset", "model", "prev", "unlabelled", "out"):
@@ -40,6 +67,9 @@ def main() -> None:
     p.add_argument("--min-area", type=float, default=5.0, help="m2; 0: no cleaning")
     p.add_argument("--tta", action="store_true")
     p.add_argument("--threshold", type=float, default=0.7)
+    p.add_argument("--repeat-labelled", type=int, default=1)
+    p.add_argument("--strong", type=float, default=0.0)
+    p.add_argument("--init", default=None, help="the student's start; default PREV")
     args = p.parse_args()
     out = Path(args.out)
     raw, cleaned_dir = out.with_name(out.name + ".pseudo-labels"), out.with_name(out.name + ".clean-labels")
@@ -61,8 +91,19 @@ def main() -> None:
         samples.append(Sample(tile, (Path(images[tile]),), target))
     print(f"{len(samples)} pseudo-labels: building pixels {before} -> {after}")
     if not (out / "last.pth").exists():  # from PREV, as `train --unlabelled --weights PREV` does
-        model = apply_overrides(load_model_config(args.model), weights=args.prev)
-        train(args.dataset, model, checkpoint_dir=out, progress=False, extra_training=samples)
+        model = apply_overrides(load_model_config(args.model), weights=args.init or args.prev)
+        extra = list(samples)
+        if args.repeat_labelled > 1:
+            labelled = find_samples(load_dataset_config(args.dataset), "training")
+            before = len(labelled) + len(samples)
+            extra += labelled * (args.repeat_labelled - 1)
+            epochs = max(1, round(model.epochs * before / (before + len(labelled) * (args.repeat_labelled - 1))))
+            model = apply_overrides(model, epochs=epochs)
+            print(f"labelled tiles x{args.repeat_labelled}: {before} -> {len(labelled) + len(extra)} tiles, "
+                  f"{epochs} epochs")
+        if args.strong > 0:
+            noisy_student({str(x.label) for x in samples}, args.strong)
+        train(args.dataset, model, checkpoint_dir=out, progress=False, extra_training=extra)
 
 
 if __name__ == "__main__":
