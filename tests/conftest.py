@@ -86,7 +86,7 @@ def make_dataset(tmp_path: Path, n_train: int = 8, n_val: int = 4, size: int = 6
     dataset_toml.write_text(_toml(tables))
 
     opt_keys = {"epochs", "lr", "encoder_lr", "loss", "weight_decay", "warmup", "grad_clip", "augment", "jitter",
-                "gamma", "gap_weight", "gap_px"}
+                "hue", "saturation", "grayscale", "gamma", "gap_weight", "gap_px"}
     model_common = {"cuda": False, "batch_size": 4, "image_size": size, "checkpoint": "checkpoints",
                     "backbone": "b0", "workers": 0, "seed": 0}
     opt = {"epochs": 1, "lr": 3e-3, "loss": "CrossEntropy", "warmup": 0.0}

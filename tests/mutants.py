@@ -568,6 +568,16 @@ MUTANTS = [
            "__getattr__, __dir__ = lazy_names(globals(), _LAZY)",
            "__getattr__, __dir__ = lazy_names(globals(), _LAZY)\nfrom robosat_effnet.models import build_model",
            ("tests/test_cli_help.py::test_the_package_root_loads_its_names_on_first_use",)),
+    Mutant("colour: the training tiles' hue, saturation and grey never applied", "robosat_effnet/training/datasets.py",
+           "            if any(self.colour):", "            if False:",
+           ("tests/test_train_wiring.py::test_hue_saturation_and_grayscale_reach_the_training_tiles_only",)),
+    Mutant("colour: model.toml's hue, saturation and grayscale not passed to the training tiles",
+           "robosat_effnet/training/loop.py", "jitter=model_cfg.jitter, colour=colour, **options)",
+           "jitter=model_cfg.jitter, **options)",
+           ("tests/test_train_wiring.py::test_hue_saturation_and_grayscale_reach_the_training_tiles_only",)),
+    Mutant("colour: the hue turned the wrong way round", "robosat_effnet/data/transforms.py",
+           "+ math.sin(a) / math.sqrt(3) * _GREY_AXIS", "- math.sin(a) / math.sqrt(3) * _GREY_AXIS",
+           ("tests/test_transforms.py::test_hue_turn_is_the_rotation_about_the_grey_axis",)),
 ]
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from conftest import make_dataset
 from robosat_effnet.config import load_dataset_config, load_model_config
+from robosat_effnet.errors import ConfigError
 from robosat_effnet.training.datasets import SegmentationTiles, find_samples
 from robosat_effnet.training.distributed import DistInfo
 from robosat_effnet.training.engine import Engine
@@ -185,3 +186,26 @@ def test_unknown_precision_names_the_valid_ones(tmp_path):
     data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={**TINY, "precision": "fp16"})
     with pytest.raises(Exception, match="precision = 'fp16' must be one of fp32, bf16"):
         load_model_config(data.model_toml)
+
+
+def test_hue_saturation_and_grayscale_reach_the_training_tiles_only(tmp_path):
+    colour = {"hue": 60.0, "saturation": 0.4, "grayscale": 0.25}
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, model={"epochs": 1, "batch_size": 2, **colour})
+    run = make_run(data)
+    assert run.train_set.colour == (60.0, 0.4, 0.25) and not any(run.val_set.colour)
+    config = load_dataset_config(data.dataset_toml)
+    plain = SegmentationTiles.from_config(config, find_samples(config, "training"), augment=True)
+    shifted = SegmentationTiles.from_config(config, find_samples(config, "training"), augment=True,
+                                            colour=(60.0, 0.4, 0.25))
+    for index in range(len(plain)):
+        (image, label), (colour_image, colour_label) = plain[index], shifted[index]
+        assert torch.equal(label, colour_label)  # the same flip: colour draws from a generator of its own
+        assert not torch.equal(image, colour_image)
+
+
+def test_colour_of_a_dataset_that_is_not_rgb_is_refused(tmp_path):
+    two_bands = {"bands": [1, 2], "in_channels": 2, "mean": [0.5, 0.5], "std": [0.2, 0.2]}
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, dataset=two_bands,
+                        model={"epochs": 1, "batch_size": 2, "hue": 30.0})
+    with pytest.raises(ConfigError, match="2 bands: set them to 0"):
+        make_run(data)

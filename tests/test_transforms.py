@@ -10,7 +10,9 @@ from robosat_effnet.data.transforms import (
     IMAGENET_STD,
     augment,
     color_jitter,
+    colour_shift,
     dihedral,
+    hue_turn,
     resize,
     sample_generator,
     scale_factor,
@@ -109,3 +111,42 @@ def test_resize_image_bilinear_label_nearest():
     assert set(lb.unique().tolist()) == {0, 1} and lb[:, 64:].eq(1).all() and lb[:, :64].eq(0).all()
     same, same_label = resize(image, label, 64)
     assert same is image and same_label is label
+
+
+@pytest.mark.parametrize("degrees", [0.0, 37.0, 120.0, -90.0, 180.0])
+def test_hue_turn_is_the_rotation_about_the_grey_axis(degrees):
+    from scipy.spatial.transform import Rotation
+
+    axis = np.ones(3) / np.sqrt(3)
+    reference = Rotation.from_rotvec(np.radians(degrees) * axis).as_matrix()
+    np.testing.assert_allclose(hue_turn(degrees).numpy(), reference, atol=1e-6)
+    if degrees == 120.0:  # red becomes green, green blue
+        np.testing.assert_allclose(hue_turn(degrees) @ torch.eye(3), torch.eye(3)[:, [1, 2, 0]], atol=1e-6)
+
+
+def normalised(rgb: torch.Tensor) -> torch.Tensor:
+    return (rgb - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def back_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    return image * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+
+
+def test_colour_shift_turns_greys_and_scales_saturation():
+    rgb = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
+    image = normalised(rgb)
+    shift = lambda hue, sat, grey, seed: back_to_rgb(colour_shift(  # noqa: E731
+        image, IMAGENET_MEAN, IMAGENET_STD, hue, sat, grey, torch.Generator().manual_seed(seed)))
+    torch.testing.assert_close(shift(0.0, 0.0, 0.0, 0), rgb)  # all off: the same colours
+    grey = shift(0.0, 0.0, 1.0, 0)  # always grey: the three channels equal their mean
+    torch.testing.assert_close(grey, rgb.mean(dim=0, keepdim=True).expand(3, -1, -1))
+    for seed in range(8):
+        turned = shift(60.0, 0.0, 0.0, seed)  # a hue turn keeps each pixel's mean and its distance from grey
+        torch.testing.assert_close(turned.mean(dim=0), rgb.mean(dim=0))
+        torch.testing.assert_close((turned - turned.mean(dim=0)).norm(dim=0), (rgb - rgb.mean(dim=0)).norm(dim=0))
+        draws = torch.rand(3, generator=torch.Generator().manual_seed(seed))
+        factor = 1 + 0.4 * (2 * draws[2] - 1)  # saturation alone: the distance from grey scaled by one factor
+        saturated = shift(0.0, 0.4, 0.0, seed)
+        expected = rgb.mean(dim=0) + factor * (rgb - rgb.mean(dim=0))
+        torch.testing.assert_close(saturated, expected.clamp(0, 1))
+    assert not torch.allclose(shift(60.0, 0.0, 0.0, 0), shift(60.0, 0.0, 0.0, 1))  # each tile its own turn

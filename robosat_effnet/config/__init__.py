@@ -23,8 +23,8 @@ dataset.toml::
 
 model.toml: robosat's `[common] cuda, batch_size, image_size, checkpoint` and `[opt] epochs, lr, loss`,
 plus ours in `[common]`: backbone, decoder, decoder_channels, weights, amp, seed, workers, save_every, keep;
-in `[opt]`: weight_decay, warmup, grad_clip, augment, jitter, gamma, gap_weight, gap_px. Keys nobody knows are
-reported with a warning and ignored.
+in `[opt]`: weight_decay, warmup, grad_clip, augment, jitter, hue, saturation, grayscale, gamma, gap_weight,
+gap_px. Keys nobody knows are reported with a warning and ignored.
 """
 
 from robosat_effnet.config.dataset import DATASET_KEYS, DEFAULT_COLORS, DatasetConfig, load_dataset_config

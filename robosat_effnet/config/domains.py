@@ -83,6 +83,9 @@ MODEL_DOMAINS = {
     ("opt", "warmup"): Domain(0, text="0 or more epochs"),
     ("opt", "grad_clip"): Domain(0, text="0 (off) or more"),
     ("opt", "jitter"): Domain(0, 1, high_open=True, text="between 0 and 1"),
+    ("opt", "hue"): Domain(0, 180, text="0 (off) to 180 degrees"),
+    ("opt", "saturation"): Domain(0, 1, text="0 (off) to 1"),
+    ("opt", "grayscale"): Domain(0, 1, text="a chance from 0 (never) to 1"),
     # (1 - p)^gamma with gamma < 0 is infinite for a pixel predicted with certainty: the loss becomes nan
     ("opt", "gamma"): Domain(0, text="0 (plain cross-entropy) or more"),
     ("opt", "gap_weight"): Domain(0, text="0 (off) or more"),

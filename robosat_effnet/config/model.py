@@ -27,7 +27,8 @@ MODEL_KEYS = {
                "decoder": str, "decoder_channels": list, "weights": str, "amp": bool, "precision": str, "seed": int,
                "workers": int, "save_every": int, "keep": int, "validate_every": int},
     "opt": {"epochs": int, "lr": float, "encoder_lr": float, "loss": str, "weight_decay": float, "decay": float,
-            "warmup": float, "grad_clip": float, "augment": bool, "jitter": float, "gamma": float,
+            "warmup": float, "grad_clip": float, "augment": bool, "jitter": float, "hue": float,
+            "saturation": float, "grayscale": float, "gamma": float,
             "gap_weight": float, "gap_px": int},
 }
 
@@ -71,6 +72,9 @@ class ModelConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     augment: bool = True  # the 8 flips/rotations, on training tiles only
     jitter: float = 0.0  # colour jitter strength (brightness/contrast), 0 = off
+    hue: float = 0.0  # turn each tile's colours by up to this many degrees either way, 0 = off
+    saturation: float = 0.0  # scale each tile's saturation by a factor in [1 - this, 1 + this], 0 = off
+    grayscale: float = 0.0  # the chance of a grey tile, 0 = never (hue, saturation, grayscale: RGB images only)
     gamma: float = 2.0  # focusing parameter of the Focal loss
     gap_weight: float = 0.0  # > 0: a cross-entropy term on the background between close objects (losses.GapLoss)
     gap_px: int = 8  # ... within this many px of two different objects

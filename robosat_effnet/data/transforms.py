@@ -11,6 +11,7 @@ The one definition of input scaling, shared by training and prediction (`to_tens
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -111,12 +112,41 @@ def color_jitter(image: torch.Tensor, strength: float, generator: torch.Generato
     return (image - mean) * contrast + mean + brightness
 
 
+# The cross-product matrix of the grey axis (1, 1, 1): Rodrigues' turn about it is cos I + (1 - cos) J/3 + sin K/sqrt(3)
+_GREY_AXIS = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+
+
+def hue_turn(degrees: float) -> torch.Tensor:
+    """The 3 x 3 matrix that turns RGB colours about the grey axis by `degrees` (red -> green at 120): a hue
+    shift that keeps each pixel's mean of R, G and B."""
+    a = math.radians(degrees)
+    return (math.cos(a) * torch.eye(3) + (1 - math.cos(a)) / 3 * torch.ones(3, 3)
+            + math.sin(a) / math.sqrt(3) * _GREY_AXIS)
+
+
+def colour_shift(image: torch.Tensor, mean: Sequence[float], std: Sequence[float], hue: float, saturation: float,
+                 grayscale: float, generator: torch.Generator) -> torch.Tensor:
+    """A normalised 3 x H x W RGB image with its hue turned by up to `hue` degrees either way, its saturation
+    scaled by a factor in [1 - saturation, 1 + saturation], or, with chance `grayscale`, made grey (the mean of
+    its channels); values stay in 0..1 before normalising again. Roofs are then told by shape and texture more
+    than by colour (issue 28: a region's rust-brown roofs that the source regions' colours teach as ground)."""
+    draws = torch.rand(3, generator=generator)
+    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+    rgb = torch.einsum("ij,jhw->ihw", hue_turn(hue * (2 * draws[0].item() - 1)), image * s + m)
+    grey = rgb.mean(dim=0, keepdim=True)
+    factor = 0.0 if draws[1].item() < grayscale else 1 + saturation * (2 * draws[2].item() - 1)
+    return ((grey + factor * (rgb - grey)).clamp(0, 1) - m) / s
+
+
 def augment(image: torch.Tensor, label: torch.Tensor, generator: torch.Generator,
             jitter: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """One random dihedral transform applied jointly to image and label, then optional colour jitter."""
     k = int(torch.randint(DIHEDRAL, (1,), generator=generator))
     image, label = dihedral(image, k), dihedral(label, k)
     return color_jitter(image, jitter, generator), label
+
+
+COLOUR_SEED = 104729  # added to the run's seed for colour_shift's own draws: the flips' and jitter's stay as they were
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:

@@ -146,9 +146,11 @@ def _heading(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, min_area: float
     m = model_cfg
     scored = ("the last epoch's (end of the schedule; nothing chosen on the validation split)" if checkpoint == "last"
               else "the best epoch's (highest validation mIoU: chosen on the split it is scored on)")
+    colour = (f"hue {m.hue:g}, saturation {m.saturation:g}, grayscale {m.grayscale:g}, "
+              if m.hue or m.saturation or m.grayscale else "")
     return (f"# Backbone study\n\nDataset {dataset_cfg.dataset} (classes {', '.join(dataset_cfg.classes)}); "
             f"{m.decoder} decoder, {m.epochs} epochs, lr {m.lr:g}, loss {m.loss}, batch {m.batch_size}, "
-            f"{m.image_size} px, augment {str(m.augment).lower()}, jitter {m.jitter:g}, "
+            f"{m.image_size} px, augment {str(m.augment).lower()}, jitter {m.jitter:g}, {colour}"
             f"precision {m.precision}. "
             f"Scored checkpoint: {scored}. Masks: a building where its probability reaches {threshold:g}. "
             f"Per-building scoring drops polygons under {min_area:g} m2. "

@@ -25,9 +25,11 @@ from tqdm import tqdm
 
 from robosat_effnet.config import DatasetConfig
 from robosat_effnet.data.transforms import (
+    COLOUR_SEED,
     IMAGENET_MEAN,
     IMAGENET_STD,
     augment,
+    colour_shift,
     resize,
     sample_generator,
     scale_factor,
@@ -158,16 +160,19 @@ class SegmentationTiles(Dataset):
     """Image/label pairs as (normalised float C x H x W tensor, long H x W tensor of class indices).
 
     Tiles of another size than `size` are resized (bilinear image, nearest label), as robosat did.
-    With `augment`, each tile gets one of the 8 flips/rotations (and optional colour jitter) drawn from a
-    generator seeded by (seed, epoch, index): call `set_epoch` before each epoch for new draws.
+    With `augment`, each tile gets one of the 8 flips/rotations (and optional colour jitter, and hue, saturation
+    and grey by `colour`) drawn from a generator seeded by (seed, epoch, index): call `set_epoch` before each
+    epoch for new draws.
     """
 
     def __init__(self, samples: Sequence[Sample], mean: Sequence[float], std: Sequence[float],
                  size: int | None = None, bands: Sequence[int] | None = None, max_value: float | None = None,
-                 augment: bool = False, jitter: float = 0.0, seed: int = 0):
+                 augment: bool = False, jitter: float = 0.0, seed: int = 0,
+                 colour: tuple[float, float, float] = (0.0, 0.0, 0.0)):
         self.samples = list(samples)
         self.mean, self.std, self.size, self.bands, self.max_value = list(mean), list(std), size, bands, max_value
         self.augment, self.jitter, self.seed, self.epoch = augment, jitter, seed, 0
+        self.colour = tuple(colour)  # (hue, saturation, grayscale) of transforms.colour_shift; zeros: off
 
     @classmethod
     def from_config(cls, config: DatasetConfig, samples: Sequence[Sample], size: int | None = None,
@@ -198,6 +203,9 @@ class SegmentationTiles(Dataset):
             image, label = resize(image, label, self.size)
         if self.augment:
             image, label = augment(image, label, sample_generator(self.seed, self.epoch, index), self.jitter)
+            if any(self.colour):
+                image = colour_shift(image, self.mean, self.std, *self.colour,
+                                     sample_generator(self.seed + COLOUR_SEED, self.epoch, index))
         return image.contiguous(), label.contiguous()
 
 

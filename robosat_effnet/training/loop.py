@@ -120,6 +120,10 @@ class _Run:
                         "`rs-effnet weights`)", dataset_cfg.source or "dataset config", loss_name)
         self.criterion = build_loss(loss_name, dataset_cfg.weights, model_cfg.gamma, model_cfg.gap_weight,
                                     model_cfg.gap_px).to(device)
+        colour = (model_cfg.hue, model_cfg.saturation, model_cfg.grayscale)
+        if any(colour) and model_cfg.augment and dataset_cfg.in_channels != 3:
+            raise ConfigError(f"{model_cfg.source or 'model config'}: hue, saturation and grayscale change RGB "
+                              f"colours; this dataset has {dataset_cfg.in_channels} bands: set them to 0")
         samples = check_dataset(dataset_cfg, workers=max(1, model_cfg.workers), progress=self.progress)
         if extra_training:
             check_samples(extra_training, dataset_cfg.num_classes, dataset_cfg.in_channels, dataset_cfg.bands,
@@ -128,7 +132,7 @@ class _Run:
         self.spec = spec_from_configs(dataset_cfg, model_cfg)
         options = dict(size=model_cfg.image_size, seed=model_cfg.seed)
         self.train_set = SegmentationTiles.from_spec(self.spec, samples["training"], augment=model_cfg.augment,
-                                                     jitter=model_cfg.jitter, **options)
+                                                     jitter=model_cfg.jitter, colour=colour, **options)
         self.val_set = SegmentationTiles.from_spec(self.spec, samples["validation"], **options)
         smallest = min(model_cfg.batch_size, math.ceil(len(self.train_set) / info.world_size))
         if model_cfg.image_size < 64 and smallest < 2:  # the deepest features are 1 x 1 px
