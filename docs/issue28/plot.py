@@ -1,6 +1,6 @@
-"""Draw docs/outlines-issue28.png from the grids of docs/issue28/pipeline.sh, seeds.sh, ust.sh, ust-round.sh and
-the smp runs (smp_baseline.py, score_masks.py --json): each bar is the median over the seeds run (s0, s1, s2), its
-whisker the lowest and highest seed, n the seeds.
+"""Draw docs/outlines-issue28.png from the grids of docs/issue28/pipeline.sh, seeds.sh, ust.sh, ust-round.sh,
+colour.sh and the smp runs (smp_baseline.py, score_masks.py --json): each bar is the median over the seeds run (s0,
+s1, s2), its whisker the lowest and highest seed, n the seeds.
 
     python docs/issue28/plot.py ../study-runs docs/outlines-issue28.png
 """
@@ -28,6 +28,9 @@ ROWS = [  # label, grid folder pattern, subset, (threshold, min area)
     ("+ a second round of self-training, the recipe now (same tiles)", "post-{f}-ust2-common-s{s}", "rest",
      ("0.5", "5")),
     ("smp fine-tuned on the same uncertain blocks (same tiles)", "smp-uft-{f}-s{s}", "rest", "common.json"),
+    ("colour augmentation, cross-region, 0.7 / 5 m2 (not adopted)", "post-{f}-col-cross-s{s}", "all", ("0.7", "5")),
+    ("colour augmentation, the recipe's two rounds (same tiles; not adopted)", "post-{f}-colst2-common-s{s}", "rest",
+     ("0.5", "5")),
 ]
 SEEDS = (0, 1, 2)
 
@@ -49,7 +52,8 @@ def f1(runs: Path, pattern: str, fold: str, seed: int, subset: str, setting) -> 
 runs, out = Path(sys.argv[1]), sys.argv[2]
 fig, ax = plt.subplots(figsize=(11, 6))
 width = 0.8 / len(ROWS)
-colors = ["#999999", "#9ecae1", "#4292c6", "#cccccc", "#fdae6b", "#e6550d", "#a1d99b", "#74c476", "#00441b", "#666666"]
+colors = ["#999999", "#9ecae1", "#4292c6", "#cccccc", "#fdae6b", "#e6550d", "#a1d99b", "#74c476", "#00441b", "#666666",
+          "#bcbddc", "#756bb1"]
 for i, (label, pattern, subset, setting) in enumerate(ROWS):
     for j, fold in enumerate(REGIONS):
         seeds = SEEDS if "{s}" in pattern else SEEDS[:1]
