@@ -1,10 +1,12 @@
 #!/bin/bash
-# [S=SEED] colour.sh FOLD NAME [HUE SATURATION GRAYSCALE]: the recommended run with model.toml's colour
-# augmentation (`[opt] hue`, `saturation`, `grayscale`; default 60 / 0.4 / 0.25) in every training step: the
-# study's cross-region run (final.toml, Lite0 from ImageNet, seed S, default 0), the fine-tune on that seed's
-# uncertain blocks of the recipe (so the same tiles are scored as the recipe's run of that seed) and both rounds
-# of self-training, each model scored like the recipe's (exp_post.py on blocks-FOLD-common[-sS]). Run from the
-# study folder after the recipe's run of that seed. Resumable.
+# [S=SEED] [ONLY_CROSS=1] colour.sh FOLD NAME [HUE SATURATION GRAYSCALE]: the recommended run with model.toml's
+# colour augmentation (`[opt] hue`, `saturation`, `grayscale`; default 60 / 0.4 / 0.25): the study's cross-region
+# run (final.toml, Lite0 from ImageNet, seed S, default 0), the fine-tune on that seed's uncertain blocks of the
+# recipe (so the same tiles are scored as the recipe's run of that seed) and both rounds of self-training, each
+# model scored like the recipe's (exp_post.py on blocks-FOLD-common[-sS]). With colour in every step the runs are
+# uNAME-FOLD-sS, NAMEst-..., NAMEst2-...; with ONLY_CROSS=1 the cross-region model alone has it and the fine-tune
+# and rounds are the recipe's own (ucp-FOLD-sS, ucp-FOLD-sS-st, ucp-FOLD-sS-st2). Run from the study folder after
+# the recipe's run of that seed. Resumable.
 set -ex
 F=$1 N=$2 H=${3:-60} SAT=${4:-0.4} G=${5:-0.25}
 S=${S:-0}
@@ -19,16 +21,21 @@ done
 C=final-$F-$N-s$S/efficientnet-lite0-imagenet-s$S/last.pth
 [ -f final-$F-$N-s$S/results.csv ] || $RS study --dataset dataset-$F.toml --model final-$N.toml \
     --out final-$F-$N-s$S --min-area 2 --speed-repeats 2 -q --backbones lite0 --weights imagenet --seeds $S
-[ -f u$N-$F-s$S/last.pth ] || $RS train --dataset dataset-$F-uft-s$S.toml --model ${EP%.toml}-$N.toml \
-    --weights $C --checkpoint-dir u$N-$F-s$S -q
-U=data-$F-uft-s$S/validation/images P=u$N-$F-s$S
-for R in st st2; do
-  [ -f $N$R-$F-s$S/last.pth ] || $RS train --dataset dataset-$F-uft-s$S.toml --model ${ST%.toml}-$N.toml \
-      --weights $P/last.pth --unlabelled $U --checkpoint-dir $N$R-$F-s$S -q
-  P=$N$R-$F-s$S
-done
 [ -f post-$F-$N-cross-s$S/grid.csv ] || python exp_post.py $C data-$F post-$F-$N-cross-s$S --split $B
-for m in u$N $N"st" $N"st2"; do
-  [ -f post-$F-$m-common-s$S/grid.csv ] || python exp_post.py $m-$F-s$S/last.pth data-$F post-$F-$m-common-s$S \
-      --split $B
+if [ -n "$ONLY_CROSS" ]; then  # the recipe's own tomls after the cross-region model
+  M=ucp-$F-s$S; RUNS="$M $M-st $M-st2"; POSTS="post-$M post-$M-st post-$M-st2"
+else
+  EP=${EP%.toml}-$N.toml ST=${ST%.toml}-$N.toml
+  RUNS="u$N-$F-s$S $N"st-$F-s$S" $N"st2-$F-s$S""
+  POSTS="post-$F-u$N-common-s$S post-$F-$N"st-common-s$S" post-$F-$N"st2-common-s$S""
+fi
+set -- $RUNS
+[ -f $1/last.pth ] || $RS train --dataset dataset-$F-uft-s$S.toml --model $EP --weights $C --checkpoint-dir $1 -q
+[ -f $2/last.pth ] || $RS train --dataset dataset-$F-uft-s$S.toml --model $ST --weights $1/last.pth \
+    --unlabelled data-$F-uft-s$S/validation/images --checkpoint-dir $2 -q
+[ -f $3/last.pth ] || $RS train --dataset dataset-$F-uft-s$S.toml --model $ST --weights $2/last.pth \
+    --unlabelled data-$F-uft-s$S/validation/images --checkpoint-dir $3 -q
+for post in $POSTS; do
+  [ -f $post/grid.csv ] || python exp_post.py $1/last.pth data-$F $post --split $B
+  shift
 done
