@@ -95,11 +95,11 @@ def main() -> None:
         extra = list(samples)
         if args.repeat_labelled > 1:
             labelled = find_samples(load_dataset_config(args.dataset), "training")
-            before = len(labelled) + len(samples)
+            tiles = len(labelled) + len(samples)  # what one epoch of the recipe's round passes over
             extra += labelled * (args.repeat_labelled - 1)
-            epochs = max(1, round(model.epochs * before / (before + len(labelled) * (args.repeat_labelled - 1))))
+            epochs = max(1, round(model.epochs * tiles / (len(labelled) + len(extra))))
             model = apply_overrides(model, epochs=epochs)
-            print(f"labelled tiles x{args.repeat_labelled}: {before} -> {len(labelled) + len(extra)} tiles, "
+            print(f"labelled tiles x{args.repeat_labelled}: {tiles} -> {len(labelled) + len(extra)} tiles, "
                   f"{epochs} epochs")
         if args.strong > 0:
             noisy_student({str(x.label) for x in samples}, args.strong)

@@ -15,7 +15,8 @@ RS="python -m robosat_effnet.cli"
 EP=ft.toml ST=st-$F.toml B=blocks-$F-common
 [ $F = c ] && EP=ft-c.toml
 if [ $S != 0 ]; then EP=${EP%.toml}-s$S.toml ST=st-$F-s$S.toml B=$B-s$S; fi
-for t in final.toml $EP $ST; do  # each toml with the three keys at the end of its [opt] table (the last table)
+COLOURED=final.toml; [ -n "$ONLY_CROSS" ] || COLOURED="final.toml $EP $ST"
+for t in $COLOURED; do  # each toml with the three keys at the end of its [opt] table (the last table)
   printf '%s\nhue = %s\nsaturation = %s\ngrayscale = %s\n' "$(cat $t)" $H $SAT $G > ${t%.toml}-$N.toml
 done
 C=final-$F-$N-s$S/efficientnet-lite0-imagenet-s$S/last.pth
