@@ -76,6 +76,14 @@ def test_bad_datasets_fail_cleanly(small, case):
     assert not (small.dataset_toml.parent / "checkpoints").exists()
 
 
+
+def test_colour_augmentation_of_a_dataset_that_is_not_rgb_fails_cleanly(tmp_path):
+    two_bands = {"bands": [1, 2], "in_channels": 2, "mean": [0.5, 0.5], "std": [0.2, 0.2]}
+    data = make_dataset(tmp_path, n_train=2, n_val=1, size=32, dataset=two_bands, model={"grayscale": 0.25})
+    result = run("train", "--dataset", data.dataset_toml, "--model", data.model_toml, "--quiet")
+    assert_one_line_error(result, str(data.model_toml), "2 bands", "set them to 0")
+    assert not (tmp_path / "checkpoints").exists()
+
 def fake_robosat_checkpoints(folder: Path) -> list[Path]:
     """robosat's two formats: a DataParallel state dict, and {epoch, state_dict, optimizer} (rs train)."""
     state = {"module.encoder.conv1.weight": torch.zeros(64, 3, 7, 7)}
