@@ -4,21 +4,26 @@
 # Scored beside the 8-epoch models of the same seed: the cross-region models on the random blocks' rest tiles, the
 # recommended runs on the tiles that neither the random blocks nor either model's uncertain blocks labelled.
 # Run after pipeline.sh and ust.sh (seed 0) or ust-seed.sh (other seeds) for the fold, from the same study folder.
+# COLOUR=1: the cross-region model with model.toml's colour augmentation too (hue 60, saturation 0.4, grayscale
+# 0.25; runs named eE-col); CROSS_ONLY=1: stop after scoring the cross-region model.
 set -x
 F=$1 R=$2 E=$3 S=${4:-0}
-T=$S-e$E                                  # read as the seed by uncertain-blocks.sh: blocks-F-unc-sS-eE, ...
+N=e$E; [ -n "$COLOUR" ] && N=e$E-col
+T=$S-$N                                   # read as the seed by uncertain-blocks.sh: blocks-F-unc-sS-eE, ...
 export OMP_NUM_THREADS=1
 RS="python -m robosat_effnet.cli"
 if [ $S = 0 ]; then EP=ft.toml ST=st-$F.toml COMMON=blocks-$F-common; else EP=ft-s$S.toml ST=st-$F-s$S.toml
   COMMON=blocks-$F-common-s$S; fi
 [ $F = c ] && EP=${EP/ft/ft-c}
-sed "s/^epochs *= .*/epochs = $E/" final.toml > final-e$E.toml
-C=final-$F-e$E-s$S/efficientnet-lite0-imagenet-s$S/last.pth
-[ $S = 0 ] && C=final-$F-e$E/efficientnet-lite0-imagenet-s0/last.pth   # the first run's folder name
+KEYS="epochs=$E"; [ -n "$COLOUR" ] && KEYS="$KEYS hue=60 saturation=0.4 grayscale=0.25"
+./set-keys.sh final.toml final-$N.toml $KEYS
+C=final-$F-$N-s$S/efficientnet-lite0-imagenet-s$S/last.pth
+[ $S = 0 ] && [ -z "$COLOUR" ] && C=final-$F-e$E/efficientnet-lite0-imagenet-s0/last.pth   # the first run's folder name
 OUT=$(dirname $(dirname $C))
-[ -f $OUT/results.csv ] || $RS study --dataset dataset-$F.toml --model final-e$E.toml --out $OUT \
+[ -f $OUT/results.csv ] || $RS study --dataset dataset-$F.toml --model final-$N.toml --out $OUT \
     --min-area 2 --speed-repeats 2 -q --backbones lite0 --weights imagenet --seeds $S || exit 1
 [ -f post-$F-cross-s$T/grid.csv ] || python exp_post.py $C data-$F post-$F-cross-s$T --split blocks-$F || exit 1
+[ -n "$CROSS_ONLY" ] && exit 0
 if [ ! -f uft-$F-s$T/last.pth ]; then
   ./uncertain-blocks.sh $F $R $T || exit 1
   $RS train --dataset dataset-$F-uft-s$T.toml --model $EP --weights $C --checkpoint-dir uft-$F-s$T -q || exit 1
