@@ -9,7 +9,7 @@ F=$1 V=$2 W=$3; shift 3
 S=${S:-0}
 export OMP_NUM_THREADS=1
 M=final.toml; [ $F = c ] && M=final-c.toml
-./set-keys.sh $M final-$V.toml "$@"
+"$(dirname "$0")"/set-keys.sh $M final-$V.toml "$@"
 TRAIN="python -m robosat_effnet.cli"; [ $W = rs ] || TRAIN="python $W"
 OUT=final-$F-$V-s$S
 [ -f $OUT/results.csv ] || $TRAIN study --dataset dataset-$F.toml --model final-$V.toml --out $OUT --min-area 2 \

@@ -9,9 +9,10 @@ set -ex
 F=$1 V=$2 N=$2-$1-s0 W=$3; shift 3
 export OMP_NUM_THREADS=1
 C=final-$F/efficientnet-lite0-imagenet-s0/last.pth
-./set-keys.sh ft.toml ft-$V.toml "$@"
+D=$(dirname "$0")  # set-keys.sh and st-rounds.sh beside this script
+$D/set-keys.sh ft.toml ft-$V.toml "$@"
 TRAIN="python -m robosat_effnet.cli"; [ $W = rs ] || TRAIN="python $W"
 [ -f $N/last.pth ] || $TRAIN train --dataset dataset-$F-uft-s0.toml --model ft-$V.toml --weights $C \
     --checkpoint-dir $N -q
 [ -n "$ALL" ] && export TRAIN
-./st-rounds.sh $F $N
+$D/st-rounds.sh $F $N

@@ -16,7 +16,7 @@ if [ $S = 0 ]; then EP=ft.toml ST=st-$F.toml COMMON=blocks-$F-common; else EP=ft
   COMMON=blocks-$F-common-s$S; fi
 [ $F = c ] && EP=${EP/ft/ft-c}
 KEYS="epochs=$E"; [ -n "$COLOUR" ] && KEYS="$KEYS hue=60 saturation=0.4 grayscale=0.25"
-./set-keys.sh final.toml final-$N.toml $KEYS
+"$(dirname "$0")"/set-keys.sh final.toml final-$N.toml $KEYS
 C=final-$F-$N-s$S/efficientnet-lite0-imagenet-s$S/last.pth
 [ $S = 0 ] && [ -z "$COLOUR" ] && C=final-$F-e$E/efficientnet-lite0-imagenet-s0/last.pth   # the first run's folder name
 OUT=$(dirname $(dirname $C))

@@ -5,7 +5,7 @@
 set -ex
 F=$1 N=$2
 export OMP_NUM_THREADS=1
-TRAIN=${TRAIN:-python -m robosat_effnet.cli}  # frozen-bn.sh passes its own
+TRAIN=${TRAIN:-python -m robosat_effnet.cli}  # ft-variant.sh passes a prototype's with ALL=1
 U=data-$F-uft-s0/validation/images
 P=$N
 for R in st st2; do
